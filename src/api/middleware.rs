@@ -1,0 +1,119 @@
+//! The request middleware: request id (accepted from `X-Request-Id` when well-formed, minted
+//! otherwise, always echoed), a tracing span carrying it, one log line per request, server errors
+//! logged once with their cause, and a safety net that turns any error response not already in
+//! problem+json (e.g. produced by actix itself) into one.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, ResponseError};
+use tracing::Instrument;
+
+use super::problem::{ApiError, PROBLEM_JSON};
+
+/// Header carrying the request id, in and out.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request being handled on this task, if any.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A caller's id is kept when it is 1–128 characters of `A-Z a-z 0-9 - _ . :` (enough for UUIDs,
+/// ULIDs and trace ids, and safe to log).
+fn accepted_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| s.to_owned())
+}
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(accepted_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let quiet = matches!(req.path(), "/healthz" | "/readyz");
+    let started = Instant::now();
+
+    let outcome = CURRENT_REQUEST_ID
+        .scope(id.clone(), async {
+            let res = next.call(req).await?.map_into_boxed_body();
+            Ok::<_, Error>(problem_safety_net(res))
+        })
+        .instrument(span.clone())
+        .await;
+
+    let _entered = span.enter();
+    let mut res = match outcome {
+        Ok(res) => res,
+        // An error from a middleware below us: answer it here so it carries the request id too.
+        Err(err) => {
+            tracing::error!(error = ?err, "request failed in middleware");
+            return Err(err);
+        }
+    };
+    let status = res.status();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        let cause = res.response().error().map(|e| format!("{e:?}"));
+        tracing::error!(status = status.as_u16(), elapsed_ms, cause, "request failed");
+    } else if quiet {
+        tracing::debug!(status = status.as_u16(), elapsed_ms, "request done");
+    } else {
+        tracing::info!(status = status.as_u16(), elapsed_ms, "request done");
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(res)
+}
+
+/// Rewrite an error response that is not problem+json (actix's own plain-text errors) into one.
+fn problem_safety_net(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return res;
+    }
+    let detail = match res.response().error() {
+        Some(e) if status.is_client_error() => e.to_string(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let allow = res.headers().get(header::ALLOW).cloned();
+    res.map_body(|head, _| {
+        let mut rebuilt = ApiError::Status { status, detail }.error_response();
+        if let Some(allow) = allow {
+            rebuilt.headers_mut().insert(header::ALLOW, allow);
+        }
+        for (name, value) in rebuilt.headers() {
+            head.headers.insert(name.clone(), value.clone());
+        }
+        rebuilt.into_body()
+    })
+}

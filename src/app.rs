@@ -1,0 +1,63 @@
+//! Building and running the application: one `AppState` shared by every handler, built once here.
+//! `main` and the tests start the very same application (tests on port 0).
+
+use std::net::TcpListener;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, dev::Server, web};
+use anyhow::Context;
+use sqlx::PgPool;
+
+use crate::api;
+use crate::cluster::ClusterRegistry;
+use crate::config::Config;
+use crate::db;
+
+/// What handlers share.
+pub struct AppState {
+    pub db: PgPool,
+    pub clusters: ClusterRegistry,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connect and migrate the database, load the clusters, bind the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = db::pool(&config)?;
+        db::migrate(&db).await?;
+        let clusters = ClusterRegistry::load(&config).await?;
+        let state = web::Data::new(AppState { db, clusters });
+
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("KUBEGATE_LISTEN: cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let max_body = config.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|cfg| api::configure(cfg, max_body))
+                .wrap(from_fn(api::middleware::request_context))
+        })
+        .listen(listener)?
+        // On SIGTERM/SIGINT actix stops accepting and waits this long for in-flight requests.
+        .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+        if let Some(workers) = config.workers {
+            server = server.workers(usize::from(workers));
+        }
+        tracing::info!(%address, "kubegate listening");
+        Ok(Self { port: address.port(), server: server.run() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until shut down by a signal.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

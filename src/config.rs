@@ -1,0 +1,122 @@
+//! Every setting of kubegate, in one clap struct. Each field is also an environment variable and is
+//! documented here, so `kubegate serve --help` is the configuration reference. Secrets are wrapped
+//! so that `Debug` cannot print them. Invalid values stop start-up with a message naming the setting
+//! (clap does that for everything parsed here).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+/// kubegate: a safe, audited REST door to Kubernetes clusters.
+#[derive(Debug, Parser)]
+#[command(name = "kubegate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve(Config),
+    /// Print the OpenAPI document (the API contract) generated from the code.
+    Openapi {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Settings of `kubegate serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to listen on. Use 0.0.0.0:8080 in a container.
+    #[arg(long, env = "KUBEGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL URL, e.g. postgres://kubegate@db:5432/kubegate. Migrations are applied at start.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: SecretString,
+
+    /// Maximum number of PostgreSQL connections in the pool.
+    #[arg(long, env = "KUBEGATE_DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    /// How long to wait for a PostgreSQL connection before answering 503.
+    #[arg(long, env = "KUBEGATE_DATABASE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
+
+    /// Kubeconfig file(s), separated like $PATH. Every context becomes a cluster of that name.
+    /// Unset: ~/.kube/config when it exists. Missing files are skipped with a warning, like kubectl.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<String>,
+
+    /// Register the cluster kubegate runs in (service account credentials): auto (when
+    /// KUBERNETES_SERVICE_HOST is set), always, or never.
+    #[arg(long, env = "KUBEGATE_IN_CLUSTER", value_enum, default_value_t = InClusterMode::Auto)]
+    pub in_cluster: InClusterMode,
+
+    /// Name under which the in-cluster cluster is registered.
+    #[arg(long, env = "KUBEGATE_IN_CLUSTER_NAME", default_value = "in-cluster")]
+    pub in_cluster_name: String,
+
+    /// Deadline of one non-streaming call to a cluster's API server; past it the answer is 504.
+    #[arg(long, env = "KUBEGATE_CLUSTER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub cluster_timeout: Duration,
+
+    /// Deadline of the reachability probe behind /v1/clusters and /readyz.
+    #[arg(long, env = "KUBEGATE_CLUSTER_PROBE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub cluster_probe_timeout: Duration,
+
+    /// Log format: json (one object per line, for collectors) or pretty (for humans).
+    #[arg(long, env = "KUBEGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "kubegate=debug,info".
+    #[arg(long, env = "KUBEGATE_LOG", default_value = "info,sqlx=warn")]
+    pub log_filter: String,
+
+    /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
+    #[arg(long, env = "KUBEGATE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// HTTP worker threads. Unset: one per CPU core.
+    #[arg(long, env = "KUBEGATE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub workers: Option<u16>,
+
+    /// Largest accepted JSON request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InClusterMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(SecretString::from(s.to_owned()))
+}

@@ -1,0 +1,79 @@
+//! PostgreSQL: the pool and the embedded, forward-only migrations (`migrations/`). SQL lives here
+//! and in the audit code only.
+
+use std::collections::HashSet;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::Config;
+
+/// The migrations compiled into this binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Open the pool without connecting yet; the first use connects.
+pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = config
+        .database_url
+        .expose_secret()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+    let options = options.application_name("kubegate");
+    Ok(PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(config.database_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Apply pending migrations. Several replicas starting together are safe: sqlx takes an advisory
+/// lock around the run.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("applying database migrations (DATABASE_URL): {e}"))
+}
+
+/// What `/readyz` reports about the database.
+#[derive(Debug)]
+pub struct DatabaseHealth {
+    pub reachable: bool,
+    pub pending_migrations: Vec<i64>,
+    pub error: Option<String>,
+}
+
+/// Check that PostgreSQL answers and that every embedded migration is applied.
+pub async fn health(pool: &PgPool) -> DatabaseHealth {
+    let applied: Result<Vec<(i64, bool)>, sqlx::Error> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+            .fetch_all(pool)
+            .await;
+    match applied {
+        Ok(rows) => {
+            let done: HashSet<i64> = rows.into_iter().filter(|r| r.1).map(|r| r.0).collect();
+            let pending = MIGRATOR
+                .iter()
+                .map(|m| m.version)
+                .filter(|v| !done.contains(v))
+                .collect();
+            DatabaseHealth { reachable: true, pending_migrations: pending, error: None }
+        }
+        Err(e) => DatabaseHealth {
+            reachable: false,
+            pending_migrations: Vec::new(),
+            error: Some(short_db_error(&e)),
+        },
+    }
+}
+
+/// A one-line description of a database error that is safe to show (no URL, no password).
+pub fn short_db_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
+        sqlx::Error::Io(_) => "database unreachable".into(),
+        sqlx::Error::Database(db) => format!("database error: {}", db.message()),
+        other => format!("database error: {other}"),
+    }
+}

@@ -1,0 +1,19 @@
+//! kubegate: one safe, audited REST door to Kubernetes clusters.
+//!
+//! Read this file first: each module below carries one line saying what lives there.
+
+/// HTTP boundary: routes, request/response types, OpenAPI document, problem+json errors.
+pub mod api;
+/// `Application::build(config)` / `run()`, and the state shared by handlers.
+pub mod app;
+/// Named Kubernetes clusters (kubeconfig contexts, in-cluster) and every kube-rs call.
+pub mod cluster;
+/// Every setting, as one clap struct; `kubegate serve --help` is the configuration reference.
+pub mod config;
+/// PostgreSQL pool and the embedded, forward-only migrations.
+pub mod db;
+/// Structured logging (JSON or human-readable) and the request-id that ties logs together.
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::{Cli, Command, Config};
