@@ -49,7 +49,10 @@ impl Application {
             server = server.workers(usize::from(workers));
         }
         tracing::info!(%address, "kubegate listening");
-        Ok(Self { port: address.port(), server: server.run() })
+        Ok(Self {
+            port: address.port(),
+            server: server.run(),
+        })
     }
 
     pub fn port(&self) -> u16 {

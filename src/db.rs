@@ -58,7 +58,11 @@ pub async fn health(pool: &PgPool) -> DatabaseHealth {
                 .map(|m| m.version)
                 .filter(|v| !done.contains(v))
                 .collect();
-            DatabaseHealth { reachable: true, pending_migrations: pending, error: None }
+            DatabaseHealth {
+                reachable: true,
+                pending_migrations: pending,
+                error: None,
+            }
         }
         Err(e) => DatabaseHealth {
             reachable: false,

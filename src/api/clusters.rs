@@ -119,14 +119,14 @@ pub struct NodeList {
     pub items: Vec<NodeView>,
 }
 
-pub(crate) fn find<'a>(
-    state: &'a AppState,
-    name: &str,
-) -> Result<&'a cluster::Cluster, ApiError> {
-    state.clusters.get(name).ok_or_else(|| ApiError::UnknownCluster {
-        name: name.to_owned(),
-        known: state.clusters.names(),
-    })
+pub(crate) fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a cluster::Cluster, ApiError> {
+    state
+        .clusters
+        .get(name)
+        .ok_or_else(|| ApiError::UnknownCluster {
+            name: name.to_owned(),
+            known: state.clusters.names(),
+        })
 }
 
 fn view(c: &cluster::Cluster, probe: Probe) -> ClusterView {
@@ -163,7 +163,13 @@ impl From<ServerVersion> for KubernetesVersion {
     responses((status = 200, description = "The configured clusters", body = ClusterList))
 )]
 pub async fn list_clusters(state: web::Data<AppState>) -> web::Json<ClusterList> {
-    let items = join_all(state.clusters.iter().map(|c| async move { view(c, c.probe().await) })).await;
+    let items = join_all(
+        state
+            .clusters
+            .iter()
+            .map(|c| async move { view(c, c.probe().await) }),
+    )
+    .await;
     web::Json(ClusterList { items })
 }
 
@@ -201,7 +207,9 @@ pub async fn list_namespaces(
     path: web::Path<String>,
 ) -> Result<web::Json<NamespaceList>, ApiError> {
     let items = find(&state, &path)?.list_namespaces().await?;
-    Ok(web::Json(NamespaceList { items: items.into_iter().map(NamespaceView::from).collect() }))
+    Ok(web::Json(NamespaceList {
+        items: items.into_iter().map(NamespaceView::from).collect(),
+    }))
 }
 
 /// List the cluster's nodes.
@@ -221,7 +229,9 @@ pub async fn list_nodes(
     path: web::Path<String>,
 ) -> Result<web::Json<NodeList>, ApiError> {
     let items = find(&state, &path)?.list_nodes().await?;
-    Ok(web::Json(NodeList { items: items.into_iter().map(NodeView::from).collect() }))
+    Ok(web::Json(NodeList {
+        items: items.into_iter().map(NodeView::from).collect(),
+    }))
 }
 
 pub(crate) fn rfc3339(t: &Time) -> String {
@@ -254,7 +264,11 @@ impl From<Node> for NodeView {
             .collect();
         roles.sort();
         roles.dedup();
-        let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        let unschedulable = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
         let status = node.status.unwrap_or_default();
         let ready_condition = status
             .conditions

@@ -55,7 +55,9 @@ pub struct ClusterCheck {
     responses((status = 200, description = "The process is alive", body = Health))
 )]
 pub async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok".into() })
+    web::Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Readiness: database reachable and migrated; cluster reachability reported.
@@ -69,7 +71,12 @@ pub async fn healthz() -> web::Json<Health> {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (database, probes) = futures::join!(
         db::health(&state.db),
-        join_all(state.clusters.iter().map(|c| async move { (c.name.clone(), c.probe().await) }))
+        join_all(
+            state
+                .clusters
+                .iter()
+                .map(|c| async move { (c.name.clone(), c.probe().await) })
+        )
     );
     let ready = database.reachable && database.pending_migrations.is_empty();
     let mut notes = Vec::new();
@@ -90,7 +97,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         },
         clusters: probes
             .into_iter()
-            .map(|(name, p)| ClusterCheck { name, reachable: p.error.is_none(), error: p.error })
+            .map(|(name, p)| ClusterCheck {
+                name,
+                reachable: p.error.is_none(),
+                error: p.error,
+            })
             .collect(),
         notes,
     };

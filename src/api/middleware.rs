@@ -32,7 +32,8 @@ fn accepted_request_id(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| s.to_owned())
 }
 
@@ -75,7 +76,12 @@ pub async fn request_context(
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status.is_server_error() {
         let cause = res.response().error().map(|e| format!("{e:?}"));
-        tracing::error!(status = status.as_u16(), elapsed_ms, cause, "request failed");
+        tracing::error!(
+            status = status.as_u16(),
+            elapsed_ms,
+            cause,
+            "request failed"
+        );
     } else if quiet {
         tracing::debug!(status = status.as_u16(), elapsed_ms, "request done");
     } else {
@@ -93,12 +99,13 @@ fn problem_safety_net(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody>
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let is_problem = res
+    // Problems, and JSON bodies a handler chose deliberately (e.g. `/readyz` at 503), stay.
+    let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
-    if is_problem {
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+    if is_json {
         return res;
     }
     let detail = match res.response().error() {

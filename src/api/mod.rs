@@ -35,9 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         resource("/v1/clusters/{cluster}/nodes", "GET").route(web::get().to(clusters::list_nodes)),
     )
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))
-    .service(
-        SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()),
-    )
+    .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()))
     .default_service(web::to(not_found));
 }
 
@@ -56,5 +54,7 @@ async fn docs_redirect() -> actix_web::HttpResponse {
 }
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::RouteNotFound { path: req.path().to_owned() })
+    Err(ApiError::RouteNotFound {
+        path: req.path().to_owned(),
+    })
 }

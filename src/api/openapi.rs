@@ -32,7 +32,9 @@ pub struct ApiDoc;
 
 /// The document as committed: pretty JSON with a trailing newline.
 pub fn pretty_json() -> String {
-    let mut s = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+    let mut s = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
     s.push('\n');
     s
 }

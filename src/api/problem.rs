@@ -65,7 +65,10 @@ pub struct FieldError {
 #[derive(Debug)]
 pub enum ApiError {
     /// The request is malformed or invalid (400).
-    BadRequest { detail: String, errors: Vec<FieldError> },
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// No such route (404).
     RouteNotFound { path: String },
     /// The route exists, the method does not (405).
@@ -100,7 +103,10 @@ impl From<anyhow::Error> for ApiError {
 
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::BadRequest { detail: detail.into(), errors: Vec::new() }
+        Self::BadRequest {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     /// The stable kind (last part of `type`), the title, and the status code.
@@ -109,15 +115,21 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => ("bad-request", "Bad request", StatusCode::BAD_REQUEST),
             Self::RouteNotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
-            Self::MethodNotAllowed { .. } => {
-                ("method-not-allowed", "Method not allowed", StatusCode::METHOD_NOT_ALLOWED)
-            }
-            Self::UnknownCluster { .. } => {
-                ("cluster-not-found", "Cluster not found", StatusCode::NOT_FOUND)
-            }
-            Self::PayloadTooLarge { .. } => {
-                ("payload-too-large", "Payload too large", StatusCode::PAYLOAD_TOO_LARGE)
-            }
+            Self::MethodNotAllowed { .. } => (
+                "method-not-allowed",
+                "Method not allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            Self::UnknownCluster { .. } => (
+                "cluster-not-found",
+                "Cluster not found",
+                StatusCode::NOT_FOUND,
+            ),
+            Self::PayloadTooLarge { .. } => (
+                "payload-too-large",
+                "Payload too large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
             Self::UnsupportedMediaType { .. } => (
                 "unsupported-media-type",
                 "Unsupported media type",
@@ -125,14 +137,20 @@ impl ApiError {
             ),
             Self::Cluster(e) => match e {
                 C::NotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
-                C::AlreadyExists { .. } => ("already-exists", "Already exists", StatusCode::CONFLICT),
+                C::AlreadyExists { .. } => {
+                    ("already-exists", "Already exists", StatusCode::CONFLICT)
+                }
                 C::Conflict { .. } => ("conflict", "Conflict", StatusCode::CONFLICT),
-                C::Invalid { .. } => {
-                    ("invalid", "Rejected by the cluster", StatusCode::UNPROCESSABLE_ENTITY)
-                }
-                C::BadRequest { .. } => {
-                    ("cluster-bad-request", "Rejected by the cluster", StatusCode::BAD_REQUEST)
-                }
+                C::Invalid { .. } => (
+                    "invalid",
+                    "Rejected by the cluster",
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                ),
+                C::BadRequest { .. } => (
+                    "cluster-bad-request",
+                    "Rejected by the cluster",
+                    StatusCode::BAD_REQUEST,
+                ),
                 C::CredentialsRejected { .. } => (
                     "cluster-credentials-rejected",
                     "kubegate's cluster credentials lack permission",
@@ -148,24 +166,32 @@ impl ApiError {
                     "Cluster unavailable",
                     StatusCode::SERVICE_UNAVAILABLE,
                 ),
-                C::Timeout(_) => {
-                    ("cluster-timeout", "Cluster did not answer in time", StatusCode::GATEWAY_TIMEOUT)
-                }
-                C::NotUsable { .. } => {
-                    ("cluster-not-usable", "Cluster not usable", StatusCode::SERVICE_UNAVAILABLE)
-                }
-                C::Upstream { .. } => {
-                    ("cluster-error", "Unexpected answer from the cluster", StatusCode::BAD_GATEWAY)
-                }
+                C::Timeout(_) => (
+                    "cluster-timeout",
+                    "Cluster did not answer in time",
+                    StatusCode::GATEWAY_TIMEOUT,
+                ),
+                C::NotUsable { .. } => (
+                    "cluster-not-usable",
+                    "Cluster not usable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                ),
+                C::Upstream { .. } => (
+                    "cluster-error",
+                    "Unexpected answer from the cluster",
+                    StatusCode::BAD_GATEWAY,
+                ),
             },
             Self::DatabaseUnavailable { .. } => (
                 "database-unavailable",
                 "Database unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
-            Self::Internal(_) => {
-                ("internal", "Internal server error", StatusCode::INTERNAL_SERVER_ERROR)
-            }
+            Self::Internal(_) => (
+                "internal",
+                "Internal server error",
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
             Self::Status { status, .. } => status_kind(*status),
         }
     }
@@ -181,7 +207,10 @@ impl ApiError {
                 if known.is_empty() {
                     format!("no cluster named {name:?}; kubegate has no clusters configured")
                 } else {
-                    format!("no cluster named {name:?}; known clusters: {}", known.join(", "))
+                    format!(
+                        "no cluster named {name:?}; known clusters: {}",
+                        known.join(", ")
+                    )
                 }
             }
             Self::PayloadTooLarge { limit } => {
@@ -217,7 +246,10 @@ impl ApiError {
             Self::Cluster(ClusterError::Invalid { causes, .. }) => {
                 errors = causes
                     .iter()
-                    .map(|(field, message)| FieldError { field: field.clone(), message: message.clone() })
+                    .map(|(field, message)| FieldError {
+                        field: field.clone(),
+                        message: message.clone(),
+                    })
                     .collect();
             }
             _ => {}

@@ -17,7 +17,10 @@ pub enum ClusterError {
     Conflict { message: String },
     /// The API server rejected the object (422), with its field causes.
     #[error("{message}")]
-    Invalid { message: String, causes: Vec<(String, String)> },
+    Invalid {
+        message: String,
+        causes: Vec<(String, String)>,
+    },
     /// The API server rejected the request as malformed (400).
     #[error("{message}")]
     BadRequest { message: String },
@@ -26,7 +29,10 @@ pub enum ClusterError {
     CredentialsRejected { message: String },
     /// The API server is throttling us (429).
     #[error("the cluster's API server is throttling requests: {message}")]
-    Throttled { message: String, retry_after: Option<Duration> },
+    Throttled {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The API server answered 5xx, or could not be reached at all.
     #[error("the cluster's API server is unavailable: {message}")]
     Unavailable { message: String },
@@ -73,18 +79,27 @@ impl ClusterError {
                     (422, _) | (_, "Invalid") => Self::Invalid { message, causes },
                     (400, _) => Self::BadRequest { message },
                     (401 | 403, _) => Self::CredentialsRejected { message },
-                    (429, _) => Self::Throttled { message, retry_after },
+                    (429, _) => Self::Throttled {
+                        message,
+                        retry_after,
+                    },
                     (code, _) if code >= 500 => Self::Unavailable { message },
                     (code, _) => Self::Upstream { code, message },
                 }
             }
-            kube::Error::HyperError(e) => Self::Unavailable { message: e.to_string() },
-            kube::Error::Service(e) => Self::Unavailable { message: e.to_string() },
+            kube::Error::HyperError(e) => Self::Unavailable {
+                message: e.to_string(),
+            },
+            kube::Error::Service(e) => Self::Unavailable {
+                message: e.to_string(),
+            },
             // A body that is not a Kubernetes object: typically a proxy or load balancer page.
             kube::Error::SerdeError(e) => Self::Unavailable {
                 message: format!("unexpected response from the API server: {e}"),
             },
-            other => Self::Unavailable { message: other.to_string() },
+            other => Self::Unavailable {
+                message: other.to_string(),
+            },
         }
     }
 }

@@ -41,7 +41,9 @@ pub struct Probe {
 
 impl Cluster {
     pub(crate) fn client(&self) -> Result<kube::Client, ClusterError> {
-        self.client.clone().map_err(|message| ClusterError::NotUsable { message })
+        self.client
+            .clone()
+            .map_err(|message| ClusterError::NotUsable { message })
     }
 
     /// Run one non-streaming call under the cluster deadline.
@@ -68,8 +70,14 @@ impl Cluster {
             Err(e) => Err(e.to_string()),
         };
         match result {
-            Ok(v) => Probe { version: Some(v), error: None },
-            Err(e) => Probe { version: None, error: Some(e) },
+            Ok(v) => Probe {
+                version: Some(v),
+                error: None,
+            },
+            Err(e) => Probe {
+                version: None,
+                error: Some(e),
+            },
         }
     }
 }
@@ -121,8 +129,12 @@ impl ClusterRegistry {
         }
         for c in clusters.values() {
             match &c.client {
-                Ok(_) => tracing::info!(cluster = %c.name, server = %c.server, "cluster registered"),
-                Err(e) => tracing::warn!(cluster = %c.name, error = %e, "cluster registered but not usable"),
+                Ok(_) => {
+                    tracing::info!(cluster = %c.name, server = %c.server, "cluster registered")
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = %c.name, error = %e, "cluster registered but not usable")
+                }
             }
         }
         Ok(Self { clusters })
@@ -164,7 +176,9 @@ fn insert_unique(
 /// missing entries are skipped; without it, `~/.kube/config` if present. `None`: no kubeconfig.
 fn read_kubeconfig(setting: Option<&str>) -> anyhow::Result<Option<Kubeconfig>> {
     let paths: Vec<PathBuf> = match setting {
-        Some(list) => std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect(),
+        Some(list) => std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
         None => std::env::home_dir()
             .map(|home| vec![home.join(".kube").join("config")])
             .unwrap_or_default(),
@@ -199,7 +213,10 @@ async fn from_context(
         tracing::warn!(context, name = %cleaned, "context name is not URL-safe; cluster renamed");
         cleaned
     });
-    let options = KubeConfigOptions { context: Some(context.to_owned()), ..Default::default() };
+    let options = KubeConfigOptions {
+        context: Some(context.to_owned()),
+        ..Default::default()
+    };
     let kube_config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
         .await
         .map_err(|e| format!("kubeconfig context {context:?}: {e}"));
@@ -225,7 +242,15 @@ fn build(
         }
         Err(e) => (String::new(), "default".to_owned(), Err(e)),
     };
-    Cluster { name, server, source, default_namespace, client, timeout, probe_timeout }
+    Cluster {
+        name,
+        server,
+        source,
+        default_namespace,
+        client,
+        timeout,
+        probe_timeout,
+    }
 }
 
 /// A cluster name must be one URL path segment: letters, digits and `. _ @ : -`.
@@ -244,7 +269,11 @@ fn sanitize(raw: &str) -> String {
     let mut s: String = raw
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | ':' | '-') { c } else { '-' }
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | ':' | '-') {
+                c
+            } else {
+                '-'
+            }
         })
         .take(253)
         .collect();
@@ -263,7 +292,10 @@ mod tests {
         assert_eq!(cluster_name("kind-dev"), Some("kind-dev".into()));
         assert_eq!(cluster_name("admin@prod:1"), Some("admin@prod:1".into()));
         assert_eq!(cluster_name("arn:aws:eks:eu:1:cluster/prod"), None);
-        assert_eq!(sanitize("arn:aws:eks:eu:1:cluster/prod"), "arn:aws:eks:eu:1:cluster-prod");
+        assert_eq!(
+            sanitize("arn:aws:eks:eu:1:cluster/prod"),
+            "arn:aws:eks:eu:1:cluster-prod"
+        );
         assert_eq!(sanitize(""), "unnamed");
     }
 }

@@ -1,1 +1,10 @@
+//! kubegate's integration tests: one binary, the real server over HTTP, a fresh PostgreSQL database
+//! per test and fake Kubernetes API servers.
 
+mod clusters;
+mod errors;
+mod fake_kube;
+mod fake_kube_behaviour;
+mod health;
+mod helpers;
+mod openapi;

@@ -1,0 +1,69 @@
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let app = spawn_app().await;
+    let body = assert_problem(app.get("/v1/nope").await, 404, "not-found").await;
+    assert!(body["detail"].as_str().unwrap().contains("/v1/nope"));
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_with_allow() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .delete(format!("{}/v1/clusters", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["allow"], "GET");
+    assert_problem(res, 405, "method-not-allowed").await;
+    assert!(app.fake("dev").mutations().is_empty());
+}
+
+#[tokio::test]
+async fn a_well_formed_request_id_is_echoed_and_others_are_replaced() {
+    let app = spawn_app().await;
+
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", "chatops-42:retry.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "chatops-42:retry.1");
+
+    let res = app
+        .client
+        .get(format!("{}/v1/nope", app.address))
+        .header("x-request-id", "chatops-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "chatops-42");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["requestId"], "chatops-42",
+        "the problem names the same request id"
+    );
+
+    for bad in ["has spaces", "semi;colon", &"x".repeat(129)] {
+        let res = app
+            .client
+            .get(format!("{}/healthz", app.address))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let minted = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(minted, bad);
+        assert!(
+            uuid::Uuid::parse_str(&minted).is_ok(),
+            "minted a UUID, got {minted}"
+        );
+    }
+
+    let res = app.get("/healthz").await;
+    assert!(uuid::Uuid::parse_str(res.headers()["x-request-id"].to_str().unwrap()).is_ok());
+}

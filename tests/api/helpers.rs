@@ -1,0 +1,212 @@
+//! `spawn_app`: the real kubegate on port 0, a fresh database (created on the server at
+//! `DATABASE_URL`, dropped when the test ends, pass or fail) and fake Kubernetes API servers wired
+//! in through a generated kubeconfig. Quiet by default; `TEST_LOG=1` shows kubegate's logs.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use kubegate::config::{InClusterMode, LogFormat};
+use kubegate::{Application, Config};
+use secrecy::SecretString;
+
+use crate::fake_kube::FakeKube;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clusters: Vec<(String, FakeKube)>,
+    pub database_url: String,
+    _database: TestDatabase,
+    _kubeconfig: tempfile::NamedTempFile,
+}
+
+/// A database that exists for one test. Dropped with `WITH (FORCE)`, so kubegate's open
+/// connections (in its worker threads) do not keep it alive.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+/// The PostgreSQL server the tests use, as an admin URL.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin = admin_url();
+        let name = format!("kubegate_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot reach PostgreSQL at DATABASE_URL ({e}); scripts/test starts one")
+            });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin).expect("DATABASE_URL is a URL");
+        url.set_path(&name);
+        Self {
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()).await
+                {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// How to start kubegate for one test.
+pub struct Options {
+    /// Cluster (kubeconfig context) names, each backed by its own fake API server.
+    pub clusters: Vec<&'static str>,
+    pub cluster_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clusters: vec!["dev"],
+            cluster_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+static LOGS: Once = Once::new();
+
+fn init_logs() {
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            kubegate::telemetry::init(LogFormat::Pretty, "info,kubegate=debug,sqlx=warn")
+                .expect("logs");
+        }
+    });
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    init_logs();
+    let mut clusters = Vec::new();
+    for name in &options.clusters {
+        clusters.push((name.to_string(), FakeKube::start().await));
+    }
+    let entries: Vec<(&str, &FakeKube)> = clusters.iter().map(|(n, f)| (n.as_str(), f)).collect();
+    let kubeconfig = tempfile::NamedTempFile::new().expect("temp kubeconfig");
+    std::fs::write(kubeconfig.path(), FakeKube::kubeconfig(&entries)).expect("write kubeconfig");
+    let database = TestDatabase::create().await;
+    let database_url = database.url.clone();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database_url: SecretString::from(database_url.clone()),
+        database_max_connections: 5,
+        database_timeout: Duration::from_secs(5),
+        kubeconfig: Some(kubeconfig.path().display().to_string()),
+        in_cluster: InClusterMode::Never,
+        in_cluster_name: "in-cluster".into(),
+        cluster_timeout: options.cluster_timeout,
+        cluster_probe_timeout: Duration::from_secs(1),
+        log_format: LogFormat::Pretty,
+        log_filter: "info".into(),
+        shutdown_timeout: Duration::from_secs(1),
+        workers: Some(1),
+        max_body_bytes: 64 * 1024,
+    };
+    let app = Application::build(config).await.expect("kubegate starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        clusters,
+        database_url,
+        _database: database,
+        _kubeconfig: kubeconfig,
+    }
+}
+
+impl TestApp {
+    pub fn fake(&self, cluster: &str) -> &FakeKube {
+        &self
+            .clusters
+            .iter()
+            .find(|(n, _)| n == cluster)
+            .expect("a fake of that name")
+            .1
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let res = self.get(path).await;
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("JSON body"))
+    }
+}
+
+/// Assert an RFC 9457 problem of this status and kind; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ct, "application/problem+json", "content type");
+    let request_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: serde_json::Value = res.json().await.expect("problem body");
+    assert_eq!(
+        body["type"],
+        format!("urn:kubegate:problem:{kind}"),
+        "problem type in {body}"
+    );
+    assert_eq!(body["status"], status);
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(body["detail"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(
+        body["requestId"].as_str(),
+        request_id.as_deref(),
+        "requestId matches X-Request-Id"
+    );
+    body
+}
