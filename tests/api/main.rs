@@ -1,10 +1,12 @@
 //! kubegate's integration tests: one binary, the real server over HTTP, a fresh PostgreSQL database
 //! per test and fake Kubernetes API servers.
 
+mod cli;
 mod clusters;
 mod errors;
 mod fake_kube;
 mod fake_kube_behaviour;
 mod health;
 mod helpers;
+mod kubectl_crosscheck;
 mod openapi;

@@ -291,14 +291,14 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
     };
 
     // SetDeploymentRevision
-    if let Some(rs) = &new_rs {
-        if let Some(rev) = ann(rs, REVISION) {
-            changed |= state
-                .internal_update(Kind::Deployment, ns, name, MANAGER, |o| {
-                    o["metadata"]["annotations"][REVISION] = json!(rev);
-                })
-                .is_some();
-        }
+    if let Some(rs) = &new_rs
+        && let Some(rev) = ann(rs, REVISION)
+    {
+        changed |= state
+            .internal_update(Kind::Deployment, ns, name, MANAGER, |o| {
+                o["metadata"]["annotations"][REVISION] = json!(rev);
+            })
+            .is_some();
     }
 
     // Scale: rolling update, recreate, or a plain scaling event.
@@ -381,24 +381,23 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
             }
         }
     }
-    if d["spec"]["strategy"]["type"] != "RollingUpdate" {
-        if let Some(rs) = new_rs
+    if d["spec"]["strategy"]["type"] != "RollingUpdate"
+        && let Some(rs) = new_rs
             .as_ref()
             .and_then(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
-        {
-            let old_pods: i64 = old
-                .iter()
-                .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
-                .map(|r| int(&r["status"]["replicas"]))
-                .sum();
-            let old_spec: i64 = old
-                .iter()
-                .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
-                .map(|r| int(&r["spec"]["replicas"]))
-                .sum();
-            if old_pods == 0 && old_spec == 0 && int(&rs["spec"]["replicas"]) != desired {
-                changed |= scale_rs(state, ns, &rs, desired, &d);
-            }
+    {
+        let old_pods: i64 = old
+            .iter()
+            .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+            .map(|r| int(&r["status"]["replicas"]))
+            .sum();
+        let old_spec: i64 = old
+            .iter()
+            .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+            .map(|r| int(&r["spec"]["replicas"]))
+            .sum();
+        if old_pods == 0 && old_spec == 0 && int(&rs["spec"]["replicas"]) != desired {
+            changed |= scale_rs(state, ns, &rs, desired, &d);
         }
     }
 
@@ -488,7 +487,7 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
             "NewReplicaSetCreated",
             format!("Created new replica set \"{rs_name}\""),
         )
-    } else if old_conditions.get("Progressing").is_none() {
+    } else if !old_conditions.contains_key("Progressing") {
         (
             "True",
             "FoundNewReplicaSet",
@@ -514,10 +513,12 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
     let stamp = now();
     let condition = |ty: &str, (st, reason, msg): (&str, &str, String)| {
         let prev = old_conditions.get(ty);
-        if let Some(p) = prev {
-            if p["status"] == st && p["reason"] == reason && p["message"] == msg.as_str() {
-                return p.clone();
-            }
+        if let Some(p) = prev
+            && p["status"] == st
+            && p["reason"] == reason
+            && p["message"] == msg.as_str()
+        {
+            return p.clone();
         }
         let transition = prev
             .filter(|p| p["status"] == st)
@@ -596,10 +597,10 @@ fn behavior_of(state: &State, pod: &Value) -> PodBehavior {
         .unwrap_or_default()
     {
         let image = c["image"].as_str().unwrap_or("");
-        if let Some(b) = state.behaviors.get(image) {
-            if *b != PodBehavior::Ready {
-                worst = b.clone();
-            }
+        if let Some(b) = state.behaviors.get(image)
+            && *b != PodBehavior::Ready
+        {
+            worst = b.clone();
         }
     }
     worst
@@ -647,7 +648,7 @@ fn pod_status(pod: &Value, behavior: &PodBehavior, ready_now: bool, ip: &str) ->
                         .unwrap_or("")
                 ),
                 "CreateContainerConfigError" => "secret \"missing\" not found".into(),
-                other => format!("{other}"),
+                other => other.to_string(),
             };
             let phase = if reason == "CrashLoopBackOff" {
                 "Running"

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::resources::{ALL, Kind};
 use super::selector::{Selector, labels_of};
-use super::store::{ApiErr, parse_field_selector, scale_of};
+use super::store::{ApiErr, FieldSelector, parse_field_selector, scale_of};
 use super::{Recorded, Shared};
 
 fn respond(code: u16, body: &Value) -> HttpResponse {
@@ -162,14 +162,14 @@ pub async fn dispatch(
             "the server could not find the requested resource",
         ));
     };
-    if let Some(s) = sub {
-        if !kind.subresources().contains(&s) {
-            return error(&ApiErr::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ));
-        }
+    if let Some(s) = sub
+        && !kind.subresources().contains(&s)
+    {
+        return error(&ApiErr::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     }
     let ns_str = ns.unwrap_or("");
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
@@ -328,7 +328,7 @@ pub async fn dispatch(
         _ => Err(ApiErr::new(
             405,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource"),
+            "the server does not allow this method on the requested resource".to_string(),
         )),
     };
     match result {
@@ -348,7 +348,7 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiErr> {
 fn selectors(
     kind: Kind,
     query: &HashMap<String, String>,
-) -> Result<(Selector, Vec<(String, String, bool)>), ApiErr> {
+) -> Result<(Selector, FieldSelector), ApiErr> {
     let labels = match query.get("labelSelector") {
         Some(s) => Selector::parse(s)
             .map_err(|e| ApiErr::bad_request(format!("unable to parse requirement: {e}")))?,
@@ -453,10 +453,10 @@ fn watch(
                 return;
             }
         }
-        if let Some(b) = bookmark {
-            if tx.send(line("BOOKMARK", &b)).await.is_err() {
-                return;
-            }
+        if let Some(b) = bookmark
+            && tx.send(line("BOOKMARK", &b)).await.is_err()
+        {
+            return;
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -535,17 +535,17 @@ async fn logs(
         .as_array()
         .and_then(|s| s.iter().find(|c| c["name"] == container.as_str()).cloned())
         .unwrap_or(Value::Null);
-    if let Some(reason) = status["state"]["waiting"]["reason"].as_str() {
-        if reason != "CrashLoopBackOff" || query.get("previous").is_none_or(|p| p != "true") {
-            let why = match reason {
-                "ImagePullBackOff" | "ErrImagePull" => "trying and failing to pull image",
-                "ContainerCreating" => "ContainerCreating",
-                other => other,
-            };
-            return error(&ApiErr::bad_request(format!(
-                "container \"{container}\" in pod \"{name}\" is waiting to start: {why}"
-            )));
-        }
+    if let Some(reason) = status["state"]["waiting"]["reason"].as_str()
+        && (reason != "CrashLoopBackOff" || query.get("previous").is_none_or(|p| p != "true"))
+    {
+        let why = match reason {
+            "ImagePullBackOff" | "ErrImagePull" => "trying and failing to pull image",
+            "ContainerCreating" => "ContainerCreating",
+            other => other,
+        };
+        return error(&ApiErr::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {why}"
+        )));
     }
     if query.get("previous").is_some_and(|p| p == "true")
         && status["restartCount"].as_i64().unwrap_or(0) == 0

@@ -290,15 +290,15 @@ pub fn validate(kind: Kind, obj: &Value, old: Option<&Value>) -> Causes {
     match kind {
         Kind::Deployment | Kind::ReplicaSet => {
             let spec = &obj["spec"];
-            if let Some(r) = spec["replicas"].as_i64() {
-                if r < 0 {
-                    invalid(
-                        &mut causes,
-                        "spec.replicas",
-                        &json!(r),
-                        "must be greater than or equal to 0",
-                    );
-                }
+            if let Some(r) = spec["replicas"].as_i64()
+                && r < 0
+            {
+                invalid(
+                    &mut causes,
+                    "spec.replicas",
+                    &json!(r),
+                    "must be greater than or equal to 0",
+                );
             }
             let selector = &spec["selector"];
             if selector.is_null() || selector.as_object().is_some_and(|m| m.is_empty()) {
@@ -320,21 +320,21 @@ pub fn validate(kind: Kind, obj: &Value, old: Option<&Value>) -> Causes {
                         "`selector` does not match template `labels`",
                     );
                 }
-                if let Some(old) = old {
-                    if old["spec"]["selector"] != *selector {
-                        invalid(&mut causes, "spec.selector", selector, "field is immutable");
-                    }
+                if let Some(old) = old
+                    && old["spec"]["selector"] != *selector
+                {
+                    invalid(&mut causes, "spec.selector", selector, "field is immutable");
                 }
             }
             validate_pod_spec(&spec["template"]["spec"], "spec.template.spec", &mut causes);
-            if let Some(policy) = spec["template"]["spec"]["restartPolicy"].as_str() {
-                if policy != "Always" {
-                    causes.push((
-                        "spec.template.spec.restartPolicy".into(),
-                        format!("Unsupported value: \"{policy}\": supported values: \"Always\""),
-                        "FieldValueNotSupported",
-                    ));
-                }
+            if let Some(policy) = spec["template"]["spec"]["restartPolicy"].as_str()
+                && policy != "Always"
+            {
+                causes.push((
+                    "spec.template.spec.restartPolicy".into(),
+                    format!("Unsupported value: \"{policy}\": supported values: \"Always\""),
+                    "FieldValueNotSupported",
+                ));
             }
         }
         Kind::Pod => validate_pod_spec(&obj["spec"], "spec", &mut causes),
@@ -449,15 +449,15 @@ fn validate_service(obj: &Value, old: Option<&Value>, causes: &mut Causes) {
                 );
             }
         }
-        if let Some(tp) = p["targetPort"].as_i64() {
-            if !(1..=65535).contains(&tp) {
-                invalid(
-                    causes,
-                    &format!("spec.ports[{i}].targetPort"),
-                    &json!(tp),
-                    "must be between 1 and 65535, inclusive",
-                );
-            }
+        if let Some(tp) = p["targetPort"].as_i64()
+            && !(1..=65535).contains(&tp)
+        {
+            invalid(
+                causes,
+                &format!("spec.ports[{i}].targetPort"),
+                &json!(tp),
+                "must be between 1 and 65535, inclusive",
+            );
         }
     }
     if let Some(old) = old {

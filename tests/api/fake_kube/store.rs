@@ -131,6 +131,9 @@ pub enum PodBehavior {
 
 pub type Key = (Kind, String, String);
 
+/// Parsed field selector terms: (dotted path, value, negated).
+pub type FieldSelector = Vec<(String, String, bool)>;
+
 pub struct State {
     pub objects: BTreeMap<Key, Stored>,
     pub rv: u64,
@@ -160,6 +163,19 @@ pub fn random_suffix(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// Go's decoding drops JSON nulls for optional fields; what the API server stores has none
+/// (kubectl sends `creationTimestamp: null` inside pod templates, for one).
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 fn strip_volatile(v: &Value) -> Value {
@@ -277,17 +293,18 @@ impl State {
         if body["metadata"].is_null() {
             body["metadata"] = json!({});
         }
-        if let Some(bns) = body["metadata"]["namespace"].as_str() {
-            if kind.namespaced() && bns != ns {
-                return Err(ApiErr::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        if let Some(bns) = body["metadata"]["namespace"].as_str()
+            && kind.namespaced()
+            && bns != ns
+        {
+            return Err(ApiErr::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
-        if body["metadata"]["name"].as_str().is_none_or(str::is_empty) {
-            if let Some(prefix) = body["metadata"]["generateName"].as_str() {
-                body["metadata"]["name"] = json!(format!("{prefix}{}", random_suffix(5)));
-            }
+        if body["metadata"]["name"].as_str().is_none_or(str::is_empty)
+            && let Some(prefix) = body["metadata"]["generateName"].as_str()
+        {
+            body["metadata"]["name"] = json!(format!("{prefix}{}", random_suffix(5)));
         }
         let name = body["metadata"]["name"].as_str().unwrap_or("").to_owned();
         self.check_namespace(kind, ns)?;
@@ -312,6 +329,7 @@ impl State {
     }
 
     fn prepare_create(&mut self, kind: Kind, ns: &str, mut obj: Value) -> Result<Value, ApiErr> {
+        strip_nulls(&mut obj);
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
         resources::default(kind, &mut obj);
         if kind == Kind::Service {
@@ -403,10 +421,11 @@ impl State {
             .as_str()
             .unwrap_or("")
             .to_owned();
-        if let Some(rv) = new["metadata"]["resourceVersion"].as_str() {
-            if !rv.is_empty() && rv != current_rv {
-                return Err(ApiErr::conflict(kind, name));
-            }
+        if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+            && !rv.is_empty()
+            && rv != current_rv
+        {
+            return Err(ApiErr::conflict(kind, name));
         }
         if new["metadata"]["name"].as_str().is_some_and(|n| n != name) {
             return Err(ApiErr::bad_request(format!(
@@ -415,6 +434,7 @@ impl State {
             )));
         }
         check_type(kind, &new)?;
+        strip_nulls(&mut new);
         // Identity and system fields are the server's.
         for f in [
             "uid",
@@ -495,6 +515,7 @@ impl State {
     }
 
     /// PUT.
+    #[allow(clippy::too_many_arguments)]
     pub fn replace(
         &mut self,
         kind: Kind,

@@ -1,0 +1,137 @@
+//! The `kubegate` binary itself: its configuration reference, start-up validation, and graceful
+//! shutdown on SIGTERM.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::fake_kube::FakeKube;
+use crate::helpers::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubegate");
+
+#[test]
+fn serve_help_documents_every_setting_with_its_environment_variable() {
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "KUBEGATE_LISTEN",
+        "DATABASE_URL",
+        "KUBEGATE_DATABASE_MAX_CONNECTIONS",
+        "KUBEGATE_DATABASE_TIMEOUT",
+        "KUBECONFIG",
+        "KUBEGATE_IN_CLUSTER",
+        "KUBEGATE_IN_CLUSTER_NAME",
+        "KUBEGATE_CLUSTER_TIMEOUT",
+        "KUBEGATE_CLUSTER_PROBE_TIMEOUT",
+        "KUBEGATE_LOG_FORMAT",
+        "KUBEGATE_LOG",
+        "KUBEGATE_SHUTDOWN_TIMEOUT",
+        "KUBEGATE_WORKERS",
+        "KUBEGATE_MAX_BODY_BYTES",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {var}")),
+            "--help does not document {var}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_setting_stops_startup_with_a_message_naming_it() {
+    let out = std::process::Command::new(BIN)
+        .args(["serve"])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("KUBEGATE_CLUSTER_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cluster-timeout") && err.contains("soon"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(BIN)
+        .args(["serve"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--database-url"));
+}
+
+#[tokio::test]
+async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
+    let fake = FakeKube::start().await;
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBEGATE_LISTEN", "127.0.0.1:0")
+        .env("KUBEGATE_IN_CLUSTER", "never")
+        .env("KUBEGATE_WORKERS", "1")
+        .env("KUBEGATE_SHUTDOWN_TIMEOUT", "10s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The JSON log line "kubegate listening" carries the bound address.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("kubegate exited early");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if v["message"] == "kubegate listening" {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    fake.set_latency(Duration::from_millis(1500));
+    let url = format!("http://{address}/v1/clusters/dev/namespaces");
+    let in_flight =
+        tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().unwrap().to_string();
+    let started = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        reqwest::get(format!("http://{address}/healthz"))
+            .await
+            .is_err(),
+        "no new connections after SIGTERM"
+    );
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        200,
+        "the in-flight request finished"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
