@@ -2,12 +2,14 @@
 //! `main` and the tests start the very same application (tests on port 0).
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context;
 use sqlx::PgPool;
 
+use crate::action::Limits;
 use crate::api;
 use crate::cluster::ClusterRegistry;
 use crate::config::Config;
@@ -17,6 +19,8 @@ use crate::db;
 pub struct AppState {
     pub db: PgPool,
     pub clusters: ClusterRegistry,
+    pub limits: Limits,
+    pub max_wait: Duration,
 }
 
 pub struct Application {
@@ -30,7 +34,8 @@ impl Application {
         let db = db::pool(&config)?;
         db::migrate(&db).await?;
         let clusters = ClusterRegistry::load(&config).await?;
-        let state = web::Data::new(AppState { db, clusters });
+        let limits = Limits { max_replicas: config.max_replicas, max_affected_cap: 1000 };
+        let state = web::Data::new(AppState { db, clusters, limits, max_wait: config.max_wait });
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("KUBEGATE_LISTEN: cannot listen on {}", config.listen))?;

@@ -88,6 +88,15 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub workers: Option<u16>,
 
+    /// Largest replica count a scale or deploy may ask for.
+    #[arg(long, env = "KUBEGATE_MAX_REPLICAS", default_value_t = 1000,
+          value_parser = clap::value_parser!(i32).range(0..=100_000))]
+    pub max_replicas: i32,
+
+    /// Longest `wait=true` a mutation may ask for (its `timeoutSeconds` is capped to this).
+    #[arg(long, env = "KUBEGATE_MAX_WAIT", default_value = "10m", value_parser = parse_duration)]
+    pub max_wait: Duration,
+
     /// Largest accepted JSON request body, in bytes; larger bodies get 413.
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -2,6 +2,8 @@
 //!
 //! Read this file first: each module below carries one line saying what lives there.
 
+/// The vocabulary of what can be done: `Action`, `Target`, request specs and their validation.
+pub mod action;
 /// HTTP boundary: routes, request/response types, OpenAPI document, problem+json errors.
 pub mod api;
 /// `Application::build(config)` / `run()`, and the state shared by handlers.
@@ -10,10 +12,14 @@ pub mod app;
 pub mod cluster;
 /// Every setting, as one clap struct; `kubegate serve --help` is the configuration reference.
 pub mod config;
+/// `execute()`: every mutation runs here (validate → [authorize → audit intent] → act → wait).
+pub mod gateway;
 /// PostgreSQL pool and the embedded, forward-only migrations.
 pub mod db;
 /// Structured logging (JSON or human-readable) and the request-id that ties logs together.
 pub mod telemetry;
+/// Input rules shared by actions: names, labels, selectors, image references, quantities.
+pub mod validate;
 
 pub use app::Application;
 pub use config::{Cli, Command, Config};

@@ -79,6 +79,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     /// Body of the wrong media type (415).
     UnsupportedMediaType { detail: String },
+    /// The request is well-formed but invalid; every offending field is listed (422).
+    Validation { errors: Vec<FieldError> },
+    /// Something the request names does not exist (404).
+    NotFound { detail: String },
+    /// The cluster's current state forbids the request (409).
+    Conflict { detail: String },
     /// A call to the cluster failed.
     Cluster(ClusterError),
     /// PostgreSQL is unreachable (503).
@@ -92,6 +98,18 @@ pub enum ApiError {
 impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
         Self::Cluster(e)
+    }
+}
+
+impl From<crate::cluster::ActionError> for ApiError {
+    fn from(e: crate::cluster::ActionError) -> Self {
+        use crate::cluster::ActionError as A;
+        match e {
+            A::Cluster(c) => Self::Cluster(c),
+            A::Unprocessable { field, message } => Self::Validation { errors: vec![FieldError { field, message }] },
+            A::Conflict(detail) => Self::Conflict { detail },
+            A::NotFound(detail) => Self::NotFound { detail },
+        }
     }
 }
 
@@ -115,6 +133,11 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => ("bad-request", "Bad request", StatusCode::BAD_REQUEST),
             Self::RouteNotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
+            Self::Validation { .. } => {
+                ("validation-failed", "Invalid request", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            Self::NotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
+            Self::Conflict { .. } => ("conflict", "Conflict", StatusCode::CONFLICT),
             Self::MethodNotAllowed { .. } => (
                 "method-not-allowed",
                 "Method not allowed",
@@ -200,6 +223,11 @@ impl ApiError {
         match self {
             Self::BadRequest { detail, .. } => detail.clone(),
             Self::RouteNotFound { path } => format!("no route matches {path}; see /openapi.json"),
+            Self::Validation { errors } => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("invalid request: {}", fields.join(", "))
+            }
+            Self::NotFound { detail } | Self::Conflict { detail } => detail.clone(),
             Self::MethodNotAllowed { allow } => {
                 format!("this route accepts {allow}")
             }
@@ -241,7 +269,7 @@ impl ApiError {
         let mut errors = Vec::new();
         let mut known_clusters = None;
         match self {
-            Self::BadRequest { errors: e, .. } => errors.clone_from(e),
+            Self::BadRequest { errors: e, .. } | Self::Validation { errors: e } => errors.clone_from(e),
             Self::UnknownCluster { known, .. } => known_clusters = Some(known.clone()),
             Self::Cluster(ClusterError::Invalid { causes, .. }) => {
                 errors = causes

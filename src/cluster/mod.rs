@@ -2,10 +2,15 @@
 //! module; callers get plain results or a [`ClusterError`] that says what went wrong in terms the
 //! HTTP layer can map (not found, conflict, unreachable, timeout, ...).
 
+mod actions;
 mod error;
+mod ops;
 mod reads;
 mod registry;
+pub mod rollout;
 
+pub use actions::{ActionError, ChangeNote, DeploymentChange, RollbackOutcome, RolloutReport};
 pub use error::ClusterError;
+pub use ops::{FIELD_MANAGER, selector_string};
 pub use reads::ServerVersion;
 pub use registry::{Cluster, ClusterRegistry, ClusterSource, Probe};

@@ -137,6 +137,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         shutdown_timeout: Duration::from_secs(1),
         workers: Some(1),
         max_body_bytes: 64 * 1024,
+        max_replicas: 50,
+        max_wait: Duration::from_secs(20),
     };
     let app = Application::build(config).await.expect("kubegate starts");
     let address = format!("http://127.0.0.1:{}", app.port());

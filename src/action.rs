@@ -1,0 +1,487 @@
+//! The vocabulary of what kubegate can do: an [`Action`] on a [`Target`]. Every mutating request,
+//! whatever its entry point (REST today; chatops or batch later), becomes one of these values and
+//! goes through `gateway::execute`, so validation, authorization, audit and dry-run behave the same.
+//! `validate()` runs before anything touches a cluster.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::validate::{self, Errors};
+
+/// Where an action applies.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub cluster: String,
+    pub namespace: String,
+}
+
+/// Something kubegate does to a cluster.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Deploy { name: String, spec: DeploySpec },
+    Scale { name: String, replicas: i32 },
+    SetImage { name: String, container: Option<String>, image: String },
+    Restart { name: String },
+    Rollback { name: String, to_revision: i64, expect_revision: Option<i64> },
+    DeleteDeployment { name: String },
+    Expose { deployment: String, spec: ExposeSpec },
+    PutService { name: String, spec: ServiceSpec },
+    DeleteService { name: String },
+    DeleteServices { selector: String, max_affected: usize },
+    DeletePod { name: String },
+    DeletePods { selector: String, max_affected: usize },
+    Label { kind: LabelledKind, name: String, change: LabelChange },
+}
+
+/// Kinds whose labels can be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelledKind {
+    Deployment,
+    Service,
+    Pod,
+}
+
+impl Action {
+    /// Stable machine name, e.g. for logs and the audit log.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Deploy { .. } => "deploy",
+            Self::Scale { .. } => "scale",
+            Self::SetImage { .. } => "set_image",
+            Self::Restart { .. } => "restart",
+            Self::Rollback { .. } => "rollback",
+            Self::DeleteDeployment { .. } => "delete_deployment",
+            Self::Expose { .. } => "expose",
+            Self::PutService { .. } => "put_service",
+            Self::DeleteService { .. } => "delete_service",
+            Self::DeleteServices { .. } => "delete_services",
+            Self::DeletePod { .. } => "delete_pod",
+            Self::DeletePods { .. } => "delete_pods",
+            Self::Label { .. } => "label",
+        }
+    }
+
+    /// What a human reads in `kubectl rollout history` (the change cause's "what").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Deploy { name, spec } => {
+                let images: Vec<String> = spec.containers.iter().map(|c| format!("{}={}", c.name, c.image)).collect();
+                format!("deploy {name} {}", images.join(","))
+            }
+            Self::Scale { name, replicas } => format!("scale {name} --replicas={replicas}"),
+            Self::SetImage { name, container, image } => {
+                format!("set image {name} {}={image}", container.as_deref().unwrap_or("*"))
+            }
+            Self::Restart { name } => format!("rollout restart {name}"),
+            Self::Rollback { name, to_revision, .. } => format!("rollout undo {name} --to-revision={to_revision}"),
+            Self::DeleteDeployment { name } => format!("delete deployment {name}"),
+            Self::Expose { deployment, .. } => format!("expose deployment {deployment}"),
+            Self::PutService { name, .. } => format!("put service {name}"),
+            Self::DeleteService { name } => format!("delete service {name}"),
+            Self::DeleteServices { selector, .. } => format!("delete services -l {selector}"),
+            Self::DeletePod { name } => format!("delete pod {name}"),
+            Self::DeletePods { selector, .. } => format!("delete pods -l {selector}"),
+            Self::Label { name, .. } => format!("label {name}"),
+        }
+    }
+
+    /// Check every field; the errors name the fields.
+    pub fn validate(&self, target: &Target, limits: &Limits) -> Errors {
+        let mut e = Errors::default();
+        if let Err(m) = validate::dns1123_label(&target.namespace) {
+            e.add("namespace", m);
+        }
+        let deployment_name = |e: &mut Errors, n: &str| {
+            if let Err(m) = validate::dns1123_subdomain(n) {
+                e.add("name", m);
+            }
+        };
+        match self {
+            Self::Deploy { name, spec } => {
+                deployment_name(&mut e, name);
+                spec.validate(&mut e, limits);
+            }
+            Self::Scale { name, replicas } => {
+                deployment_name(&mut e, name);
+                replicas_in_range(&mut e, "replicas", *replicas, limits);
+            }
+            Self::SetImage { name, container, image } => {
+                deployment_name(&mut e, name);
+                if let Some(c) = container {
+                    if let Err(m) = validate::dns1123_label(c) {
+                        e.add("container", m);
+                    }
+                }
+                if let Err(m) = validate::image_reference(image) {
+                    e.add("image", m);
+                }
+            }
+            Self::Restart { name } | Self::DeleteDeployment { name } => deployment_name(&mut e, name),
+            Self::Rollback { name, to_revision, expect_revision } => {
+                deployment_name(&mut e, name);
+                e.check(*to_revision >= 0, "toRevision", "must be 0 (the previous revision) or a revision number");
+                e.check(expect_revision.is_none_or(|r| r > 0), "expectRevision", "must be a revision number (> 0)");
+            }
+            Self::Expose { deployment, spec } => {
+                deployment_name(&mut e, deployment);
+                spec.validate(&mut e);
+            }
+            Self::PutService { name, spec } => {
+                if let Err(m) = validate::dns1035_label(name) {
+                    e.add("name", m);
+                }
+                spec.validate(&mut e);
+            }
+            Self::DeleteService { name } => {
+                if let Err(m) = validate::dns1035_label(name) {
+                    e.add("name", m);
+                }
+            }
+            Self::DeletePod { name } => deployment_name(&mut e, name),
+            Self::DeleteServices { selector, max_affected } | Self::DeletePods { selector, max_affected } => {
+                if let Err(m) = validate::label_selector(selector) {
+                    e.add("labelSelector", m);
+                }
+                e.check((1..=limits.max_affected_cap).contains(max_affected), "maxAffected", format!("must be between 1 and {}", limits.max_affected_cap));
+            }
+            Self::Label { kind, name, change } => {
+                match kind {
+                    LabelledKind::Service => {
+                        if let Err(m) = validate::dns1035_label(name) {
+                            e.add("name", m);
+                        }
+                    }
+                    _ => deployment_name(&mut e, name),
+                }
+                validate::labels(&mut e, "set", &change.set);
+                for k in &change.remove {
+                    if let Err(m) = validate::label_key(k) {
+                        e.add(format!("remove.{k}"), m);
+                    }
+                    e.check(!change.set.contains_key(k), format!("remove.{k}"), "cannot both set and remove a label");
+                }
+                e.check(!change.set.is_empty() || !change.remove.is_empty(), "set", "nothing to change: give labels to set or remove");
+            }
+        }
+        e
+    }
+}
+
+/// Configurable bounds of validation.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_replicas: i32,
+    pub max_affected_cap: usize,
+}
+
+fn replicas_in_range(e: &mut Errors, field: &str, replicas: i32, limits: &Limits) {
+    e.check((0..=limits.max_replicas).contains(&replicas), field, format!("must be between 0 and {}", limits.max_replicas));
+}
+
+/// Deploy: the desired Deployment (created or updated with server-side apply).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}], "replicas": 3, "changeCause": "first release"}))]
+pub struct DeploySpec {
+    /// The pod's containers (at least one).
+    pub containers: Vec<ContainerSpec>,
+    /// Desired replicas. Omitted: a new Deployment gets 1; an existing one keeps its current count.
+    pub replicas: Option<i32>,
+    /// Labels of the Deployment (the selector label `app: <name>` is always added).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the Deployment.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub strategy: Option<StrategySpec>,
+    /// Seconds a new pod must be ready before it counts as available.
+    pub min_ready_seconds: Option<i32>,
+    /// Why (goes into `kubernetes.io/change-cause` when the pod template changes).
+    pub change_cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub ports: Vec<ContainerPortSpec>,
+    #[serde(default)]
+    pub env: Vec<EnvVarSpec>,
+    pub resources: Option<ResourcesSpec>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerPortSpec {
+    pub container_port: i32,
+    pub name: Option<String>,
+    pub protocol: Option<Protocol>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum Protocol {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVarSpec {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourcesSpec {
+    /// e.g. `{"cpu": "100m", "memory": "128Mi"}`
+    #[serde(default)]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StrategySpec {
+    #[serde(rename = "type")]
+    pub strategy_type: StrategyType,
+    /// Integer or percentage (`"25%"`); RollingUpdate only.
+    pub max_surge: Option<IntOrPercent>,
+    /// Integer or percentage (`"25%"`); RollingUpdate only.
+    pub max_unavailable: Option<IntOrPercent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum StrategyType {
+    RollingUpdate,
+    Recreate,
+}
+
+/// An integer or a percentage string such as `"25%"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    Int(i32),
+    Percent(String),
+}
+
+impl IntOrPercent {
+    fn valid(&self) -> bool {
+        match self {
+            Self::Int(i) => *i >= 0,
+            Self::Percent(p) => p.strip_suffix('%').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n <= 100),
+        }
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Int(i) => serde_json::json!(i),
+            Self::Percent(p) => serde_json::json!(p),
+        }
+    }
+}
+
+impl DeploySpec {
+    fn validate(&self, e: &mut Errors, limits: &Limits) {
+        e.check(!self.containers.is_empty(), "containers", "at least one container is required");
+        let mut names = std::collections::HashSet::new();
+        for (i, c) in self.containers.iter().enumerate() {
+            let at = format!("containers[{i}]");
+            if let Err(m) = validate::dns1123_label(&c.name) {
+                e.add(format!("{at}.name"), m);
+            }
+            e.check(names.insert(c.name.as_str()), format!("{at}.name"), format!("duplicate container name {:?}", c.name));
+            if let Err(m) = validate::image_reference(&c.image) {
+                e.add(format!("{at}.image"), m);
+            }
+            let mut ports = std::collections::HashSet::new();
+            for (j, p) in c.ports.iter().enumerate() {
+                e.check((1..=65535).contains(&p.container_port), format!("{at}.ports[{j}].containerPort"), "must be between 1 and 65535");
+                e.check(ports.insert((p.container_port, p.protocol.unwrap_or(Protocol::Tcp))), format!("{at}.ports[{j}]"), "duplicate port");
+                if let Some(n) = &p.name {
+                    let ok = !n.is_empty() && n.len() <= 15 && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && n.bytes().any(|b| b.is_ascii_lowercase());
+                    e.check(ok, format!("{at}.ports[{j}].name"), "a port name is at most 15 lower case letters, digits or '-', with at least one letter");
+                }
+            }
+            for (j, v) in c.env.iter().enumerate() {
+                e.check(validate::env_name(&v.name), format!("{at}.env[{j}].name"), "must be a non-empty name of printable characters without '='");
+            }
+            if let Some(r) = &c.resources {
+                for (k, q) in r.requests.iter().map(|x| ("requests", x)).chain(r.limits.iter().map(|x| ("limits", x))) {
+                    e.check(validate::quantity(q.1), format!("{at}.resources.{k}.{}", q.0), format!("{:?} is not a quantity (e.g. 100m, 128Mi)", q.1));
+                }
+            }
+        }
+        if let Some(r) = self.replicas {
+            replicas_in_range(e, "replicas", r, limits);
+        }
+        validate::labels(e, "labels", &self.labels);
+        validate::annotations(e, "annotations", &self.annotations);
+        if let Some(s) = &self.strategy {
+            for (field, v) in [("strategy.maxSurge", &s.max_surge), ("strategy.maxUnavailable", &s.max_unavailable)] {
+                if let Some(v) = v {
+                    e.check(v.valid(), field, "an integer >= 0 or a percentage such as \"25%\"");
+                    e.check(s.strategy_type == StrategyType::RollingUpdate, field, "only for the RollingUpdate strategy");
+                }
+            }
+            if s.max_surge == Some(IntOrPercent::Int(0)) && s.max_unavailable == Some(IntOrPercent::Int(0)) {
+                e.add("strategy", "maxSurge and maxUnavailable cannot both be 0");
+            }
+        }
+        e.check(self.min_ready_seconds.is_none_or(|s| s >= 0), "minReadySeconds", "must be >= 0");
+        e.check(self.change_cause.as_ref().is_none_or(|c| c.len() <= 1024), "changeCause", "at most 1024 characters");
+    }
+}
+
+/// `kubectl expose deployment`: a Service selecting the Deployment's pods.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"port": 80, "targetPort": 8080, "type": "NodePort"}))]
+pub struct ExposeSpec {
+    /// The Service's port.
+    pub port: i32,
+    /// The container port traffic goes to (defaults to `port`).
+    pub target_port: Option<i32>,
+    pub protocol: Option<Protocol>,
+    #[serde(rename = "type")]
+    pub service_type: Option<ServiceType>,
+    /// A fixed node port (30000–32767), NodePort and LoadBalancer only.
+    pub node_port: Option<i32>,
+    /// The Service's name (defaults to the Deployment's).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+    ExternalName,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+            Self::ExternalName => "ExternalName",
+        }
+    }
+}
+
+fn port_checks(e: &mut Errors, at: &str, port: i32, target: Option<i32>, node_port: Option<i32>, ty: ServiceType) {
+    e.check((1..=65535).contains(&port), format!("{at}port"), "must be between 1 and 65535");
+    e.check(target.is_none_or(|t| (1..=65535).contains(&t)), format!("{at}targetPort"), "must be between 1 and 65535");
+    if let Some(np) = node_port {
+        e.check(matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer), format!("{at}nodePort"), "only for NodePort and LoadBalancer services");
+        e.check((30000..=32767).contains(&np), format!("{at}nodePort"), "must be between 30000 and 32767");
+    }
+}
+
+impl ExposeSpec {
+    fn validate(&self, e: &mut Errors) {
+        let ty = self.service_type.unwrap_or(ServiceType::ClusterIP);
+        e.check(ty != ServiceType::ExternalName, "type", "an ExternalName service selects no pods: create it with PUT services/{name}");
+        port_checks(e, "", self.port, self.target_port, self.node_port, ty);
+        if let Some(n) = &self.name {
+            if let Err(m) = validate::dns1035_label(n) {
+                e.add("name", m);
+            }
+        }
+    }
+}
+
+/// A Service (created or updated with server-side apply).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"type": "ClusterIP", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}))]
+pub struct ServiceSpec {
+    #[serde(rename = "type")]
+    pub service_type: Option<ServiceType>,
+    /// Pods selected (not for ExternalName).
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<ServicePortSpec>,
+    /// The DNS name an ExternalName service aliases.
+    pub external_name: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePortSpec {
+    pub port: i32,
+    pub target_port: Option<i32>,
+    pub protocol: Option<Protocol>,
+    pub node_port: Option<i32>,
+    /// Required when there is more than one port.
+    pub name: Option<String>,
+}
+
+impl ServiceSpec {
+    fn validate(&self, e: &mut Errors) {
+        let ty = self.service_type.unwrap_or(ServiceType::ClusterIP);
+        if ty == ServiceType::ExternalName {
+            match &self.external_name {
+                Some(n) => {
+                    if let Err(m) = validate::dns1123_subdomain(n) {
+                        e.add("externalName", m);
+                    }
+                }
+                None => e.add("externalName", "required for an ExternalName service"),
+            }
+            e.check(self.selector.is_empty(), "selector", "an ExternalName service has no selector");
+        } else {
+            e.check(!self.ports.is_empty(), "ports", "at least one port is required");
+            e.check(self.external_name.is_none(), "externalName", "only for ExternalName services");
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            port_checks(e, &format!("ports[{i}]."), p.port, p.target_port, p.node_port, ty);
+            if self.ports.len() > 1 {
+                e.check(p.name.as_ref().is_some_and(|n| validate::dns1123_label(n).is_ok()), format!("ports[{i}].name"), "each port needs a name when there are several");
+            }
+        }
+        validate::labels(e, "selector", &self.selector);
+        validate::labels(e, "labels", &self.labels);
+    }
+}
+
+/// `kubectl label`: labels to set and to remove.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"set": {"tier": "frontend"}, "remove": ["canary"], "overwrite": false}))]
+pub struct LabelChange {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Like `kubectl label --overwrite`: without it, changing an existing label's value is a 409.
+    #[serde(default)]
+    pub overwrite: bool,
+}

@@ -1,0 +1,473 @@
+//! What each action does to a cluster, following kubectl where kubectl has the verb
+//! (KUBERNETES.md): deploy by server-side apply that never shrinks a running Deployment, scale
+//! through `/scale`, set image and restart with one strategic merge patch that also carries the
+//! change cause, rollback with kubectl's algorithm, expose from the Deployment's selector, label
+//! with kubectl's overwrite rule, delete by selector within a bound.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::Patch;
+use serde_json::{Value, json};
+
+use super::ops::selector_string;
+use super::rollout::{self, AUDIT_ID, CHANGE_CAUSE, PodIssue, RESTARTED_AT, RollbackError, RollbackPlan, RolloutState};
+use super::{Cluster, ClusterError};
+use crate::action::{DeploySpec, ExposeSpec, LabelChange, LabelledKind, Protocol, ServiceSpec, ServiceType, StrategyType};
+
+/// Who and why, for change causes and (later) the audit log.
+#[derive(Debug, Clone)]
+pub struct ChangeNote {
+    pub audit_id: String,
+    /// `kubernetes.io/change-cause`: who, what, why.
+    pub cause: String,
+}
+
+/// Why an action stopped short, in terms the HTTP layer maps to 404/409/422.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The request contradicts the cluster's state (422 with the field).
+    #[error("{message}")]
+    Unprocessable { field: String, message: String },
+    /// The cluster's state forbids it now (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something the request names does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// The Deployment after a change, and what changed.
+#[derive(Debug, Clone)]
+pub struct DeploymentChange {
+    pub deployment: Deployment,
+    pub created: bool,
+    pub template_changed: bool,
+    pub revision_before: Option<i64>,
+    pub replicas_before: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RollbackOutcome {
+    pub deployment: Deployment,
+    pub from_revision: Option<i64>,
+    pub to_revision: i64,
+    pub skipped: bool,
+    /// kubectl's answer: `deployment.apps/NAME rolled back` or `... skipped rollback (...)`.
+    pub message: String,
+}
+
+/// The rollout as `kubectl rollout status` sees it, plus early pod issues.
+#[derive(Debug, Clone)]
+pub struct RolloutReport {
+    pub deployment: Deployment,
+    pub state: RolloutState,
+    pub issues: Vec<PodIssue>,
+    pub timed_out: bool,
+}
+
+fn annotations_of(d: &Deployment) -> BTreeMap<String, String> {
+    d.metadata.annotations.clone().unwrap_or_default()
+}
+
+impl Cluster {
+    /// Deploy (create or update) with server-side apply as `kubegate`.
+    pub async fn deploy(&self, ns: &str, name: &str, spec: &DeploySpec, note: &ChangeNote, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+        let current: Option<Deployment> = self.get_opt(ns, name).await?;
+        let selector: BTreeMap<String, String> = match &current {
+            Some(d) => {
+                let sel = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+                if sel.match_expressions.as_ref().is_some_and(|e| !e.is_empty()) {
+                    return Err(ActionError::Conflict(format!("deployment {name:?} selects pods with match expressions ({}); deploy only manages matchLabels selectors", selector_string(&sel))));
+                }
+                sel.match_labels.unwrap_or_default()
+            }
+            None => BTreeMap::from([("app".to_owned(), name.to_owned())]),
+        };
+        let mut body = deployment_body(ns, name, spec, &selector);
+        // Omitted replicas keep the running count: server-side apply would otherwise drop the
+        // field kubegate applied before and the default (1) would return (KUBERNETES.md).
+        if spec.replicas.is_none() {
+            if let Some(r) = current.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) {
+                body["spec"]["replicas"] = json!(r);
+            }
+        }
+        // Carry the existing cause and audit link so an apply without a template change keeps them.
+        let existing = current.as_ref().map(annotations_of).unwrap_or_default();
+        for key in [CHANGE_CAUSE, AUDIT_ID] {
+            if let Some(v) = existing.get(key) {
+                body["metadata"]["annotations"][key] = json!(v);
+            }
+        }
+        let template_changed = match &current {
+            None => true,
+            Some(cur) => {
+                let preview: Deployment = self.apply(ns, name, &body, true).await?;
+                let (a, b) = (cur.spec.as_ref().map(|s| &s.template), preview.spec.as_ref().map(|s| &s.template));
+                !matches!((a, b), (Some(a), Some(b)) if rollout::equal_ignore_hash(a, b))
+            }
+        };
+        if template_changed {
+            body["metadata"]["annotations"][CHANGE_CAUSE] = json!(note.cause);
+            body["metadata"]["annotations"][AUDIT_ID] = json!(note.audit_id);
+        }
+        let deployment: Deployment = self.apply(ns, name, &body, dry_run).await?;
+        Ok(DeploymentChange {
+            deployment,
+            created: current.is_none(),
+            template_changed,
+            revision_before: current.as_ref().and_then(rollout::deployment_revision),
+            replicas_before: current.as_ref().and_then(|d| d.spec.as_ref()?.replicas),
+        })
+    }
+
+    pub async fn scale(&self, ns: &str, name: &str, replicas: i32, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+        let before: Deployment = self.get(ns, name).await?;
+        self.scale_deployment(ns, name, replicas, dry_run).await?;
+        let mut deployment: Deployment = if dry_run { before.clone() } else { self.get(ns, name).await? };
+        if dry_run {
+            if let Some(s) = deployment.spec.as_mut() {
+                s.replicas = Some(replicas);
+            }
+        }
+        Ok(DeploymentChange {
+            deployment,
+            created: false,
+            template_changed: false,
+            revision_before: rollout::deployment_revision(&before),
+            replicas_before: before.spec.as_ref().and_then(|s| s.replicas),
+        })
+    }
+
+    /// `kubectl set image deployment/NAME CONTAINER=IMAGE` (or the only container).
+    pub async fn set_image(&self, ns: &str, name: &str, container: Option<&str>, image: &str, note: &ChangeNote, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+        let current: Deployment = self.get(ns, name).await?;
+        let containers: Vec<(String, String)> = current
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| p.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+            .unwrap_or_default();
+        let names: Vec<&str> = containers.iter().map(|c| c.0.as_str()).collect();
+        let target = match container {
+            Some(c) if names.contains(&c) => c.to_owned(),
+            Some(c) => {
+                return Err(ActionError::Unprocessable { field: "container".into(), message: format!("unable to find container named {c:?}; the containers are: {}", names.join(", ")) });
+            }
+            None if names.len() == 1 => names[0].to_owned(),
+            None => {
+                return Err(ActionError::Unprocessable { field: "container".into(), message: format!("deployment {name:?} has several containers; name one of: {}", names.join(", ")) });
+            }
+        };
+        let unchanged = containers.iter().any(|(n, i)| *n == target && i == image);
+        if unchanged {
+            return Ok(DeploymentChange { revision_before: rollout::deployment_revision(&current), replicas_before: current.spec.as_ref().and_then(|s| s.replicas), deployment: current, created: false, template_changed: false });
+        }
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": current.metadata.resource_version,
+                "annotations": {CHANGE_CAUSE: note.cause, AUDIT_ID: note.audit_id},
+            },
+            "spec": {"template": {"spec": {"containers": [{"name": target, "image": image}]}}},
+        });
+        let deployment: Deployment = self.patch(ns, name, &Patch::Strategic(patch), dry_run).await?;
+        Ok(DeploymentChange { revision_before: rollout::deployment_revision(&current), replicas_before: current.spec.as_ref().and_then(|s| s.replicas), deployment, created: false, template_changed: true })
+    }
+
+    /// `kubectl rollout restart`: stamp the pod template with `kubectl.kubernetes.io/restartedAt`.
+    pub async fn restart(&self, ns: &str, name: &str, note: &ChangeNote, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+        let current: Deployment = self.get(ns, name).await?;
+        if current.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
+            return Err(ActionError::Conflict(format!("can't restart paused deployment (run rollout resume first): deployment {name:?}")));
+        }
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": current.metadata.resource_version,
+                "annotations": {CHANGE_CAUSE: note.cause, AUDIT_ID: note.audit_id},
+            },
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}},
+        });
+        let deployment: Deployment = self.patch(ns, name, &Patch::Strategic(patch), dry_run).await?;
+        Ok(DeploymentChange { revision_before: rollout::deployment_revision(&current), replicas_before: current.spec.as_ref().and_then(|s| s.replicas), deployment, created: false, template_changed: true })
+    }
+
+    /// `kubectl rollout undo [--to-revision=N]`, with an optional guard on the current revision.
+    pub async fn rollback(&self, ns: &str, name: &str, to_revision: i64, expect_revision: Option<i64>, dry_run: bool) -> Result<RollbackOutcome, ActionError> {
+        let current: Deployment = self.get(ns, name).await?;
+        let from_revision = rollout::deployment_revision(&current);
+        if let Some(expected) = expect_revision {
+            if from_revision != Some(expected) {
+                return Err(ActionError::Conflict(format!(
+                    "deployment {name:?} is at revision {}, not the expected {expected}; it moved on",
+                    from_revision.map(|r| r.to_string()).unwrap_or_else(|| "unknown".into())
+                )));
+            }
+        }
+        let rss = self.history_of(&current).await?;
+        let plan = rollout::plan_rollback(&current, &rss, to_revision, expect_revision).map_err(|e| match e {
+            RollbackError::RevisionNotFound(_) => ActionError::NotFound(e.to_string()),
+            RollbackError::NoHistory(_) | RollbackError::Paused => ActionError::Conflict(e.to_string()),
+        })?;
+        match plan {
+            RollbackPlan::Skip { to_revision } => Ok(RollbackOutcome {
+                message: format!("deployment.apps/{name} skipped rollback (current template already matches revision {to_revision})"),
+                deployment: current,
+                from_revision,
+                to_revision,
+                skipped: true,
+            }),
+            RollbackPlan::Patch { to_revision, patch } => {
+                let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ClusterError::BadRequest { message: e.to_string() })?;
+                let result: Result<Deployment, ClusterError> = self.patch(ns, name, &Patch::<()>::Json(patch), dry_run).await;
+                let deployment = match result {
+                    // The guard's `test` failed: another rollout happened between read and patch.
+                    Err(ClusterError::Invalid { .. }) if expect_revision.is_some() => {
+                        return Err(ActionError::Conflict(format!("deployment {name:?} moved on from revision {} during the rollback", expect_revision.unwrap_or_default())));
+                    }
+                    other => other?,
+                };
+                Ok(RollbackOutcome { message: format!("deployment.apps/{name} rolled back"), deployment, from_revision, to_revision, skipped: false })
+            }
+        }
+    }
+
+    /// Wait (polling) until the rollout is done, failed, stuck on a pod issue, or `timeout` passes.
+    pub async fn wait_for_rollout(&self, ns: &str, name: &str, timeout: Duration) -> Result<RolloutReport, ActionError> {
+        let started = Instant::now();
+        loop {
+            let report = self.rollout(ns, name).await?;
+            let stuck = !report.issues.is_empty();
+            if report.state.done || report.state.failed || stuck {
+                return Ok(report);
+            }
+            if started.elapsed() >= timeout {
+                return Ok(RolloutReport { timed_out: true, ..report });
+            }
+            tokio::time::sleep(Duration::from_millis(200).min(timeout.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
+    /// `kubectl rollout status` now, plus the current ReplicaSet's pod issues.
+    pub async fn rollout(&self, ns: &str, name: &str) -> Result<RolloutReport, ActionError> {
+        let deployment: Deployment = self.get(ns, name).await?;
+        let state = rollout::rollout_state(&deployment);
+        let mut issues = Vec::new();
+        if !state.done {
+            let rss = self.history_of(&deployment).await?;
+            if let Some(rs) = rollout::current_replica_set(&deployment, &rss) {
+                let pods: Vec<Pod> = self.pods_of(ns, rs).await?;
+                issues = rollout::pod_issues(&pods);
+            }
+        }
+        Ok(RolloutReport { deployment, state, issues, timed_out: false })
+    }
+
+    /// `kubectl expose deployment NAME`.
+    pub async fn expose(&self, ns: &str, deployment: &str, spec: &ExposeSpec, dry_run: bool) -> Result<Service, ActionError> {
+        let d: Deployment = self.get(ns, deployment).await?;
+        let selector = d.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
+        if selector.is_empty() {
+            return Err(ActionError::Unprocessable { field: "deployment".into(), message: format!("couldn't retrieve selectors via introspection: deployment {deployment:?} has no matchLabels") });
+        }
+        let ty = spec.service_type.unwrap_or(ServiceType::ClusterIP);
+        let mut port = json!({
+            "port": spec.port,
+            "targetPort": spec.target_port.unwrap_or(spec.port),
+            "protocol": spec.protocol.unwrap_or(Protocol::Tcp).as_str(),
+        });
+        if let Some(np) = spec.node_port {
+            port["nodePort"] = json!(np);
+        }
+        let service: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": spec.name.clone().unwrap_or_else(|| deployment.to_owned()), "labels": d.metadata.labels.clone().unwrap_or_default()},
+            "spec": {"type": ty.as_str(), "selector": selector, "ports": [port]},
+        }))
+        .map_err(|e| ClusterError::BadRequest { message: e.to_string() })?;
+        Ok(self.create(ns, &service, dry_run).await?)
+    }
+
+    /// Create or update a Service with server-side apply. Returns (service, created).
+    pub async fn put_service(&self, ns: &str, name: &str, spec: &ServiceSpec, dry_run: bool) -> Result<(Service, bool), ActionError> {
+        let existed = self.get_opt::<Service>(ns, name).await?.is_some();
+        let ty = spec.service_type.unwrap_or(ServiceType::ClusterIP);
+        let mut body = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"type": ty.as_str()},
+        });
+        if !spec.labels.is_empty() {
+            body["metadata"]["labels"] = json!(spec.labels);
+        }
+        if ty == ServiceType::ExternalName {
+            body["spec"]["externalName"] = json!(spec.external_name);
+        } else {
+            body["spec"]["selector"] = json!(spec.selector);
+        }
+        if !spec.ports.is_empty() {
+            body["spec"]["ports"] = Value::Array(
+                spec.ports
+                    .iter()
+                    .map(|p| {
+                        let mut v = json!({"port": p.port, "targetPort": p.target_port.unwrap_or(p.port), "protocol": p.protocol.unwrap_or(Protocol::Tcp).as_str()});
+                        if let Some(n) = &p.name {
+                            v["name"] = json!(n);
+                        }
+                        if let Some(np) = p.node_port {
+                            v["nodePort"] = json!(np);
+                        }
+                        v
+                    })
+                    .collect(),
+            );
+        }
+        let service: Service = self.apply(ns, name, &body, dry_run).await?;
+        Ok((service, !existed))
+    }
+
+    /// Delete what a selector matches, refusing when more than `max_affected` would go.
+    pub async fn delete_selected<K>(&self, ns: &str, selector: &str, max_affected: usize, dry_run: bool) -> Result<Vec<String>, ActionError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let matching: Vec<K> = self.list(ns, Some(selector)).await?;
+        if matching.len() > max_affected {
+            return Err(ActionError::Conflict(format!("the selector {selector:?} matches {} objects, more than maxAffected={max_affected}; nothing was deleted", matching.len())));
+        }
+        let mut deleted = Vec::new();
+        for obj in matching {
+            let meta = obj.meta();
+            let name = meta.name.clone().unwrap_or_default();
+            match self.delete::<K>(ns, &name, meta.uid.clone(), dry_run).await {
+                Ok(()) => deleted.push(name),
+                // Gone meanwhile (or replaced by a newcomer of the same name): not ours to delete.
+                Err(ClusterError::NotFound { .. } | ClusterError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// `kubectl label`: set and remove labels; changing a value needs `overwrite`.
+    pub async fn label(&self, ns: &str, kind: LabelledKind, name: &str, change: &LabelChange, dry_run: bool) -> Result<BTreeMap<String, String>, ActionError> {
+        let (labels, rv) = match kind {
+            LabelledKind::Deployment => meta_labels(&self.get::<Deployment>(ns, name).await?.metadata),
+            LabelledKind::Service => meta_labels(&self.get::<Service>(ns, name).await?.metadata),
+            LabelledKind::Pod => meta_labels(&self.get::<Pod>(ns, name).await?.metadata),
+        };
+        if !change.overwrite {
+            for (k, v) in &change.set {
+                if let Some(old) = labels.get(k).filter(|old| *old != v) {
+                    return Err(ActionError::Conflict(format!("'{k}' already has a value ({old}), and overwrite is false")));
+                }
+            }
+        }
+        let mut patch_labels = serde_json::Map::new();
+        for (k, v) in &change.set {
+            patch_labels.insert(k.clone(), json!(v));
+        }
+        for k in &change.remove {
+            patch_labels.insert(k.clone(), Value::Null);
+        }
+        // The resourceVersion makes the overwrite check and the write one atomic step.
+        let patch = Patch::Merge(json!({"metadata": {"resourceVersion": rv, "labels": patch_labels}}));
+        let meta = match kind {
+            LabelledKind::Deployment => self.patch::<Deployment, _>(ns, name, &patch, dry_run).await?.metadata,
+            LabelledKind::Service => self.patch::<Service, _>(ns, name, &patch, dry_run).await?.metadata,
+            LabelledKind::Pod => self.patch::<Pod, _>(ns, name, &patch, dry_run).await?.metadata,
+        };
+        Ok(meta.labels.unwrap_or_default())
+    }
+}
+
+fn meta_labels(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (BTreeMap<String, String>, Option<String>) {
+    (m.labels.clone().unwrap_or_default(), m.resource_version.clone())
+}
+
+/// The applied configuration of a Deployment: only the fields kubegate owns.
+fn deployment_body(ns: &str, name: &str, spec: &DeploySpec, selector: &BTreeMap<String, String>) -> Value {
+    let mut labels = spec.labels.clone();
+    for (k, v) in selector {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let containers: Vec<Value> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let mut v = json!({"name": c.name, "image": c.image});
+            if !c.ports.is_empty() {
+                v["ports"] = Value::Array(
+                    c.ports
+                        .iter()
+                        .map(|p| {
+                            let mut port = json!({"containerPort": p.container_port, "protocol": p.protocol.unwrap_or(Protocol::Tcp).as_str()});
+                            if let Some(n) = &p.name {
+                                port["name"] = json!(n);
+                            }
+                            port
+                        })
+                        .collect(),
+                );
+            }
+            if !c.env.is_empty() {
+                v["env"] = Value::Array(c.env.iter().map(|e| json!({"name": e.name, "value": e.value})).collect());
+            }
+            if let Some(r) = &c.resources {
+                let mut res = json!({});
+                if !r.requests.is_empty() {
+                    res["requests"] = json!(r.requests);
+                }
+                if !r.limits.is_empty() {
+                    res["limits"] = json!(r.limits);
+                }
+                v["resources"] = res;
+            }
+            if !c.command.is_empty() {
+                v["command"] = json!(c.command);
+            }
+            if !c.args.is_empty() {
+                v["args"] = json!(c.args);
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": selector}, "spec": {"containers": containers}},
+        },
+    });
+    if !spec.annotations.is_empty() {
+        body["metadata"]["annotations"] = json!(spec.annotations);
+    }
+    if let Some(r) = spec.replicas {
+        body["spec"]["replicas"] = json!(r);
+    }
+    if let Some(m) = spec.min_ready_seconds {
+        body["spec"]["minReadySeconds"] = json!(m);
+    }
+    if let Some(s) = &spec.strategy {
+        body["spec"]["strategy"] = match s.strategy_type {
+            StrategyType::Recreate => json!({"type": "Recreate"}),
+            StrategyType::RollingUpdate => {
+                let mut ru = json!({});
+                if let Some(v) = &s.max_surge {
+                    ru["maxSurge"] = v.to_json();
+                }
+                if let Some(v) = &s.max_unavailable {
+                    ru["maxUnavailable"] = v.to_json();
+                }
+                json!({"type": "RollingUpdate", "rollingUpdate": ru})
+            }
+        };
+    }
+    body
+}

@@ -1,0 +1,170 @@
+//! Typed access to the namespaced resources kubegate reads and changes. All `Api<K>` values are
+//! built here, and every call runs under the cluster's deadline.
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{Cluster, ClusterError};
+
+/// The field manager of every kubegate write (visible in `metadata.managedFields`).
+pub const FIELD_MANAGER: &str = "kubegate";
+
+/// Kubernetes `LabelSelector` → selector string (`metav1.LabelSelectorAsSelector`).
+pub fn selector_string(sel: &LabelSelector) -> String {
+    let mut terms = Vec::new();
+    for (k, v) in sel.match_labels.iter().flatten() {
+        terms.push(format!("{k}={v}"));
+    }
+    for e in sel.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        terms.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    terms.join(",")
+}
+
+impl Cluster {
+    fn api<K>(&self, ns: &str) -> Result<Api<K>, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Ok(Api::namespaced(self.client()?, ns))
+    }
+
+    pub async fn list<K>(&self, ns: &str, selector: Option<&str>) -> Result<Vec<K>, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = self.api(ns)?;
+        let mut lp = ListParams::default();
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        Ok(self.call(api.list(&lp)).await?.items)
+    }
+
+    pub async fn get<K>(&self, ns: &str, name: &str) -> Result<K, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = self.api(ns)?;
+        self.call(api.get(name)).await
+    }
+
+    pub async fn get_opt<K>(&self, ns: &str, name: &str) -> Result<Option<K>, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = self.api(ns)?;
+        self.call(api.get_opt(name)).await
+    }
+
+    /// Server-side apply as kubegate, taking over the fields it sends (`force`).
+    pub async fn apply<K>(&self, ns: &str, name: &str, body: &Value, dry_run: bool) -> Result<K, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = self.api(ns)?;
+        let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+        pp.dry_run = dry_run;
+        self.call(api.patch(name, &pp, &Patch::Apply(body))).await
+    }
+
+    pub async fn patch<K, P>(&self, ns: &str, name: &str, patch: &Patch<P>, dry_run: bool) -> Result<K, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+        P: Serialize + std::fmt::Debug,
+    {
+        let api: Api<K> = self.api(ns)?;
+        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), dry_run, ..Default::default() };
+        self.call(api.patch(name, &pp, patch)).await
+    }
+
+    pub async fn create<K>(&self, ns: &str, obj: &K, dry_run: bool) -> Result<K, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = self.api(ns)?;
+        let pp = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
+        self.call(api.create(&pp, obj)).await
+    }
+
+    /// Delete one object; with `uid`, only that incarnation (so a same-named newcomer survives).
+    pub async fn delete<K>(&self, ns: &str, name: &str, uid: Option<String>, dry_run: bool) -> Result<(), ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = self.api(ns)?;
+        let dp = DeleteParams {
+            dry_run,
+            preconditions: uid.map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+            ..DeleteParams::background()
+        };
+        self.call(api.delete(name, &dp)).await.map(|_| ())
+    }
+
+    /// `/scale` of a Deployment: the way `kubectl scale` does it.
+    pub async fn scale_deployment(&self, ns: &str, name: &str, replicas: i32, dry_run: bool) -> Result<i32, ClusterError> {
+        let api: Api<Deployment> = self.api(ns)?;
+        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), dry_run, ..Default::default() };
+        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        let scale = self.call(api.patch_scale(name, &pp, &Patch::Merge(&patch))).await?;
+        Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(replicas))
+    }
+
+    /// The ReplicaSets that make up a Deployment's history.
+    pub async fn history_of(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, ClusterError> {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let selector = d.spec.as_ref().map(|s| selector_string(&s.selector)).unwrap_or_default();
+        let all: Vec<ReplicaSet> = self.list(&ns, Some(&selector).filter(|s| !s.is_empty()).map(String::as_str)).await?;
+        Ok(super::rollout::owned_replica_sets(d, all))
+    }
+
+    /// Pods of a Deployment's current ReplicaSet (by its pod-template-hash).
+    pub async fn pods_of(&self, ns: &str, rs: &ReplicaSet) -> Result<Vec<Pod>, ClusterError> {
+        let Some(sel) = rs.spec.as_ref().map(|s| selector_string(&s.selector)) else { return Ok(Vec::new()) };
+        let uid = rs.metadata.uid.clone().unwrap_or_default();
+        let pods: Vec<Pod> = self.list(ns, Some(&sel)).await?;
+        Ok(pods
+            .into_iter()
+            .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid))
+            .collect())
+    }
+
+    pub async fn logs(&self, ns: &str, name: &str, params: &kube::api::LogParams) -> Result<String, ClusterError> {
+        let api: Api<Pod> = self.api(ns)?;
+        self.call(api.logs(name, params)).await
+    }
+
+    /// A following log stream; not under the call deadline (it lasts as long as the pod or client).
+    pub async fn log_stream(
+        &self,
+        ns: &str,
+        name: &str,
+        params: &kube::api::LogParams,
+    ) -> Result<impl futures::AsyncBufRead + use<>, ClusterError> {
+        let api: Api<Pod> = self.api(ns)?;
+        // Only the opening of the stream is bounded.
+        self.call(api.log_stream(name, params)).await
+    }
+}
+
