@@ -126,7 +126,15 @@ pub fn label_selector(input: &str) -> Result<String, String> {
             }
         }
         let term = rest[..end].trim();
-        rest = if end < rest.len() { rest[end + 1..].trim_start() } else { "" };
+        rest = if end < rest.len() {
+            let after = rest[end + 1..].trim_start();
+            if after.is_empty() {
+                return Err("a label selector may not end with ','".into());
+            }
+            after
+        } else {
+            ""
+        };
         terms.push(selector_term(term)?);
     }
     if terms.is_empty() {

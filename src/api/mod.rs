@@ -3,10 +3,15 @@
 //! and never talk to PostgreSQL or kube-rs directly.
 
 pub mod clusters;
+pub mod common;
+pub mod deployments;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod pods;
 pub mod problem;
+pub mod services;
+pub mod views;
 
 use actix_web::{HttpRequest, Resource, web};
 use utoipa::OpenApi;
@@ -34,9 +39,89 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .service(
         resource("/v1/clusters/{cluster}/nodes", "GET").route(web::get().to(clusters::list_nodes)),
     )
+    .configure(namespaced)
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))
     .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()))
     .default_service(web::to(not_found));
+}
+
+fn namespaced(cfg: &mut web::ServiceConfig) {
+    const NS: &str = "/v1/clusters/{cluster}/namespaces/{namespace}";
+    let at = |p: &str| format!("{NS}{p}");
+    cfg.service(
+        resource(&at("/deployments"), "GET").route(web::get().to(deployments::list_deployments)),
+    )
+    .service(
+        resource(&at("/deployments/{name}"), "GET, PUT, DELETE")
+            .route(web::get().to(deployments::get_deployment))
+            .route(web::put().to(deployments::deploy_deployment))
+            .route(web::delete().to(deployments::delete_deployment)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/replicas"), "PUT")
+            .route(web::put().to(deployments::scale_deployment)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/image"), "PUT")
+            .route(web::put().to(deployments::set_deployment_image)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/restart"), "POST")
+            .route(web::post().to(deployments::restart_deployment)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/rollback"), "POST")
+            .route(web::post().to(deployments::rollback_deployment)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/rollout"), "GET")
+            .route(web::get().to(deployments::get_deployment_rollout)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/revisions"), "GET")
+            .route(web::get().to(deployments::list_deployment_revisions)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/revisions/{revision}"), "GET")
+            .route(web::get().to(deployments::get_deployment_revision)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/expose"), "POST")
+            .route(web::post().to(services::expose_deployment)),
+    )
+    .service(
+        resource(&at("/deployments/{name}/labels"), "PUT")
+            .route(web::put().to(pods::label_deployment)),
+    )
+    .service(
+        resource(&at("/replicasets"), "GET").route(web::get().to(deployments::list_replicasets)),
+    )
+    .service(
+        resource(&at("/services"), "GET, DELETE")
+            .route(web::get().to(services::list_services))
+            .route(web::delete().to(services::delete_services)),
+    )
+    .service(
+        resource(&at("/services/{name}"), "GET, PUT, DELETE")
+            .route(web::get().to(services::get_service))
+            .route(web::put().to(services::put_service))
+            .route(web::delete().to(services::delete_service)),
+    )
+    .service(
+        resource(&at("/services/{name}/labels"), "PUT").route(web::put().to(pods::label_service)),
+    )
+    .service(
+        resource(&at("/pods"), "GET, DELETE")
+            .route(web::get().to(pods::list_pods))
+            .route(web::delete().to(pods::delete_pods)),
+    )
+    .service(
+        resource(&at("/pods/{name}"), "GET, DELETE")
+            .route(web::get().to(pods::get_pod))
+            .route(web::delete().to(pods::delete_pod)),
+    )
+    .service(resource(&at("/pods/{name}/logs"), "GET").route(web::get().to(pods::get_pod_logs)))
+    .service(resource(&at("/pods/{name}/labels"), "PUT").route(web::put().to(pods::label_pod)));
 }
 
 /// A resource whose other methods answer 405 problem+json with `Allow`.

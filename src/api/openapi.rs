@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use super::{clusters, health, problem};
+use super::{clusters, deployments, health, pods, problem, services};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,11 +21,40 @@ use super::{clusters, health, problem};
         clusters::get_cluster,
         clusters::list_namespaces,
         clusters::list_nodes,
+        deployments::list_deployments,
+        deployments::get_deployment,
+        deployments::deploy_deployment,
+        deployments::delete_deployment,
+        deployments::scale_deployment,
+        deployments::set_deployment_image,
+        deployments::restart_deployment,
+        deployments::rollback_deployment,
+        deployments::get_deployment_rollout,
+        deployments::list_deployment_revisions,
+        deployments::get_deployment_revision,
+        deployments::list_replicasets,
+        pods::label_deployment,
+        services::list_services,
+        services::get_service,
+        services::expose_deployment,
+        services::put_service,
+        services::delete_service,
+        services::delete_services,
+        pods::label_service,
+        pods::list_pods,
+        pods::get_pod,
+        pods::get_pod_logs,
+        pods::delete_pod,
+        pods::delete_pods,
+        pods::label_pod,
     ),
     components(schemas(problem::Problem, problem::FieldError)),
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "clusters", description = "Clusters, their version, namespaces and nodes"),
+        (name = "deployments", description = "Deploy, scale, set image, restart, rollout status, history and undo, labels; ReplicaSets"),
+        (name = "services", description = "Expose Deployments, create, update and delete Services"),
+        (name = "pods", description = "Pods, their logs, deletion and labels"),
     )
 )]
 pub struct ApiDoc;

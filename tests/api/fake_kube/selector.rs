@@ -38,7 +38,11 @@ impl Selector {
             }
             let term = rest[..end].trim();
             rest = if end < rest.len() {
-                rest[end + 1..].trim_start()
+                let after = rest[end + 1..].trim_start();
+                if after.is_empty() {
+                    return Err(format!("unable to parse requirement: found '', expected: identifier in {input:?}"));
+                }
+                after
             } else {
                 ""
             };

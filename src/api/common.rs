@@ -1,0 +1,134 @@
+//! What the namespaced endpoints share: path parameters, the mutation query (`dryRun`, `wait`,
+//! `timeoutSeconds`), checks of names before any cluster call, and turning an HTTP call into an
+//! `ActionRequest`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::problem::{ApiError, FieldError};
+use crate::action::{Action, Target};
+use crate::app::AppState;
+use crate::cluster::Cluster;
+use crate::gateway::{self, ActionRequest, Executed};
+use crate::validate;
+
+/// `/v1/clusters/{cluster}/namespaces/{namespace}`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NamespacePath {
+    /// Cluster name.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// `/v1/clusters/{cluster}/namespaces/{namespace}/<resources>/{name}`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ObjectPath {
+    /// Cluster name.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+}
+
+impl ObjectPath {
+    pub fn target(&self) -> Target {
+        Target { cluster: self.cluster.clone(), namespace: self.namespace.clone() }
+    }
+}
+
+impl NamespacePath {
+    pub fn target(&self) -> Target {
+        Target { cluster: self.cluster.clone(), namespace: self.namespace.clone() }
+    }
+}
+
+/// Options of every mutation.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MutationQuery {
+    /// Server-side dry run: the API server validates and answers, nothing changes.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Answer only when the rollout is done, failed, stuck on a pod issue, or `timeoutSeconds`
+    /// passed (deploy, scale, set image, restart, rollback).
+    #[serde(default)]
+    pub wait: bool,
+    /// Bound of `wait` (default 60, capped by the server's KUBEGATE_MAX_WAIT).
+    pub timeout_seconds: Option<u64>,
+}
+
+/// `labelSelector` of list endpoints.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Label selector (`app=web,tier!=db,env in (a,b),!canary`).
+    pub label_selector: Option<String>,
+}
+
+/// `DELETE` of a collection: the selector is required and the number deleted bounded.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteCollectionQuery {
+    /// Label selector of what to delete; required, and never empty.
+    pub label_selector: Option<String>,
+    /// Refuse (409, nothing deleted) when more objects match (default 50).
+    pub max_affected: Option<usize>,
+    /// Preview: list what would be deleted, delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What every mutation answers besides its result.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionInfo {
+    /// Identifies this action (also on the `kubegate.io/audit-id` annotation of template changes).
+    pub audit_id: String,
+    /// Nothing was changed: the API server only validated.
+    pub dry_run: bool,
+}
+
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_AFFECTED: usize = 50;
+
+/// Check path names before anything reaches a cluster.
+pub fn check_names(namespace: &str, name: Option<(&str, fn(&str) -> Result<(), String>)>) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if let Err(m) = validate::dns1123_label(namespace) {
+        errors.push(FieldError { field: "namespace".into(), message: m });
+    }
+    if let Some((n, rule)) = name {
+        if let Err(m) = rule(n) {
+            errors.push(FieldError { field: "name".into(), message: m });
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation { errors }) }
+}
+
+pub fn selector(q: &ListQuery) -> Result<Option<String>, ApiError> {
+    match q.label_selector.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => validate::label_selector(s)
+            .map(Some)
+            .map_err(|m| ApiError::Validation { errors: vec![FieldError { field: "labelSelector".into(), message: m }] }),
+    }
+}
+
+pub fn cluster<'a>(state: &'a AppState, name: &str) -> Result<&'a Cluster, ApiError> {
+    super::clusters::find(state, name)
+}
+
+/// Run an action through the gateway with the query's options.
+pub async fn run(state: &AppState, target: Target, action: Action, query: &MutationQuery, reason: Option<String>) -> Result<Executed, ApiError> {
+    let wait = query.wait.then(|| query.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_WAIT).min(state.max_wait));
+    gateway::execute(state, ActionRequest { target, action, dry_run: query.dry_run, wait, reason }).await
+}

@@ -1,0 +1,496 @@
+//! Response types for namespaced resources, shaped like what kubectl shows (get, describe, rollout
+//! status/history), with conversions from the Kubernetes objects.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::clusters::rfc3339;
+use crate::cluster::rollout::{self, CHANGE_CAUSE, PodIssue, Revision};
+use crate::cluster::{RolloutReport, selector_string};
+
+/// A container's image (`kubectl get deployments -o wide` IMAGES).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContainerImage {
+    pub container: String,
+    pub image: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaCounts {
+    /// `spec.replicas`.
+    pub desired: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub unavailable: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub condition_type: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    #[serde(rename = "type")]
+    pub strategy_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<String>,
+}
+
+/// A Deployment (`kubectl describe deployment`, in JSON).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Deployment)]
+pub struct DeploymentView {
+    pub name: String,
+    pub namespace: String,
+    /// The current revision (`deployment.kubernetes.io/revision`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    pub replicas: ReplicaCounts,
+    pub images: Vec<ContainerImage>,
+    /// The pod selector, in label selector syntax.
+    pub selector: String,
+    pub strategy: Strategy,
+    pub paused: bool,
+    pub generation: i64,
+    pub observed_generation: i64,
+    pub conditions: Vec<Condition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_cause: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentList {
+    pub items: Vec<DeploymentView>,
+}
+
+fn images(t: Option<&PodTemplateSpec>) -> Vec<ContainerImage> {
+    t.and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.iter().map(|c| ContainerImage { container: c.name.clone(), image: c.image.clone().unwrap_or_default() }).collect())
+        .unwrap_or_default()
+}
+
+fn int_or_string(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+impl From<&Deployment> for DeploymentView {
+    fn from(d: &Deployment) -> Self {
+        let spec = d.spec.clone().unwrap_or_default();
+        let status = d.status.clone().unwrap_or_default();
+        let desired = spec.replicas.unwrap_or(1);
+        let strategy = spec.strategy.clone().unwrap_or_default();
+        let ru = strategy.rolling_update.unwrap_or_default();
+        let annotations = d.metadata.annotations.clone().unwrap_or_default();
+        Self {
+            name: d.metadata.name.clone().unwrap_or_default(),
+            namespace: d.metadata.namespace.clone().unwrap_or_default(),
+            revision: rollout::deployment_revision(d),
+            replicas: ReplicaCounts {
+                desired,
+                updated: status.updated_replicas.unwrap_or(0),
+                ready: status.ready_replicas.unwrap_or(0),
+                available: status.available_replicas.unwrap_or(0),
+                unavailable: status.unavailable_replicas.unwrap_or(0),
+            },
+            images: images(Some(&spec.template)),
+            selector: selector_string(&spec.selector),
+            strategy: Strategy {
+                strategy_type: strategy.type_.unwrap_or_else(|| "RollingUpdate".into()),
+                max_surge: ru.max_surge.as_ref().map(int_or_string),
+                max_unavailable: ru.max_unavailable.as_ref().map(int_or_string),
+            },
+            paused: spec.paused.unwrap_or(false),
+            generation: d.metadata.generation.unwrap_or(0),
+            observed_generation: status.observed_generation.unwrap_or(0),
+            conditions: status
+                .conditions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| Condition {
+                    condition_type: c.type_,
+                    status: c.status,
+                    reason: c.reason,
+                    message: c.message,
+                    last_update_time: c.last_update_time.as_ref().map(rfc3339),
+                })
+                .collect(),
+            change_cause: annotations.get(CHANGE_CAUSE).cloned(),
+            labels: d.metadata.labels.clone().unwrap_or_default(),
+            annotations,
+            created_at: d.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+/// A pod that keeps the rollout from progressing, seen before kubectl would say so.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PodIssueView {
+    pub pod: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// `ImagePullBackOff`, `ErrImagePull`, `CrashLoopBackOff`, `CreateContainerConfigError`,
+    /// `CreateContainerError`, `InvalidImageName` or `Unschedulable`.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl From<&PodIssue> for PodIssueView {
+    fn from(i: &PodIssue) -> Self {
+        Self { pod: i.pod.clone(), container: i.container.clone(), reason: i.reason.clone(), message: i.message.clone() }
+    }
+}
+
+/// `kubectl rollout status`, with the numbers and early pod issues.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = RolloutStatus)]
+pub struct RolloutView {
+    /// kubectl's message, e.g. `deployment "web" successfully rolled out`.
+    pub message: String,
+    /// The rollout is complete.
+    pub done: bool,
+    /// The rollout exceeded its progress deadline.
+    pub failed: bool,
+    /// A wait ended at its timeout before the rollout finished.
+    pub timed_out: bool,
+    pub generation: i64,
+    pub observed_generation: i64,
+    pub replicas: ReplicaCounts,
+    pub issues: Vec<PodIssueView>,
+}
+
+impl From<&RolloutReport> for RolloutView {
+    fn from(r: &RolloutReport) -> Self {
+        let d = DeploymentView::from(&r.deployment);
+        Self {
+            message: r.state.message.clone(),
+            done: r.state.done,
+            failed: r.state.failed,
+            timed_out: r.timed_out,
+            generation: d.generation,
+            observed_generation: d.observed_generation,
+            replicas: d.replicas,
+            issues: r.issues.iter().map(PodIssueView::from).collect(),
+        }
+    }
+}
+
+/// One revision of `kubectl rollout history`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionView {
+    pub revision: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_cause: Option<String>,
+    pub images: Vec<ContainerImage>,
+    pub replica_set: String,
+    pub replicas: i32,
+    /// This revision's template is the Deployment's current one.
+    pub current: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionList {
+    pub items: Vec<RevisionView>,
+}
+
+/// One revision with its pod template (`kubectl rollout history --revision=N`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionDetail {
+    #[serde(flatten)]
+    pub summary: RevisionView,
+    /// The pod template (without `pod-template-hash`), as the Kubernetes API shows it.
+    #[schema(value_type = Object)]
+    pub template: serde_json::Value,
+}
+
+pub fn revision_view(r: &Revision, current: Option<&str>) -> RevisionView {
+    let rs = &r.replica_set;
+    let name = rs.metadata.name.clone().unwrap_or_default();
+    RevisionView {
+        revision: r.revision,
+        change_cause: r.change_cause.clone(),
+        images: images(rs.spec.as_ref().and_then(|s| s.template.as_ref())),
+        current: current == Some(name.as_str()),
+        replica_set: name,
+        replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        created_at: rs.metadata.creation_timestamp.as_ref().map(rfc3339),
+    }
+}
+
+/// A ReplicaSet (`kubectl get replicasets -o wide`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ReplicaSet)]
+pub struct ReplicaSetView {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    pub desired: i32,
+    pub current: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// The controlling Deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub images: Vec<ContainerImage>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicaSetList {
+    pub items: Vec<ReplicaSetView>,
+}
+
+impl From<&ReplicaSet> for ReplicaSetView {
+    fn from(rs: &ReplicaSet) -> Self {
+        let status = rs.status.clone().unwrap_or_default();
+        Self {
+            name: rs.metadata.name.clone().unwrap_or_default(),
+            revision: rs.metadata.annotations.as_ref().and_then(|a| a.get(rollout::REVISION)).and_then(|r| r.parse().ok()),
+            desired: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            current: status.replicas,
+            ready: status.ready_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            owner: rs.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| format!("{}/{}", o.kind, o.name)),
+            images: images(rs.spec.as_ref().and_then(|s| s.template.as_ref())),
+            labels: rs.metadata.labels.clone().unwrap_or_default(),
+            created_at: rs.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: i32,
+    /// Number or named port.
+    pub target_port: String,
+    pub protocol: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<i32>,
+}
+
+/// A Service (`kubectl get service -o wide` plus endpoints).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Service)]
+pub struct ServiceView {
+    pub name: String,
+    pub namespace: String,
+    #[serde(rename = "type")]
+    pub service_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+    pub ports: Vec<ServicePort>,
+    pub selector: BTreeMap<String, String>,
+    /// Ready pods the selector matches (the addresses traffic can go to).
+    pub ready_endpoints: usize,
+    /// Load balancer addresses (IP or hostname), once provisioned.
+    pub load_balancer_ingress: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceList {
+    pub items: Vec<ServiceView>,
+}
+
+pub fn service_view(s: &Service, pods: &[Pod]) -> ServiceView {
+    let spec = s.spec.clone().unwrap_or_default();
+    let selector = spec.selector.clone().unwrap_or_default();
+    let ready_endpoints = if selector.is_empty() {
+        0
+    } else {
+        pods.iter()
+            .filter(|p| {
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .filter(|p| pod_ready(p))
+            .count()
+    };
+    ServiceView {
+        name: s.metadata.name.clone().unwrap_or_default(),
+        namespace: s.metadata.namespace.clone().unwrap_or_default(),
+        service_type: spec.type_.clone().unwrap_or_else(|| "ClusterIP".into()),
+        cluster_ip: spec.cluster_ip.clone(),
+        external_name: spec.external_name.clone(),
+        ports: spec
+            .ports
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| ServicePort {
+                target_port: p.target_port.as_ref().map(int_or_string).unwrap_or_else(|| p.port.to_string()),
+                name: p.name,
+                port: p.port,
+                protocol: p.protocol.unwrap_or_else(|| "TCP".into()),
+                node_port: p.node_port,
+            })
+            .collect(),
+        selector,
+        ready_endpoints,
+        load_balancer_ingress: s
+            .status
+            .as_ref()
+            .and_then(|st| st.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.ip.or(i.hostname))
+            .collect(),
+        labels: s.metadata.labels.clone().unwrap_or_default(),
+        created_at: s.metadata.creation_timestamp.as_ref().map(rfc3339),
+    }
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView {
+    pub name: String,
+    pub image: String,
+    pub ready: bool,
+    pub restart_count: i32,
+    /// `running`, `waiting` or `terminated`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A pod (`kubectl get pods -o wide`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Pod)]
+pub struct PodView {
+    pub name: String,
+    pub namespace: String,
+    /// `status.phase`: Pending, Running, Succeeded, Failed, Unknown.
+    pub phase: String,
+    /// kubectl's STATUS column (e.g. `Running`, `ImagePullBackOff`, `CrashLoopBackOff`, `Terminating`).
+    pub status: String,
+    pub ready_containers: usize,
+    pub total_containers: usize,
+    pub restarts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub containers: Vec<ContainerView>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PodList {
+    pub items: Vec<PodView>,
+}
+
+impl From<&Pod> for PodView {
+    fn from(p: &Pod) -> Self {
+        let status = p.status.clone().unwrap_or_default();
+        let images: BTreeMap<String, String> = p
+            .spec
+            .as_ref()
+            .map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+            .unwrap_or_default();
+        let statuses = status.container_statuses.clone().unwrap_or_default();
+        let containers: Vec<ContainerView> = images
+            .iter()
+            .map(|(name, image)| {
+                let cs = statuses.iter().find(|c| &c.name == name);
+                let state = cs.and_then(|c| c.state.clone()).unwrap_or_default();
+                let (state_name, reason, message) = if let Some(w) = state.waiting {
+                    ("waiting", w.reason, w.message)
+                } else if let Some(t) = state.terminated {
+                    ("terminated", t.reason, t.message)
+                } else if state.running.is_some() {
+                    ("running", None, None)
+                } else {
+                    ("waiting", None, None)
+                };
+                ContainerView {
+                    name: name.clone(),
+                    image: image.clone(),
+                    ready: cs.is_some_and(|c| c.ready),
+                    restart_count: cs.map(|c| c.restart_count).unwrap_or(0),
+                    state: state_name.into(),
+                    reason,
+                    message,
+                }
+            })
+            .collect();
+        // kubectl's printPod: phase, overridden by the pod's reason, then by container reasons.
+        let mut shown = status.reason.clone().unwrap_or_else(|| status.phase.clone().unwrap_or_else(|| "Unknown".into()));
+        for c in &containers {
+            if let Some(r) = &c.reason {
+                shown = r.clone();
+            }
+        }
+        if p.metadata.deletion_timestamp.is_some() {
+            shown = "Terminating".into();
+        }
+        Self {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            namespace: p.metadata.namespace.clone().unwrap_or_default(),
+            phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
+            status: shown,
+            ready_containers: containers.iter().filter(|c| c.ready).count(),
+            total_containers: containers.len(),
+            restarts: containers.iter().map(|c| c.restart_count).sum(),
+            node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            ip: status.pod_ip.clone(),
+            containers,
+            labels: p.metadata.labels.clone().unwrap_or_default(),
+            created_at: p.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
