@@ -20,19 +20,57 @@ pub struct Target {
 /// Something kubegate does to a cluster.
 #[derive(Debug, Clone)]
 pub enum Action {
-    Deploy { name: String, spec: DeploySpec },
-    Scale { name: String, replicas: i32 },
-    SetImage { name: String, container: Option<String>, image: String },
-    Restart { name: String },
-    Rollback { name: String, to_revision: i64, expect_revision: Option<i64> },
-    DeleteDeployment { name: String },
-    Expose { deployment: String, spec: ExposeSpec },
-    PutService { name: String, spec: ServiceSpec },
-    DeleteService { name: String },
-    DeleteServices { selector: String, max_affected: usize },
-    DeletePod { name: String },
-    DeletePods { selector: String, max_affected: usize },
-    Label { kind: LabelledKind, name: String, change: LabelChange },
+    Deploy {
+        name: String,
+        spec: DeploySpec,
+    },
+    Scale {
+        name: String,
+        replicas: i32,
+    },
+    SetImage {
+        name: String,
+        container: Option<String>,
+        image: String,
+    },
+    Restart {
+        name: String,
+    },
+    Rollback {
+        name: String,
+        to_revision: i64,
+        expect_revision: Option<i64>,
+    },
+    DeleteDeployment {
+        name: String,
+    },
+    Expose {
+        deployment: String,
+        spec: ExposeSpec,
+    },
+    PutService {
+        name: String,
+        spec: ServiceSpec,
+    },
+    DeleteService {
+        name: String,
+    },
+    DeleteServices {
+        selector: String,
+        max_affected: usize,
+    },
+    DeletePod {
+        name: String,
+    },
+    DeletePods {
+        selector: String,
+        max_affected: usize,
+    },
+    Label {
+        kind: LabelledKind,
+        name: String,
+        change: LabelChange,
+    },
 }
 
 /// Kinds whose labels can be changed.
@@ -67,15 +105,28 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Self::Deploy { name, spec } => {
-                let images: Vec<String> = spec.containers.iter().map(|c| format!("{}={}", c.name, c.image)).collect();
+                let images: Vec<String> = spec
+                    .containers
+                    .iter()
+                    .map(|c| format!("{}={}", c.name, c.image))
+                    .collect();
                 format!("deploy {name} {}", images.join(","))
             }
             Self::Scale { name, replicas } => format!("scale {name} --replicas={replicas}"),
-            Self::SetImage { name, container, image } => {
-                format!("set image {name} {}={image}", container.as_deref().unwrap_or("*"))
+            Self::SetImage {
+                name,
+                container,
+                image,
+            } => {
+                format!(
+                    "set image {name} {}={image}",
+                    container.as_deref().unwrap_or("*")
+                )
             }
             Self::Restart { name } => format!("rollout restart {name}"),
-            Self::Rollback { name, to_revision, .. } => format!("rollout undo {name} --to-revision={to_revision}"),
+            Self::Rollback {
+                name, to_revision, ..
+            } => format!("rollout undo {name} --to-revision={to_revision}"),
             Self::DeleteDeployment { name } => format!("delete deployment {name}"),
             Self::Expose { deployment, .. } => format!("expose deployment {deployment}"),
             Self::PutService { name, .. } => format!("put service {name}"),
@@ -107,22 +158,40 @@ impl Action {
                 deployment_name(&mut e, name);
                 replicas_in_range(&mut e, "replicas", *replicas, limits);
             }
-            Self::SetImage { name, container, image } => {
+            Self::SetImage {
+                name,
+                container,
+                image,
+            } => {
                 deployment_name(&mut e, name);
-                if let Some(c) = container {
-                    if let Err(m) = validate::dns1123_label(c) {
-                        e.add("container", m);
-                    }
+                if let Some(c) = container
+                    && let Err(m) = validate::dns1123_label(c)
+                {
+                    e.add("container", m);
                 }
                 if let Err(m) = validate::image_reference(image) {
                     e.add("image", m);
                 }
             }
-            Self::Restart { name } | Self::DeleteDeployment { name } => deployment_name(&mut e, name),
-            Self::Rollback { name, to_revision, expect_revision } => {
+            Self::Restart { name } | Self::DeleteDeployment { name } => {
+                deployment_name(&mut e, name)
+            }
+            Self::Rollback {
+                name,
+                to_revision,
+                expect_revision,
+            } => {
                 deployment_name(&mut e, name);
-                e.check(*to_revision >= 0, "toRevision", "must be 0 (the previous revision) or a revision number");
-                e.check(expect_revision.is_none_or(|r| r > 0), "expectRevision", "must be a revision number (> 0)");
+                e.check(
+                    *to_revision >= 0,
+                    "toRevision",
+                    "must be 0 (the previous revision) or a revision number",
+                );
+                e.check(
+                    expect_revision.is_none_or(|r| r > 0),
+                    "expectRevision",
+                    "must be a revision number (> 0)",
+                );
             }
             Self::Expose { deployment, spec } => {
                 deployment_name(&mut e, deployment);
@@ -140,11 +209,22 @@ impl Action {
                 }
             }
             Self::DeletePod { name } => deployment_name(&mut e, name),
-            Self::DeleteServices { selector, max_affected } | Self::DeletePods { selector, max_affected } => {
+            Self::DeleteServices {
+                selector,
+                max_affected,
+            }
+            | Self::DeletePods {
+                selector,
+                max_affected,
+            } => {
                 if let Err(m) = validate::label_selector(selector) {
                     e.add("labelSelector", m);
                 }
-                e.check((1..=limits.max_affected_cap).contains(max_affected), "maxAffected", format!("must be between 1 and {}", limits.max_affected_cap));
+                e.check(
+                    (1..=limits.max_affected_cap).contains(max_affected),
+                    "maxAffected",
+                    format!("must be between 1 and {}", limits.max_affected_cap),
+                );
             }
             Self::Label { kind, name, change } => {
                 match kind {
@@ -160,9 +240,17 @@ impl Action {
                     if let Err(m) = validate::label_key(k) {
                         e.add(format!("remove.{k}"), m);
                     }
-                    e.check(!change.set.contains_key(k), format!("remove.{k}"), "cannot both set and remove a label");
+                    e.check(
+                        !change.set.contains_key(k),
+                        format!("remove.{k}"),
+                        "cannot both set and remove a label",
+                    );
                 }
-                e.check(!change.set.is_empty() || !change.remove.is_empty(), "set", "nothing to change: give labels to set or remove");
+                e.check(
+                    !change.set.is_empty() || !change.remove.is_empty(),
+                    "set",
+                    "nothing to change: give labels to set or remove",
+                );
             }
         }
         e
@@ -177,7 +265,11 @@ pub struct Limits {
 }
 
 fn replicas_in_range(e: &mut Errors, field: &str, replicas: i32, limits: &Limits) {
-    e.check((0..=limits.max_replicas).contains(&replicas), field, format!("must be between 0 and {}", limits.max_replicas));
+    e.check(
+        (0..=limits.max_replicas).contains(&replicas),
+        field,
+        format!("must be between 0 and {}", limits.max_replicas),
+    );
 }
 
 /// Deploy: the desired Deployment (created or updated with server-side apply).
@@ -293,7 +385,10 @@ impl IntOrPercent {
     fn valid(&self) -> bool {
         match self {
             Self::Int(i) => *i >= 0,
-            Self::Percent(p) => p.strip_suffix('%').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n <= 100),
+            Self::Percent(p) => p
+                .strip_suffix('%')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= 100),
         }
     }
     pub fn to_json(&self) -> serde_json::Value {
@@ -306,32 +401,65 @@ impl IntOrPercent {
 
 impl DeploySpec {
     fn validate(&self, e: &mut Errors, limits: &Limits) {
-        e.check(!self.containers.is_empty(), "containers", "at least one container is required");
+        e.check(
+            !self.containers.is_empty(),
+            "containers",
+            "at least one container is required",
+        );
         let mut names = std::collections::HashSet::new();
         for (i, c) in self.containers.iter().enumerate() {
             let at = format!("containers[{i}]");
             if let Err(m) = validate::dns1123_label(&c.name) {
                 e.add(format!("{at}.name"), m);
             }
-            e.check(names.insert(c.name.as_str()), format!("{at}.name"), format!("duplicate container name {:?}", c.name));
+            e.check(
+                names.insert(c.name.as_str()),
+                format!("{at}.name"),
+                format!("duplicate container name {:?}", c.name),
+            );
             if let Err(m) = validate::image_reference(&c.image) {
                 e.add(format!("{at}.image"), m);
             }
             let mut ports = std::collections::HashSet::new();
             for (j, p) in c.ports.iter().enumerate() {
-                e.check((1..=65535).contains(&p.container_port), format!("{at}.ports[{j}].containerPort"), "must be between 1 and 65535");
-                e.check(ports.insert((p.container_port, p.protocol.unwrap_or(Protocol::Tcp))), format!("{at}.ports[{j}]"), "duplicate port");
+                e.check(
+                    (1..=65535).contains(&p.container_port),
+                    format!("{at}.ports[{j}].containerPort"),
+                    "must be between 1 and 65535",
+                );
+                e.check(
+                    ports.insert((p.container_port, p.protocol.unwrap_or(Protocol::Tcp))),
+                    format!("{at}.ports[{j}]"),
+                    "duplicate port",
+                );
                 if let Some(n) = &p.name {
-                    let ok = !n.is_empty() && n.len() <= 15 && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && n.bytes().any(|b| b.is_ascii_lowercase());
+                    let ok = !n.is_empty()
+                        && n.len() <= 15
+                        && n.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && n.bytes().any(|b| b.is_ascii_lowercase());
                     e.check(ok, format!("{at}.ports[{j}].name"), "a port name is at most 15 lower case letters, digits or '-', with at least one letter");
                 }
             }
             for (j, v) in c.env.iter().enumerate() {
-                e.check(validate::env_name(&v.name), format!("{at}.env[{j}].name"), "must be a non-empty name of printable characters without '='");
+                e.check(
+                    validate::env_name(&v.name),
+                    format!("{at}.env[{j}].name"),
+                    "must be a non-empty name of printable characters without '='",
+                );
             }
             if let Some(r) = &c.resources {
-                for (k, q) in r.requests.iter().map(|x| ("requests", x)).chain(r.limits.iter().map(|x| ("limits", x))) {
-                    e.check(validate::quantity(q.1), format!("{at}.resources.{k}.{}", q.0), format!("{:?} is not a quantity (e.g. 100m, 128Mi)", q.1));
+                for (k, q) in r
+                    .requests
+                    .iter()
+                    .map(|x| ("requests", x))
+                    .chain(r.limits.iter().map(|x| ("limits", x)))
+                {
+                    e.check(
+                        validate::quantity(q.1),
+                        format!("{at}.resources.{k}.{}", q.0),
+                        format!("{:?} is not a quantity (e.g. 100m, 128Mi)", q.1),
+                    );
                 }
             }
         }
@@ -341,18 +469,39 @@ impl DeploySpec {
         validate::labels(e, "labels", &self.labels);
         validate::annotations(e, "annotations", &self.annotations);
         if let Some(s) = &self.strategy {
-            for (field, v) in [("strategy.maxSurge", &s.max_surge), ("strategy.maxUnavailable", &s.max_unavailable)] {
+            for (field, v) in [
+                ("strategy.maxSurge", &s.max_surge),
+                ("strategy.maxUnavailable", &s.max_unavailable),
+            ] {
                 if let Some(v) = v {
-                    e.check(v.valid(), field, "an integer >= 0 or a percentage such as \"25%\"");
-                    e.check(s.strategy_type == StrategyType::RollingUpdate, field, "only for the RollingUpdate strategy");
+                    e.check(
+                        v.valid(),
+                        field,
+                        "an integer >= 0 or a percentage such as \"25%\"",
+                    );
+                    e.check(
+                        s.strategy_type == StrategyType::RollingUpdate,
+                        field,
+                        "only for the RollingUpdate strategy",
+                    );
                 }
             }
-            if s.max_surge == Some(IntOrPercent::Int(0)) && s.max_unavailable == Some(IntOrPercent::Int(0)) {
+            if s.max_surge == Some(IntOrPercent::Int(0))
+                && s.max_unavailable == Some(IntOrPercent::Int(0))
+            {
                 e.add("strategy", "maxSurge and maxUnavailable cannot both be 0");
             }
         }
-        e.check(self.min_ready_seconds.is_none_or(|s| s >= 0), "minReadySeconds", "must be >= 0");
-        e.check(self.change_cause.as_ref().is_none_or(|c| c.len() <= 1024), "changeCause", "at most 1024 characters");
+        e.check(
+            self.min_ready_seconds.is_none_or(|s| s >= 0),
+            "minReadySeconds",
+            "must be >= 0",
+        );
+        e.check(
+            self.change_cause.as_ref().is_none_or(|c| c.len() <= 1024),
+            "changeCause",
+            "at most 1024 characters",
+        );
     }
 }
 
@@ -393,24 +542,51 @@ impl ServiceType {
     }
 }
 
-fn port_checks(e: &mut Errors, at: &str, port: i32, target: Option<i32>, node_port: Option<i32>, ty: ServiceType) {
-    e.check((1..=65535).contains(&port), format!("{at}port"), "must be between 1 and 65535");
-    e.check(target.is_none_or(|t| (1..=65535).contains(&t)), format!("{at}targetPort"), "must be between 1 and 65535");
+fn port_checks(
+    e: &mut Errors,
+    at: &str,
+    port: i32,
+    target: Option<i32>,
+    node_port: Option<i32>,
+    ty: ServiceType,
+) {
+    e.check(
+        (1..=65535).contains(&port),
+        format!("{at}port"),
+        "must be between 1 and 65535",
+    );
+    e.check(
+        target.is_none_or(|t| (1..=65535).contains(&t)),
+        format!("{at}targetPort"),
+        "must be between 1 and 65535",
+    );
     if let Some(np) = node_port {
-        e.check(matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer), format!("{at}nodePort"), "only for NodePort and LoadBalancer services");
-        e.check((30000..=32767).contains(&np), format!("{at}nodePort"), "must be between 30000 and 32767");
+        e.check(
+            matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer),
+            format!("{at}nodePort"),
+            "only for NodePort and LoadBalancer services",
+        );
+        e.check(
+            (30000..=32767).contains(&np),
+            format!("{at}nodePort"),
+            "must be between 30000 and 32767",
+        );
     }
 }
 
 impl ExposeSpec {
     fn validate(&self, e: &mut Errors) {
         let ty = self.service_type.unwrap_or(ServiceType::ClusterIP);
-        e.check(ty != ServiceType::ExternalName, "type", "an ExternalName service selects no pods: create it with PUT services/{name}");
+        e.check(
+            ty != ServiceType::ExternalName,
+            "type",
+            "an ExternalName service selects no pods: create it with PUT services/{name}",
+        );
         port_checks(e, "", self.port, self.target_port, self.node_port, ty);
-        if let Some(n) = &self.name {
-            if let Err(m) = validate::dns1035_label(n) {
-                e.add("name", m);
-            }
+        if let Some(n) = &self.name
+            && let Err(m) = validate::dns1035_label(n)
+        {
+            e.add("name", m);
         }
     }
 }
@@ -456,15 +632,40 @@ impl ServiceSpec {
                 }
                 None => e.add("externalName", "required for an ExternalName service"),
             }
-            e.check(self.selector.is_empty(), "selector", "an ExternalName service has no selector");
+            e.check(
+                self.selector.is_empty(),
+                "selector",
+                "an ExternalName service has no selector",
+            );
         } else {
-            e.check(!self.ports.is_empty(), "ports", "at least one port is required");
-            e.check(self.external_name.is_none(), "externalName", "only for ExternalName services");
+            e.check(
+                !self.ports.is_empty(),
+                "ports",
+                "at least one port is required",
+            );
+            e.check(
+                self.external_name.is_none(),
+                "externalName",
+                "only for ExternalName services",
+            );
         }
         for (i, p) in self.ports.iter().enumerate() {
-            port_checks(e, &format!("ports[{i}]."), p.port, p.target_port, p.node_port, ty);
+            port_checks(
+                e,
+                &format!("ports[{i}]."),
+                p.port,
+                p.target_port,
+                p.node_port,
+                ty,
+            );
             if self.ports.len() > 1 {
-                e.check(p.name.as_ref().is_some_and(|n| validate::dns1123_label(n).is_ok()), format!("ports[{i}].name"), "each port needs a name when there are several");
+                e.check(
+                    p.name
+                        .as_ref()
+                        .is_some_and(|n| validate::dns1123_label(n).is_ok()),
+                    format!("ports[{i}].name"),
+                    "each port needs a name when there are several",
+                );
             }
         }
         validate::labels(e, "selector", &self.selector);

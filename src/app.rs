@@ -34,8 +34,16 @@ impl Application {
         let db = db::pool(&config)?;
         db::migrate(&db).await?;
         let clusters = ClusterRegistry::load(&config).await?;
-        let limits = Limits { max_replicas: config.max_replicas, max_affected_cap: 1000 };
-        let state = web::Data::new(AppState { db, clusters, limits, max_wait: config.max_wait });
+        let limits = Limits {
+            max_replicas: config.max_replicas,
+            max_affected_cap: 1000,
+        };
+        let state = web::Data::new(AppState {
+            db,
+            clusters,
+            limits,
+            max_wait: config.max_wait,
+        });
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("KUBEGATE_LISTEN: cannot listen on {}", config.listen))?;

@@ -50,41 +50,74 @@ const ANONYMOUS: &str = "anonymous";
 
 pub async fn execute(state: &AppState, req: ActionRequest) -> Result<Executed, ApiError> {
     let errors = req.action.validate(&req.target, &state.limits);
-    if let Some(r) = &req.reason {
-        if r.len() > 1024 {
-            return Err(ApiError::Validation { errors: vec![crate::api::problem::FieldError { field: "reason".into(), message: "at most 1024 characters".into() }] });
-        }
+    if let Some(r) = &req.reason
+        && r.len() > 1024
+    {
+        return Err(ApiError::Validation {
+            errors: vec![crate::api::problem::FieldError {
+                field: "reason".into(),
+                message: "at most 1024 characters".into(),
+            }],
+        });
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors: errors.0 });
     }
-    let cluster = state.clusters.get(&req.target.cluster).ok_or_else(|| ApiError::UnknownCluster {
-        name: req.target.cluster.clone(),
-        known: state.clusters.names(),
-    })?;
+    let cluster =
+        state
+            .clusters
+            .get(&req.target.cluster)
+            .ok_or_else(|| ApiError::UnknownCluster {
+                name: req.target.cluster.clone(),
+                known: state.clusters.names(),
+            })?;
     let audit_id = uuid::Uuid::new_v4().to_string();
-    let note = ChangeNote { audit_id: audit_id.clone(), cause: change_cause(&req) };
+    let note = ChangeNote {
+        audit_id: audit_id.clone(),
+        cause: change_cause(&req),
+    };
     let ns = req.target.namespace.as_str();
     let dry = req.dry_run;
     tracing::info!(action = req.action.verb(), cluster = %req.target.cluster, namespace = ns, dry_run = dry, audit_id, "executing");
 
     let outcome = match &req.action {
-        Action::Deploy { name, spec } => Outcome::Deployment(cluster.deploy(ns, name, spec, &note, dry).await?),
-        Action::Scale { name, replicas } => Outcome::Deployment(cluster.scale(ns, name, *replicas, dry).await?),
-        Action::SetImage { name, container, image } => {
-            Outcome::Deployment(cluster.set_image(ns, name, container.as_deref(), image, &note, dry).await?)
+        Action::Deploy { name, spec } => {
+            Outcome::Deployment(cluster.deploy(ns, name, spec, &note, dry).await?)
         }
-        Action::Restart { name } => Outcome::Deployment(cluster.restart(ns, name, &note, dry).await?),
-        Action::Rollback { name, to_revision, expect_revision } => {
-            Outcome::Rollback(cluster.rollback(ns, name, *to_revision, *expect_revision, dry).await?)
+        Action::Scale { name, replicas } => {
+            Outcome::Deployment(cluster.scale(ns, name, *replicas, dry).await?)
         }
+        Action::SetImage {
+            name,
+            container,
+            image,
+        } => Outcome::Deployment(
+            cluster
+                .set_image(ns, name, container.as_deref(), image, &note, dry)
+                .await?,
+        ),
+        Action::Restart { name } => {
+            Outcome::Deployment(cluster.restart(ns, name, &note, dry).await?)
+        }
+        Action::Rollback {
+            name,
+            to_revision,
+            expect_revision,
+        } => Outcome::Rollback(
+            cluster
+                .rollback(ns, name, *to_revision, *expect_revision, dry)
+                .await?,
+        ),
         Action::DeleteDeployment { name } => {
-            cluster.delete::<k8s_openapi::api::apps::v1::Deployment>(ns, name, None, dry).await?;
+            cluster
+                .delete::<k8s_openapi::api::apps::v1::Deployment>(ns, name, None, dry)
+                .await?;
             Outcome::Deleted(vec![name.clone()])
         }
-        Action::Expose { deployment, spec } => {
-            Outcome::Service { service: cluster.expose(ns, deployment, spec, dry).await?, created: true }
-        }
+        Action::Expose { deployment, spec } => Outcome::Service {
+            service: cluster.expose(ns, deployment, spec, dry).await?,
+            created: true,
+        },
         Action::PutService { name, spec } => {
             let (service, created) = cluster.put_service(ns, name, spec, dry).await?;
             Outcome::Service { service, created }
@@ -97,13 +130,25 @@ pub async fn execute(state: &AppState, req: ActionRequest) -> Result<Executed, A
             cluster.delete::<Pod>(ns, name, None, dry).await?;
             Outcome::Deleted(vec![name.clone()])
         }
-        Action::DeleteServices { selector, max_affected } => {
-            Outcome::Deleted(cluster.delete_selected::<Service>(ns, selector, *max_affected, dry).await?)
+        Action::DeleteServices {
+            selector,
+            max_affected,
+        } => Outcome::Deleted(
+            cluster
+                .delete_selected::<Service>(ns, selector, *max_affected, dry)
+                .await?,
+        ),
+        Action::DeletePods {
+            selector,
+            max_affected,
+        } => Outcome::Deleted(
+            cluster
+                .delete_selected::<Pod>(ns, selector, *max_affected, dry)
+                .await?,
+        ),
+        Action::Label { kind, name, change } => {
+            Outcome::Labels(cluster.label(ns, *kind, name, change, dry).await?)
         }
-        Action::DeletePods { selector, max_affected } => {
-            Outcome::Deleted(cluster.delete_selected::<Pod>(ns, selector, *max_affected, dry).await?)
-        }
-        Action::Label { kind, name, change } => Outcome::Labels(cluster.label(ns, *kind, name, change, dry).await?),
     };
 
     let waits_on = match (&req.action, &outcome) {
@@ -112,16 +157,25 @@ pub async fn execute(state: &AppState, req: ActionRequest) -> Result<Executed, A
         _ => None,
     };
     let rollout = match (req.wait, waits_on) {
-        (Some(timeout), Some(name)) if !dry => Some(cluster.wait_for_rollout(ns, &name, timeout).await?),
+        (Some(timeout), Some(name)) if !dry => {
+            Some(cluster.wait_for_rollout(ns, &name, timeout).await?)
+        }
         _ => None,
     };
-    Ok(Executed { audit_id, outcome, rollout })
+    Ok(Executed {
+        audit_id,
+        outcome,
+        rollout,
+    })
 }
 
 /// `kubernetes.io/change-cause`: what, who, and why when given.
 fn change_cause(req: &ActionRequest) -> String {
     let what = match (&req.action, &req.reason) {
-        (Action::Deploy { spec, .. }, None) => spec.change_cause.clone().map(|c| format!("{}: {c}", req.action.describe())),
+        (Action::Deploy { spec, .. }, None) => spec
+            .change_cause
+            .clone()
+            .map(|c| format!("{}: {c}", req.action.describe())),
         _ => None,
     };
     let base = what.unwrap_or_else(|| req.action.describe());

@@ -12,10 +12,10 @@ pub mod app;
 pub mod cluster;
 /// Every setting, as one clap struct; `kubegate serve --help` is the configuration reference.
 pub mod config;
-/// `execute()`: every mutation runs here (validate → [authorize → audit intent] → act → wait).
-pub mod gateway;
 /// PostgreSQL pool and the embedded, forward-only migrations.
 pub mod db;
+/// `execute()`: every mutation runs here (validate → [authorize → audit intent] → act → wait).
+pub mod gateway;
 /// Structured logging (JSON or human-readable) and the request-id that ties logs together.
 pub mod telemetry;
 /// Input rules shared by actions: names, labels, selectors, image references, quantities.

@@ -13,7 +13,10 @@ pub struct Errors(pub Vec<FieldError>);
 
 impl Errors {
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
     pub fn check(&mut self, ok: bool, field: impl Into<String>, message: impl Into<String>) {
         if !ok {
@@ -29,13 +32,16 @@ impl Errors {
 pub fn dns1123_label(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
         Ok(())
     } else {
-        Err(format!("{s:?} is not a valid name: at most 63 lower case alphanumeric characters or '-', starting and ending with an alphanumeric character"))
+        Err(format!(
+            "{s:?} is not a valid name: at most 63 lower case alphanumeric characters or '-', starting and ending with an alphanumeric character"
+        ))
     }
 }
 
@@ -45,7 +51,9 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{s:?} is not a valid name: at most 253 lower case alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character"))
+        Err(format!(
+            "{s:?} is not a valid name: at most 253 lower case alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character"
+        ))
     }
 }
 
@@ -55,14 +63,17 @@ pub fn dns1035_label(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{s:?} is not a valid service name: at most 63 lower case alphanumeric characters or '-', starting with a letter and ending with an alphanumeric character"))
+        Err(format!(
+            "{s:?} is not a valid service name: at most 63 lower case alphanumeric characters or '-', starting with a letter and ending with an alphanumeric character"
+        ))
     }
 }
 
 fn qualified_name_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
@@ -74,14 +85,22 @@ pub fn label_key(k: &str) -> Result<(), String> {
         None => (None, k),
     };
     let ok = qualified_name_part(name) && prefix.is_none_or(|p| dns1123_subdomain(p).is_ok());
-    if ok { Ok(()) } else { Err(format!("{k:?} is not a valid label key: [prefix/]name, name at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{k:?} is not a valid label key: [prefix/]name, name at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+        ))
+    }
 }
 
 pub fn label_value(v: &str) -> Result<(), String> {
     if v.is_empty() || qualified_name_part(v) {
         Ok(())
     } else {
-        Err(format!("{v:?} is not a valid label value: empty, or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"))
+        Err(format!(
+            "{v:?} is not a valid label value: empty, or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+        ))
     }
 }
 
@@ -100,11 +119,18 @@ pub fn annotations(errors: &mut Errors, field: &str, annotations: &BTreeMap<Stri
     let mut total = 0;
     for (k, v) in annotations {
         if let Err(e) = label_key(k) {
-            errors.add(format!("{field}.{k}"), e.replace("label key", "annotation key"));
+            errors.add(
+                format!("{field}.{k}"),
+                e.replace("label key", "annotation key"),
+            );
         }
         total += k.len() + v.len();
     }
-    errors.check(total <= 256 * 1024, field, "annotations may not exceed 256 KiB in total");
+    errors.check(
+        total <= 256 * 1024,
+        field,
+        "annotations may not exceed 256 KiB in total",
+    );
 }
 
 /// A label selector in the API server's syntax (`a=b,c!=d,e in (x,y),!f`). Returns it normalised.
@@ -193,8 +219,15 @@ pub fn image_reference(image: &str) -> Result<(), String> {
         None => (image, None),
     };
     if let Some(d) = digest {
-        let Some((algo, hex)) = d.split_once(':') else { return bad("digest must be algorithm:hex") };
-        let algo_ok = !algo.is_empty() && algo.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'.' | b'_' | b'-'));
+        let Some((algo, hex)) = d.split_once(':') else {
+            return bad("digest must be algorithm:hex");
+        };
+        let algo_ok = !algo.is_empty()
+            && algo.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'+' | b'.' | b'_' | b'-')
+            });
         let hex_ok = hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit());
         if !algo_ok || !hex_ok {
             return bad("invalid digest");
@@ -210,7 +243,8 @@ pub fn image_reference(image: &str) -> Result<(), String> {
         let ok = !t.is_empty()
             && t.len() <= 128
             && (t.as_bytes()[0].is_ascii_alphanumeric() || t.as_bytes()[0] == b'_')
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !ok {
             return bad("invalid tag");
         }
@@ -224,7 +258,10 @@ pub fn image_reference(image: &str) -> Result<(), String> {
                 Some((h, p)) => (h, Some(p)),
                 None => (first, None),
             };
-            let host_ok = !host.is_empty() && host.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
             if !host_ok || port.is_some_and(|p| p.parse::<u16>().is_err()) {
                 return bad("invalid registry host");
             }
@@ -234,7 +271,9 @@ pub fn image_reference(image: &str) -> Result<(), String> {
     for c in &components {
         // path-component: [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*
         let ok = !c.is_empty()
-            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+            && c.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
             && c.as_bytes()[0].is_ascii_alphanumeric()
             && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
             && !c.contains("..")
@@ -259,8 +298,28 @@ pub fn quantity(q: &str) -> bool {
         .unwrap_or(q.len());
     let (num, suffix) = q.split_at(digits_end);
     let num_ok = !num.is_empty() && num.trim_start_matches(['+', '-']).parse::<f64>().is_ok();
-    let suffix_ok = matches!(suffix, "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u")
-        || (suffix.starts_with(['e', 'E']) && suffix[1..].trim_start_matches(['+', '-']).parse::<u32>().is_ok());
+    let suffix_ok = matches!(
+        suffix,
+        "" | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+            | "n"
+            | "u"
+    ) || (suffix.starts_with(['e', 'E'])
+        && suffix[1..]
+            .trim_start_matches(['+', '-'])
+            .parse::<u32>()
+            .is_ok());
     num_ok && suffix_ok
 }
 
@@ -276,19 +335,37 @@ mod tests {
     #[test]
     fn image_references_follow_the_distribution_grammar() {
         for ok in [
-            "nginx", "nginx:1.27", "library/nginx:latest", "ghcr.io/org/app:v1.2.3", "localhost:5000/app",
-            "registry.example.com:443/team/app_x:2024-01", "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "nginx",
+            "nginx:1.27",
+            "library/nginx:latest",
+            "ghcr.io/org/app:v1.2.3",
+            "localhost:5000/app",
+            "registry.example.com:443/team/app_x:2024-01",
+            "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ] {
             assert!(image_reference(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Nginx", "nginx:", "nginx:-x", "ng inx", "nginx@sha256:xyz", "a//b", "-app", "app:tag with space"] {
+        for bad in [
+            "",
+            "Nginx",
+            "nginx:",
+            "nginx:-x",
+            "ng inx",
+            "nginx@sha256:xyz",
+            "a//b",
+            "-app",
+            "app:tag with space",
+        ] {
             assert!(image_reference(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn label_selectors_are_parsed_and_normalised() {
-        assert_eq!(label_selector("a=b, c!=d,e in (x, y),!f,g").unwrap(), "a=b,c!=d,e in (x,y),!f,g");
+        assert_eq!(
+            label_selector("a=b, c!=d,e in (x, y),!f,g").unwrap(),
+            "a=b,c!=d,e in (x,y),!f,g"
+        );
         assert!(label_selector("").is_err());
         assert!(label_selector("a=b,").is_err());
         assert!(label_selector("a in (x").is_err());

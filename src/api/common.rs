@@ -38,13 +38,19 @@ pub struct ObjectPath {
 
 impl ObjectPath {
     pub fn target(&self) -> Target {
-        Target { cluster: self.cluster.clone(), namespace: self.namespace.clone() }
+        Target {
+            cluster: self.cluster.clone(),
+            namespace: self.namespace.clone(),
+        }
     }
 }
 
 impl NamespacePath {
     pub fn target(&self) -> Target {
-        Target { cluster: self.cluster.clone(), namespace: self.namespace.clone() }
+        Target {
+            cluster: self.cluster.clone(),
+            namespace: self.namespace.clone(),
+        }
     }
 }
 
@@ -100,18 +106,31 @@ pub struct ActionInfo {
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_AFFECTED: usize = 50;
 
+/// A naming rule of `validate` (label, subdomain, ...).
+pub type NameRule = fn(&str) -> Result<(), String>;
+
 /// Check path names before anything reaches a cluster.
-pub fn check_names(namespace: &str, name: Option<(&str, fn(&str) -> Result<(), String>)>) -> Result<(), ApiError> {
+pub fn check_names(namespace: &str, name: Option<(&str, NameRule)>) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     if let Err(m) = validate::dns1123_label(namespace) {
-        errors.push(FieldError { field: "namespace".into(), message: m });
+        errors.push(FieldError {
+            field: "namespace".into(),
+            message: m,
+        });
     }
-    if let Some((n, rule)) = name {
-        if let Err(m) = rule(n) {
-            errors.push(FieldError { field: "name".into(), message: m });
-        }
+    if let Some((n, rule)) = name
+        && let Err(m) = rule(n)
+    {
+        errors.push(FieldError {
+            field: "name".into(),
+            message: m,
+        });
     }
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation { errors }) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation { errors })
+    }
 }
 
 pub fn selector(q: &ListQuery) -> Result<Option<String>, ApiError> {
@@ -119,7 +138,12 @@ pub fn selector(q: &ListQuery) -> Result<Option<String>, ApiError> {
         None | Some("") => Ok(None),
         Some(s) => validate::label_selector(s)
             .map(Some)
-            .map_err(|m| ApiError::Validation { errors: vec![FieldError { field: "labelSelector".into(), message: m }] }),
+            .map_err(|m| ApiError::Validation {
+                errors: vec![FieldError {
+                    field: "labelSelector".into(),
+                    message: m,
+                }],
+            }),
     }
 }
 
@@ -128,7 +152,29 @@ pub fn cluster<'a>(state: &'a AppState, name: &str) -> Result<&'a Cluster, ApiEr
 }
 
 /// Run an action through the gateway with the query's options.
-pub async fn run(state: &AppState, target: Target, action: Action, query: &MutationQuery, reason: Option<String>) -> Result<Executed, ApiError> {
-    let wait = query.wait.then(|| query.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_WAIT).min(state.max_wait));
-    gateway::execute(state, ActionRequest { target, action, dry_run: query.dry_run, wait, reason }).await
+pub async fn run(
+    state: &AppState,
+    target: Target,
+    action: Action,
+    query: &MutationQuery,
+    reason: Option<String>,
+) -> Result<Executed, ApiError> {
+    let wait = query.wait.then(|| {
+        query
+            .timeout_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_WAIT)
+            .min(state.max_wait)
+    });
+    gateway::execute(
+        state,
+        ActionRequest {
+            target,
+            action,
+            dry_run: query.dry_run,
+            wait,
+            reason,
+        },
+    )
+    .await
 }

@@ -6,9 +6,15 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{ActionInfo, ListQuery, MutationQuery, NamespacePath, ObjectPath, check_names, cluster, run, selector};
+use super::common::{
+    ActionInfo, ListQuery, MutationQuery, NamespacePath, ObjectPath, check_names, cluster, run,
+    selector,
+};
 use super::problem::{ApiError, Problem};
-use super::views::{DeploymentList, DeploymentView, ReplicaSetList, ReplicaSetView, RevisionDetail, RevisionList, RolloutView, revision_view};
+use super::views::{
+    DeploymentList, DeploymentView, ReplicaSetList, ReplicaSetView, RevisionDetail, RevisionList,
+    RolloutView, revision_view,
+};
 use crate::action::{Action, DeploySpec};
 use crate::app::AppState;
 use crate::cluster::rollout;
@@ -97,7 +103,9 @@ pub struct RollbackRequest {
 
 fn deployment_result(e: Executed, dry_run: bool) -> Result<(bool, DeploymentResult), ApiError> {
     let Outcome::Deployment(c) = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for a deployment action")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "unexpected outcome for a deployment action"
+        )));
     };
     Ok((
         c.created,
@@ -108,7 +116,10 @@ fn deployment_result(e: Executed, dry_run: bool) -> Result<(bool, DeploymentResu
             revision_before: c.revision_before,
             replicas_before: c.replicas_before,
             rollout: e.rollout.as_ref().map(RolloutView::from),
-            action: ActionInfo { audit_id: e.audit_id, dry_run },
+            action: ActionInfo {
+                audit_id: e.audit_id,
+                dry_run,
+            },
         },
     ))
 }
@@ -124,11 +135,19 @@ fn deployment_result(e: Executed, dry_run: bool) -> Result<(bool, DeploymentResu
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_deployments(state: web::Data<AppState>, path: web::Path<NamespacePath>, query: web::Query<ListQuery>) -> Result<web::Json<DeploymentList>, ApiError> {
+pub async fn list_deployments(
+    state: web::Data<AppState>,
+    path: web::Path<NamespacePath>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<DeploymentList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
-    let items: Vec<Deployment> = cluster(&state, &path.cluster)?.list(&path.namespace, sel.as_deref()).await?;
-    Ok(web::Json(DeploymentList { items: items.iter().map(DeploymentView::from).collect() }))
+    let items: Vec<Deployment> = cluster(&state, &path.cluster)?
+        .list(&path.namespace, sel.as_deref())
+        .await?;
+    Ok(web::Json(DeploymentList {
+        items: items.iter().map(DeploymentView::from).collect(),
+    }))
 }
 
 /// Get a Deployment (`kubectl describe deployment`).
@@ -142,9 +161,17 @@ pub async fn list_deployments(state: web::Data<AppState>, path: web::Path<Namesp
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>) -> Result<web::Json<DeploymentView>, ApiError> {
-    check_names(&path.namespace, Some((&path.name, validate::dns1123_subdomain)))?;
-    let d: Deployment = cluster(&state, &path.cluster)?.get(&path.namespace, &path.name).await?;
+pub async fn get_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<DeploymentView>, ApiError> {
+    check_names(
+        &path.namespace,
+        Some((&path.name, validate::dns1123_subdomain)),
+    )?;
+    let d: Deployment = cluster(&state, &path.cluster)?
+        .get(&path.namespace, &path.name)
+        .await?;
     Ok(web::Json(DeploymentView::from(&d)))
 }
 
@@ -163,11 +190,23 @@ pub async fn get_deployment(state: web::Data<AppState>, path: web::Path<ObjectPa
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn deploy_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<DeploySpec>) -> Result<HttpResponse, ApiError> {
-    let action = Action::Deploy { name: path.name.clone(), spec: body.into_inner() };
+pub async fn deploy_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<DeploySpec>,
+) -> Result<HttpResponse, ApiError> {
+    let action = Action::Deploy {
+        name: path.name.clone(),
+        spec: body.into_inner(),
+    };
     let e = run(&state, path.target(), action, &query, None).await?;
     let (created, result) = deployment_result(e, query.dry_run)?;
-    Ok(if created { HttpResponse::Created().json(result) } else { HttpResponse::Ok().json(result) })
+    Ok(if created {
+        HttpResponse::Created().json(result)
+    } else {
+        HttpResponse::Ok().json(result)
+    })
 }
 
 /// Delete a Deployment (its ReplicaSets and pods go with it).
@@ -181,8 +220,21 @@ pub async fn deploy_deployment(state: web::Data<AppState>, path: web::Path<Objec
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>) -> Result<web::Json<DeleteResult>, ApiError> {
-    let e = run(&state, path.target(), Action::DeleteDeployment { name: path.name.clone() }, &query, None).await?;
+pub async fn delete_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+) -> Result<web::Json<DeleteResult>, ApiError> {
+    let e = run(
+        &state,
+        path.target(),
+        Action::DeleteDeployment {
+            name: path.name.clone(),
+        },
+        &query,
+        None,
+    )
+    .await?;
     DeleteResult::from_executed(e, query.dry_run)
 }
 
@@ -199,9 +251,17 @@ pub struct DeleteResult {
 impl DeleteResult {
     pub fn from_executed(e: Executed, dry_run: bool) -> Result<web::Json<Self>, ApiError> {
         let Outcome::Deleted(deleted) = e.outcome else {
-            return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for a delete")));
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "unexpected outcome for a delete"
+            )));
         };
-        Ok(web::Json(Self { deleted, action: ActionInfo { audit_id: e.audit_id, dry_run } }))
+        Ok(web::Json(Self {
+            deleted,
+            action: ActionInfo {
+                audit_id: e.audit_id,
+                dry_run,
+            },
+        }))
     }
 }
 
@@ -217,9 +277,24 @@ impl DeleteResult {
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn scale_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<ScaleRequest>) -> Result<web::Json<DeploymentResult>, ApiError> {
+pub async fn scale_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<ScaleRequest>,
+) -> Result<web::Json<DeploymentResult>, ApiError> {
     let body = body.into_inner();
-    let e = run(&state, path.target(), Action::Scale { name: path.name.clone(), replicas: body.replicas }, &query, body.reason).await?;
+    let e = run(
+        &state,
+        path.target(),
+        Action::Scale {
+            name: path.name.clone(),
+            replicas: body.replicas,
+        },
+        &query,
+        body.reason,
+    )
+    .await?;
     Ok(web::Json(deployment_result(e, query.dry_run)?.1))
 }
 
@@ -236,9 +311,18 @@ pub async fn scale_deployment(state: web::Data<AppState>, path: web::Path<Object
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn set_deployment_image(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<SetImageRequest>) -> Result<web::Json<DeploymentResult>, ApiError> {
+pub async fn set_deployment_image(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<SetImageRequest>,
+) -> Result<web::Json<DeploymentResult>, ApiError> {
     let body = body.into_inner();
-    let action = Action::SetImage { name: path.name.clone(), container: body.container, image: body.image };
+    let action = Action::SetImage {
+        name: path.name.clone(),
+        container: body.container,
+        image: body.image,
+    };
     let e = run(&state, path.target(), action, &query, body.reason).await?;
     Ok(web::Json(deployment_result(e, query.dry_run)?.1))
 }
@@ -255,9 +339,23 @@ pub async fn set_deployment_image(state: web::Data<AppState>, path: web::Path<Ob
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn restart_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: Option<web::Json<RestartRequest>>) -> Result<web::Json<DeploymentResult>, ApiError> {
+pub async fn restart_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: Option<web::Json<RestartRequest>>,
+) -> Result<web::Json<DeploymentResult>, ApiError> {
     let reason = body.and_then(|b| b.into_inner().reason);
-    let e = run(&state, path.target(), Action::Restart { name: path.name.clone() }, &query, reason).await?;
+    let e = run(
+        &state,
+        path.target(),
+        Action::Restart {
+            name: path.name.clone(),
+        },
+        &query,
+        reason,
+    )
+    .await?;
     Ok(web::Json(deployment_result(e, query.dry_run)?.1))
 }
 
@@ -274,12 +372,23 @@ pub async fn restart_deployment(state: web::Data<AppState>, path: web::Path<Obje
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn rollback_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: Option<web::Json<RollbackRequest>>) -> Result<web::Json<RollbackResult>, ApiError> {
+pub async fn rollback_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: Option<web::Json<RollbackRequest>>,
+) -> Result<web::Json<RollbackResult>, ApiError> {
     let body = body.map(web::Json::into_inner).unwrap_or_default();
-    let action = Action::Rollback { name: path.name.clone(), to_revision: body.to_revision.unwrap_or(0), expect_revision: body.expect_revision };
+    let action = Action::Rollback {
+        name: path.name.clone(),
+        to_revision: body.to_revision.unwrap_or(0),
+        expect_revision: body.expect_revision,
+    };
     let e = run(&state, path.target(), action, &query, body.reason).await?;
     let Outcome::Rollback(r) = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for a rollback")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "unexpected outcome for a rollback"
+        )));
     };
     Ok(web::Json(RollbackResult {
         deployment: DeploymentView::from(&r.deployment),
@@ -288,7 +397,10 @@ pub async fn rollback_deployment(state: web::Data<AppState>, path: web::Path<Obj
         from_revision: r.from_revision,
         to_revision: r.to_revision,
         rollout: e.rollout.as_ref().map(RolloutView::from),
-        action: ActionInfo { audit_id: e.audit_id, dry_run: query.dry_run },
+        action: ActionInfo {
+            audit_id: e.audit_id,
+            dry_run: query.dry_run,
+        },
     }))
 }
 
@@ -302,9 +414,17 @@ pub async fn rollback_deployment(state: web::Data<AppState>, path: web::Path<Obj
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_deployment_rollout(state: web::Data<AppState>, path: web::Path<ObjectPath>) -> Result<web::Json<RolloutView>, ApiError> {
-    check_names(&path.namespace, Some((&path.name, validate::dns1123_subdomain)))?;
-    let report = cluster(&state, &path.cluster)?.rollout(&path.namespace, &path.name).await?;
+pub async fn get_deployment_rollout(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<RolloutView>, ApiError> {
+    check_names(
+        &path.namespace,
+        Some((&path.name, validate::dns1123_subdomain)),
+    )?;
+    let report = cluster(&state, &path.cluster)?
+        .rollout(&path.namespace, &path.name)
+        .await?;
     Ok(web::Json(RolloutView::from(&report)))
 }
 
@@ -318,13 +438,22 @@ pub async fn get_deployment_rollout(state: web::Data<AppState>, path: web::Path<
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_deployment_revisions(state: web::Data<AppState>, path: web::Path<ObjectPath>) -> Result<web::Json<RevisionList>, ApiError> {
-    check_names(&path.namespace, Some((&path.name, validate::dns1123_subdomain)))?;
+pub async fn list_deployment_revisions(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<RevisionList>, ApiError> {
+    check_names(
+        &path.namespace,
+        Some((&path.name, validate::dns1123_subdomain)),
+    )?;
     let c = cluster(&state, &path.cluster)?;
     let d: Deployment = c.get(&path.namespace, &path.name).await?;
     let rss = c.history_of(&d).await?;
     let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
-    let items = rollout::history(&rss).iter().map(|r| revision_view(r, current.as_deref())).collect();
+    let items = rollout::history(&rss)
+        .iter()
+        .map(|r| revision_view(r, current.as_deref()))
+        .collect();
     Ok(web::Json(RevisionList { items }))
 }
 
@@ -350,8 +479,14 @@ pub struct RevisionPath {
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_deployment_revision(state: web::Data<AppState>, path: web::Path<RevisionPath>) -> Result<web::Json<RevisionDetail>, ApiError> {
-    check_names(&path.namespace, Some((&path.name, validate::dns1123_subdomain)))?;
+pub async fn get_deployment_revision(
+    state: web::Data<AppState>,
+    path: web::Path<RevisionPath>,
+) -> Result<web::Json<RevisionDetail>, ApiError> {
+    check_names(
+        &path.namespace,
+        Some((&path.name, validate::dns1123_subdomain)),
+    )?;
     let c = cluster(&state, &path.cluster)?;
     let d: Deployment = c.get(&path.namespace, &path.name).await?;
     let rss = c.history_of(&d).await?;
@@ -360,8 +495,16 @@ pub async fn get_deployment_revision(state: web::Data<AppState>, path: web::Path
     let r = history
         .iter()
         .find(|r| r.revision == path.revision)
-        .ok_or_else(|| ApiError::NotFound { detail: format!("unable to find the specified revision {} in history", path.revision) })?;
-    Ok(web::Json(RevisionDetail { summary: revision_view(r, current.as_deref()), template: rollout::template_without_hash(&r.replica_set) }))
+        .ok_or_else(|| ApiError::NotFound {
+            detail: format!(
+                "unable to find the specified revision {} in history",
+                path.revision
+            ),
+        })?;
+    Ok(web::Json(RevisionDetail {
+        summary: revision_view(r, current.as_deref()),
+        template: rollout::template_without_hash(&r.replica_set),
+    }))
 }
 
 /// List ReplicaSets (`kubectl get replicasets`).
@@ -375,9 +518,17 @@ pub async fn get_deployment_revision(state: web::Data<AppState>, path: web::Path
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_replicasets(state: web::Data<AppState>, path: web::Path<NamespacePath>, query: web::Query<ListQuery>) -> Result<web::Json<ReplicaSetList>, ApiError> {
+pub async fn list_replicasets(
+    state: web::Data<AppState>,
+    path: web::Path<NamespacePath>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<ReplicaSetList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
-    let items: Vec<ReplicaSet> = cluster(&state, &path.cluster)?.list(&path.namespace, sel.as_deref()).await?;
-    Ok(web::Json(ReplicaSetList { items: items.iter().map(ReplicaSetView::from).collect() }))
+    let items: Vec<ReplicaSet> = cluster(&state, &path.cluster)?
+        .list(&path.namespace, sel.as_deref())
+        .await?;
+    Ok(web::Json(ReplicaSetList {
+        items: items.iter().map(ReplicaSetView::from).collect(),
+    }))
 }

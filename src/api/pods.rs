@@ -11,7 +11,10 @@ use kube::api::LogParams;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::common::{ActionInfo, DeleteCollectionQuery, ListQuery, MutationQuery, NamespacePath, ObjectPath, check_names, cluster, run, selector};
+use super::common::{
+    ActionInfo, DeleteCollectionQuery, ListQuery, MutationQuery, NamespacePath, ObjectPath,
+    check_names, cluster, run, selector,
+};
 use super::deployments::DeleteResult;
 use super::problem::{ApiError, FieldError, Problem};
 use super::services::collection_selector;
@@ -32,11 +35,19 @@ use crate::validate;
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_pods(state: web::Data<AppState>, path: web::Path<NamespacePath>, query: web::Query<ListQuery>) -> Result<web::Json<PodList>, ApiError> {
+pub async fn list_pods(
+    state: web::Data<AppState>,
+    path: web::Path<NamespacePath>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<PodList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
-    let pods: Vec<Pod> = cluster(&state, &path.cluster)?.list(&path.namespace, sel.as_deref()).await?;
-    Ok(web::Json(PodList { items: pods.iter().map(PodView::from).collect() }))
+    let pods: Vec<Pod> = cluster(&state, &path.cluster)?
+        .list(&path.namespace, sel.as_deref())
+        .await?;
+    Ok(web::Json(PodList {
+        items: pods.iter().map(PodView::from).collect(),
+    }))
 }
 
 /// Get a pod.
@@ -50,9 +61,17 @@ pub async fn list_pods(state: web::Data<AppState>, path: web::Path<NamespacePath
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_pod(state: web::Data<AppState>, path: web::Path<ObjectPath>) -> Result<web::Json<PodView>, ApiError> {
-    check_names(&path.namespace, Some((&path.name, validate::dns1123_subdomain)))?;
-    let pod: Pod = cluster(&state, &path.cluster)?.get(&path.namespace, &path.name).await?;
+pub async fn get_pod(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<PodView>, ApiError> {
+    check_names(
+        &path.namespace,
+        Some((&path.name, validate::dns1123_subdomain)),
+    )?;
+    let pod: Pod = cluster(&state, &path.cluster)?
+        .get(&path.namespace, &path.name)
+        .await?;
     Ok(web::Json(PodView::from(&pod)))
 }
 
@@ -90,17 +109,36 @@ pub struct LogsQuery {
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_pod_logs(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<LogsQuery>) -> Result<HttpResponse, ApiError> {
-    check_names(&path.namespace, Some((&path.name, validate::dns1123_subdomain)))?;
+pub async fn get_pod_logs(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<LogsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    check_names(
+        &path.namespace,
+        Some((&path.name, validate::dns1123_subdomain)),
+    )?;
     let mut errors = Vec::new();
-    if query.tail_lines.is_some_and(|t| !(1..=100_000).contains(&t)) {
-        errors.push(FieldError { field: "tailLines".into(), message: "must be between 1 and 100000".into() });
+    if query
+        .tail_lines
+        .is_some_and(|t| !(1..=100_000).contains(&t))
+    {
+        errors.push(FieldError {
+            field: "tailLines".into(),
+            message: "must be between 1 and 100000".into(),
+        });
     }
     if query.since_seconds.is_some_and(|s| s < 1) {
-        errors.push(FieldError { field: "sinceSeconds".into(), message: "must be at least 1".into() });
+        errors.push(FieldError {
+            field: "sinceSeconds".into(),
+            message: "must be at least 1".into(),
+        });
     }
     if let Some(Err(m)) = query.container.as_deref().map(validate::dns1123_label) {
-        errors.push(FieldError { field: "container".into(), message: m });
+        errors.push(FieldError {
+            field: "container".into(),
+            message: m,
+        });
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors });
@@ -117,7 +155,9 @@ pub async fn get_pod_logs(state: web::Data<AppState>, path: web::Path<ObjectPath
     let c = cluster(&state, &path.cluster)?;
     if !query.follow {
         let text = c.logs(&path.namespace, &path.name, &params).await?;
-        return Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text));
+        return Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(text));
     }
     let reader = c.log_stream(&path.namespace, &path.name, &params).await?;
     let stream = futures::stream::unfold(Box::pin(reader), |mut r| async move {
@@ -130,7 +170,9 @@ pub async fn get_pod_logs(state: web::Data<AppState>, path: web::Path<ObjectPath
             }
         }
     });
-    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").streaming(stream))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .streaming(stream))
 }
 
 /// Delete a pod (its controller replaces it).
@@ -143,8 +185,21 @@ pub async fn get_pod_logs(state: web::Data<AppState>, path: web::Path<ObjectPath
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_pod(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>) -> Result<web::Json<DeleteResult>, ApiError> {
-    let e = run(&state, path.target(), Action::DeletePod { name: path.name.clone() }, &query, None).await?;
+pub async fn delete_pod(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+) -> Result<web::Json<DeleteResult>, ApiError> {
+    let e = run(
+        &state,
+        path.target(),
+        Action::DeletePod {
+            name: path.name.clone(),
+        },
+        &query,
+        None,
+    )
+    .await?;
     DeleteResult::from_executed(e, query.dry_run)
 }
 
@@ -160,10 +215,27 @@ pub async fn delete_pod(state: web::Data<AppState>, path: web::Path<ObjectPath>,
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_pods(state: web::Data<AppState>, path: web::Path<NamespacePath>, query: web::Query<DeleteCollectionQuery>) -> Result<web::Json<DeleteResult>, ApiError> {
+pub async fn delete_pods(
+    state: web::Data<AppState>,
+    path: web::Path<NamespacePath>,
+    query: web::Query<DeleteCollectionQuery>,
+) -> Result<web::Json<DeleteResult>, ApiError> {
     let (selector, max_affected) = collection_selector(&query)?;
-    let mq = MutationQuery { dry_run: query.dry_run, ..Default::default() };
-    let e = run(&state, path.target(), Action::DeletePods { selector, max_affected }, &mq, None).await?;
+    let mq = MutationQuery {
+        dry_run: query.dry_run,
+        ..Default::default()
+    };
+    let e = run(
+        &state,
+        path.target(),
+        Action::DeletePods {
+            selector,
+            max_affected,
+        },
+        &mq,
+        None,
+    )
+    .await?;
     DeleteResult::from_executed(e, query.dry_run)
 }
 
@@ -176,12 +248,37 @@ pub struct LabelsResult {
     pub action: ActionInfo,
 }
 
-async fn label(state: &AppState, path: &ObjectPath, query: &MutationQuery, kind: LabelledKind, change: LabelChange) -> Result<web::Json<LabelsResult>, ApiError> {
-    let e = run(state, path.target(), Action::Label { kind, name: path.name.clone(), change }, query, None).await?;
+async fn label(
+    state: &AppState,
+    path: &ObjectPath,
+    query: &MutationQuery,
+    kind: LabelledKind,
+    change: LabelChange,
+) -> Result<web::Json<LabelsResult>, ApiError> {
+    let e = run(
+        state,
+        path.target(),
+        Action::Label {
+            kind,
+            name: path.name.clone(),
+            change,
+        },
+        query,
+        None,
+    )
+    .await?;
     let Outcome::Labels(labels) = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for a label change")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "unexpected outcome for a label change"
+        )));
     };
-    Ok(web::Json(LabelsResult { labels, action: ActionInfo { audit_id: e.audit_id, dry_run: query.dry_run } }))
+    Ok(web::Json(LabelsResult {
+        labels,
+        action: ActionInfo {
+            audit_id: e.audit_id,
+            dry_run: query.dry_run,
+        },
+    }))
 }
 
 /// Set or remove labels of a Deployment (`kubectl label deployment`).
@@ -195,8 +292,20 @@ async fn label(state: &AppState, path: &ObjectPath, query: &MutationQuery, kind:
         (status = 422, description = "Invalid labels", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn label_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<LabelChange>) -> Result<web::Json<LabelsResult>, ApiError> {
-    label(&state, &path, &query, LabelledKind::Deployment, body.into_inner()).await
+pub async fn label_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<LabelChange>,
+) -> Result<web::Json<LabelsResult>, ApiError> {
+    label(
+        &state,
+        &path,
+        &query,
+        LabelledKind::Deployment,
+        body.into_inner(),
+    )
+    .await
 }
 
 /// Set or remove labels of a Service (`kubectl label service`).
@@ -210,8 +319,20 @@ pub async fn label_deployment(state: web::Data<AppState>, path: web::Path<Object
         (status = 422, description = "Invalid labels", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn label_service(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<LabelChange>) -> Result<web::Json<LabelsResult>, ApiError> {
-    label(&state, &path, &query, LabelledKind::Service, body.into_inner()).await
+pub async fn label_service(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<LabelChange>,
+) -> Result<web::Json<LabelsResult>, ApiError> {
+    label(
+        &state,
+        &path,
+        &query,
+        LabelledKind::Service,
+        body.into_inner(),
+    )
+    .await
 }
 
 /// Set or remove labels of a pod (`kubectl label pod`).
@@ -225,6 +346,11 @@ pub async fn label_service(state: web::Data<AppState>, path: web::Path<ObjectPat
         (status = 422, description = "Invalid labels", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn label_pod(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<LabelChange>) -> Result<web::Json<LabelsResult>, ApiError> {
+pub async fn label_pod(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<LabelChange>,
+) -> Result<web::Json<LabelsResult>, ApiError> {
     label(&state, &path, &query, LabelledKind::Pod, body.into_inner()).await
 }

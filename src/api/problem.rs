@@ -106,7 +106,9 @@ impl From<crate::cluster::ActionError> for ApiError {
         use crate::cluster::ActionError as A;
         match e {
             A::Cluster(c) => Self::Cluster(c),
-            A::Unprocessable { field, message } => Self::Validation { errors: vec![FieldError { field, message }] },
+            A::Unprocessable { field, message } => Self::Validation {
+                errors: vec![FieldError { field, message }],
+            },
             A::Conflict(detail) => Self::Conflict { detail },
             A::NotFound(detail) => Self::NotFound { detail },
         }
@@ -133,9 +135,11 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => ("bad-request", "Bad request", StatusCode::BAD_REQUEST),
             Self::RouteNotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
-            Self::Validation { .. } => {
-                ("validation-failed", "Invalid request", StatusCode::UNPROCESSABLE_ENTITY)
-            }
+            Self::Validation { .. } => (
+                "validation-failed",
+                "Invalid request",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             Self::NotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
             Self::Conflict { .. } => ("conflict", "Conflict", StatusCode::CONFLICT),
             Self::MethodNotAllowed { .. } => (
@@ -269,7 +273,9 @@ impl ApiError {
         let mut errors = Vec::new();
         let mut known_clusters = None;
         match self {
-            Self::BadRequest { errors: e, .. } | Self::Validation { errors: e } => errors.clone_from(e),
+            Self::BadRequest { errors: e, .. } | Self::Validation { errors: e } => {
+                errors.clone_from(e)
+            }
             Self::UnknownCluster { known, .. } => known_clusters = Some(known.clone()),
             Self::Cluster(ClusterError::Invalid { causes, .. }) => {
                 errors = causes

@@ -6,7 +6,10 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::common::{ActionInfo, DEFAULT_MAX_AFFECTED, DeleteCollectionQuery, ListQuery, MutationQuery, NamespacePath, ObjectPath, check_names, cluster, run, selector};
+use super::common::{
+    ActionInfo, DEFAULT_MAX_AFFECTED, DeleteCollectionQuery, ListQuery, MutationQuery,
+    NamespacePath, ObjectPath, check_names, cluster, run, selector,
+};
 use super::deployments::DeleteResult;
 use super::problem::{ApiError, FieldError, Problem};
 use super::views::{ServiceList, ServiceView, service_view};
@@ -27,10 +30,23 @@ pub struct ServiceResult {
 
 fn service_result(e: Executed, dry_run: bool) -> Result<HttpResponse, ApiError> {
     let Outcome::Service { service, created } = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for a service action")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "unexpected outcome for a service action"
+        )));
     };
-    let body = ServiceResult { service: service_view(&service, &[]), created, action: ActionInfo { audit_id: e.audit_id, dry_run } };
-    Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
+    let body = ServiceResult {
+        service: service_view(&service, &[]),
+        created,
+        action: ActionInfo {
+            audit_id: e.audit_id,
+            dry_run,
+        },
+    };
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
 }
 
 /// List Services (`kubectl get services`).
@@ -44,12 +60,21 @@ fn service_result(e: Executed, dry_run: bool) -> Result<HttpResponse, ApiError> 
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_services(state: web::Data<AppState>, path: web::Path<NamespacePath>, query: web::Query<ListQuery>) -> Result<web::Json<ServiceList>, ApiError> {
+pub async fn list_services(
+    state: web::Data<AppState>,
+    path: web::Path<NamespacePath>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<ServiceList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
     let c = cluster(&state, &path.cluster)?;
-    let (services, pods) = futures::try_join!(c.list::<Service>(&path.namespace, sel.as_deref()), c.list::<Pod>(&path.namespace, None))?;
-    Ok(web::Json(ServiceList { items: services.iter().map(|s| service_view(s, &pods)).collect() }))
+    let (services, pods) = futures::try_join!(
+        c.list::<Service>(&path.namespace, sel.as_deref()),
+        c.list::<Pod>(&path.namespace, None)
+    )?;
+    Ok(web::Json(ServiceList {
+        items: services.iter().map(|s| service_view(s, &pods)).collect(),
+    }))
 }
 
 /// Get a Service, with its ready endpoints and load balancer addresses.
@@ -63,11 +88,18 @@ pub async fn list_services(state: web::Data<AppState>, path: web::Path<Namespace
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_service(state: web::Data<AppState>, path: web::Path<ObjectPath>) -> Result<web::Json<ServiceView>, ApiError> {
+pub async fn get_service(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<ServiceView>, ApiError> {
     check_names(&path.namespace, Some((&path.name, validate::dns1035_label)))?;
     let c = cluster(&state, &path.cluster)?;
     let service: Service = c.get(&path.namespace, &path.name).await?;
-    let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+    let selector = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default();
     let pods: Vec<Pod> = if selector.is_empty() {
         Vec::new()
     } else {
@@ -90,8 +122,23 @@ pub async fn get_service(state: web::Data<AppState>, path: web::Path<ObjectPath>
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn expose_deployment(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<ExposeSpec>) -> Result<HttpResponse, ApiError> {
-    let e = run(&state, path.target(), Action::Expose { deployment: path.name.clone(), spec: body.into_inner() }, &query, None).await?;
+pub async fn expose_deployment(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<ExposeSpec>,
+) -> Result<HttpResponse, ApiError> {
+    let e = run(
+        &state,
+        path.target(),
+        Action::Expose {
+            deployment: path.name.clone(),
+            spec: body.into_inner(),
+        },
+        &query,
+        None,
+    )
+    .await?;
     service_result(e, query.dry_run)
 }
 
@@ -108,8 +155,23 @@ pub async fn expose_deployment(state: web::Data<AppState>, path: web::Path<Objec
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn put_service(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>, body: web::Json<ServiceSpec>) -> Result<HttpResponse, ApiError> {
-    let e = run(&state, path.target(), Action::PutService { name: path.name.clone(), spec: body.into_inner() }, &query, None).await?;
+pub async fn put_service(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+    body: web::Json<ServiceSpec>,
+) -> Result<HttpResponse, ApiError> {
+    let e = run(
+        &state,
+        path.target(),
+        Action::PutService {
+            name: path.name.clone(),
+            spec: body.into_inner(),
+        },
+        &query,
+        None,
+    )
+    .await?;
     service_result(e, query.dry_run)
 }
 
@@ -123,15 +185,35 @@ pub async fn put_service(state: web::Data<AppState>, path: web::Path<ObjectPath>
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_service(state: web::Data<AppState>, path: web::Path<ObjectPath>, query: web::Query<MutationQuery>) -> Result<web::Json<DeleteResult>, ApiError> {
-    let e = run(&state, path.target(), Action::DeleteService { name: path.name.clone() }, &query, None).await?;
+pub async fn delete_service(
+    state: web::Data<AppState>,
+    path: web::Path<ObjectPath>,
+    query: web::Query<MutationQuery>,
+) -> Result<web::Json<DeleteResult>, ApiError> {
+    let e = run(
+        &state,
+        path.target(),
+        Action::DeleteService {
+            name: path.name.clone(),
+        },
+        &query,
+        None,
+    )
+    .await?;
     DeleteResult::from_executed(e, query.dry_run)
 }
 
 pub fn collection_selector(q: &DeleteCollectionQuery) -> Result<(String, usize), ApiError> {
-    let sel = q.label_selector.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| ApiError::Validation {
-        errors: vec![FieldError { field: "labelSelector".into(), message: "required: deleting a collection needs a non-empty label selector".into() }],
-    })?;
+    let sel = q
+        .label_selector
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ApiError::Validation {
+            errors: vec![FieldError {
+                field: "labelSelector".into(),
+                message: "required: deleting a collection needs a non-empty label selector".into(),
+            }],
+        })?;
     Ok((sel, q.max_affected.unwrap_or(DEFAULT_MAX_AFFECTED)))
 }
 
@@ -147,9 +229,26 @@ pub fn collection_selector(q: &DeleteCollectionQuery) -> Result<(String, usize),
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_services(state: web::Data<AppState>, path: web::Path<NamespacePath>, query: web::Query<DeleteCollectionQuery>) -> Result<web::Json<DeleteResult>, ApiError> {
+pub async fn delete_services(
+    state: web::Data<AppState>,
+    path: web::Path<NamespacePath>,
+    query: web::Query<DeleteCollectionQuery>,
+) -> Result<web::Json<DeleteResult>, ApiError> {
     let (selector, max_affected) = collection_selector(&query)?;
-    let mq = MutationQuery { dry_run: query.dry_run, ..Default::default() };
-    let e = run(&state, path.target(), Action::DeleteServices { selector, max_affected }, &mq, None).await?;
+    let mq = MutationQuery {
+        dry_run: query.dry_run,
+        ..Default::default()
+    };
+    let e = run(
+        &state,
+        path.target(),
+        Action::DeleteServices {
+            selector,
+            max_affected,
+        },
+        &mq,
+        None,
+    )
+    .await?;
     DeleteResult::from_executed(e, query.dry_run)
 }

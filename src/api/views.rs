@@ -90,7 +90,15 @@ pub struct DeploymentList {
 
 fn images(t: Option<&PodTemplateSpec>) -> Vec<ContainerImage> {
     t.and_then(|t| t.spec.as_ref())
-        .map(|s| s.containers.iter().map(|c| ContainerImage { container: c.name.clone(), image: c.image.clone().unwrap_or_default() }).collect())
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| ContainerImage {
+                    container: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -165,7 +173,12 @@ pub struct PodIssueView {
 
 impl From<&PodIssue> for PodIssueView {
     fn from(i: &PodIssue) -> Self {
-        Self { pod: i.pod.clone(), container: i.container.clone(), reason: i.reason.clone(), message: i.message.clone() }
+        Self {
+            pod: i.pod.clone(),
+            container: i.container.clone(),
+            reason: i.reason.clone(),
+            message: i.message.clone(),
+        }
     }
 }
 
@@ -281,12 +294,23 @@ impl From<&ReplicaSet> for ReplicaSetView {
         let status = rs.status.clone().unwrap_or_default();
         Self {
             name: rs.metadata.name.clone().unwrap_or_default(),
-            revision: rs.metadata.annotations.as_ref().and_then(|a| a.get(rollout::REVISION)).and_then(|r| r.parse().ok()),
+            revision: rs
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(rollout::REVISION))
+                .and_then(|r| r.parse().ok()),
             desired: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
             current: status.replicas,
             ready: status.ready_replicas.unwrap_or(0),
             available: status.available_replicas.unwrap_or(0),
-            owner: rs.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| format!("{}/{}", o.kind, o.name)),
+            owner: rs
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map(|o| format!("{}/{}", o.kind, o.name)),
             images: images(rs.spec.as_ref().and_then(|s| s.template.as_ref())),
             labels: rs.metadata.labels.clone().unwrap_or_default(),
             created_at: rs.metadata.creation_timestamp.as_ref().map(rfc3339),
@@ -362,7 +386,11 @@ pub fn service_view(s: &Service, pods: &[Pod]) -> ServiceView {
             .unwrap_or_default()
             .into_iter()
             .map(|p| ServicePort {
-                target_port: p.target_port.as_ref().map(int_or_string).unwrap_or_else(|| p.port.to_string()),
+                target_port: p
+                    .target_port
+                    .as_ref()
+                    .map(int_or_string)
+                    .unwrap_or_else(|| p.port.to_string()),
                 name: p.name,
                 port: p.port,
                 protocol: p.protocol.unwrap_or_else(|| "TCP".into()),
@@ -387,7 +415,10 @@ pub fn service_view(s: &Service, pods: &[Pod]) -> ServiceView {
 
 fn pod_ready(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()
-        && p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        && p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -440,7 +471,12 @@ impl From<&Pod> for PodView {
         let images: BTreeMap<String, String> = p
             .spec
             .as_ref()
-            .map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                    .collect()
+            })
             .unwrap_or_default();
         let statuses = status.container_statuses.clone().unwrap_or_default();
         let containers: Vec<ContainerView> = images
@@ -469,7 +505,10 @@ impl From<&Pod> for PodView {
             })
             .collect();
         // kubectl's printPod: phase, overridden by the pod's reason, then by container reasons.
-        let mut shown = status.reason.clone().unwrap_or_else(|| status.phase.clone().unwrap_or_else(|| "Unknown".into()));
+        let mut shown = status
+            .reason
+            .clone()
+            .unwrap_or_else(|| status.phase.clone().unwrap_or_else(|| "Unknown".into()));
         for c in &containers {
             if let Some(r) = &c.reason {
                 shown = r.clone();

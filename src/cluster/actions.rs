@@ -13,9 +13,14 @@ use kube::api::Patch;
 use serde_json::{Value, json};
 
 use super::ops::selector_string;
-use super::rollout::{self, AUDIT_ID, CHANGE_CAUSE, PodIssue, RESTARTED_AT, RollbackError, RollbackPlan, RolloutState};
+use super::rollout::{
+    self, AUDIT_ID, CHANGE_CAUSE, PodIssue, RESTARTED_AT, RollbackError, RollbackPlan, RolloutState,
+};
 use super::{Cluster, ClusterError};
-use crate::action::{DeploySpec, ExposeSpec, LabelChange, LabelledKind, Protocol, ServiceSpec, ServiceType, StrategyType};
+use crate::action::{
+    DeploySpec, ExposeSpec, LabelChange, LabelledKind, Protocol, ServiceSpec, ServiceType,
+    StrategyType,
+};
 
 /// Who and why, for change causes and (later) the audit log.
 #[derive(Debug, Clone)]
@@ -76,13 +81,31 @@ fn annotations_of(d: &Deployment) -> BTreeMap<String, String> {
 
 impl Cluster {
     /// Deploy (create or update) with server-side apply as `kubegate`.
-    pub async fn deploy(&self, ns: &str, name: &str, spec: &DeploySpec, note: &ChangeNote, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+    pub async fn deploy(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: &DeploySpec,
+        note: &ChangeNote,
+        dry_run: bool,
+    ) -> Result<DeploymentChange, ActionError> {
         let current: Option<Deployment> = self.get_opt(ns, name).await?;
         let selector: BTreeMap<String, String> = match &current {
             Some(d) => {
-                let sel = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-                if sel.match_expressions.as_ref().is_some_and(|e| !e.is_empty()) {
-                    return Err(ActionError::Conflict(format!("deployment {name:?} selects pods with match expressions ({}); deploy only manages matchLabels selectors", selector_string(&sel))));
+                let sel = d
+                    .spec
+                    .as_ref()
+                    .map(|s| s.selector.clone())
+                    .unwrap_or_default();
+                if sel
+                    .match_expressions
+                    .as_ref()
+                    .is_some_and(|e| !e.is_empty())
+                {
+                    return Err(ActionError::Conflict(format!(
+                        "deployment {name:?} selects pods with match expressions ({}); deploy only manages matchLabels selectors",
+                        selector_string(&sel)
+                    )));
                 }
                 sel.match_labels.unwrap_or_default()
             }
@@ -91,10 +114,13 @@ impl Cluster {
         let mut body = deployment_body(ns, name, spec, &selector);
         // Omitted replicas keep the running count: server-side apply would otherwise drop the
         // field kubegate applied before and the default (1) would return (KUBERNETES.md).
-        if spec.replicas.is_none() {
-            if let Some(r) = current.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) {
-                body["spec"]["replicas"] = json!(r);
-            }
+        if spec.replicas.is_none()
+            && let Some(r) = current
+                .as_ref()
+                .and_then(|d| d.spec.as_ref())
+                .and_then(|s| s.replicas)
+        {
+            body["spec"]["replicas"] = json!(r);
         }
         // Carry the existing cause and audit link so an apply without a template change keeps them.
         let existing = current.as_ref().map(annotations_of).unwrap_or_default();
@@ -107,7 +133,10 @@ impl Cluster {
             None => true,
             Some(cur) => {
                 let preview: Deployment = self.apply(ns, name, &body, true).await?;
-                let (a, b) = (cur.spec.as_ref().map(|s| &s.template), preview.spec.as_ref().map(|s| &s.template));
+                let (a, b) = (
+                    cur.spec.as_ref().map(|s| &s.template),
+                    preview.spec.as_ref().map(|s| &s.template),
+                );
                 !matches!((a, b), (Some(a), Some(b)) if rollout::equal_ignore_hash(a, b))
             }
         };
@@ -125,14 +154,22 @@ impl Cluster {
         })
     }
 
-    pub async fn scale(&self, ns: &str, name: &str, replicas: i32, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+    pub async fn scale(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        dry_run: bool,
+    ) -> Result<DeploymentChange, ActionError> {
         let before: Deployment = self.get(ns, name).await?;
         self.scale_deployment(ns, name, replicas, dry_run).await?;
-        let mut deployment: Deployment = if dry_run { before.clone() } else { self.get(ns, name).await? };
-        if dry_run {
-            if let Some(s) = deployment.spec.as_mut() {
-                s.replicas = Some(replicas);
-            }
+        let mut deployment: Deployment = if dry_run {
+            before.clone()
+        } else {
+            self.get(ns, name).await?
+        };
+        if dry_run && let Some(s) = deployment.spec.as_mut() {
+            s.replicas = Some(replicas);
         }
         Ok(DeploymentChange {
             deployment,
@@ -144,28 +181,59 @@ impl Cluster {
     }
 
     /// `kubectl set image deployment/NAME CONTAINER=IMAGE` (or the only container).
-    pub async fn set_image(&self, ns: &str, name: &str, container: Option<&str>, image: &str, note: &ChangeNote, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+    pub async fn set_image(
+        &self,
+        ns: &str,
+        name: &str,
+        container: Option<&str>,
+        image: &str,
+        note: &ChangeNote,
+        dry_run: bool,
+    ) -> Result<DeploymentChange, ActionError> {
         let current: Deployment = self.get(ns, name).await?;
         let containers: Vec<(String, String)> = current
             .spec
             .as_ref()
             .and_then(|s| s.template.spec.as_ref())
-            .map(|p| p.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+            .map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                    .collect()
+            })
             .unwrap_or_default();
         let names: Vec<&str> = containers.iter().map(|c| c.0.as_str()).collect();
         let target = match container {
             Some(c) if names.contains(&c) => c.to_owned(),
             Some(c) => {
-                return Err(ActionError::Unprocessable { field: "container".into(), message: format!("unable to find container named {c:?}; the containers are: {}", names.join(", ")) });
+                return Err(ActionError::Unprocessable {
+                    field: "container".into(),
+                    message: format!(
+                        "unable to find container named {c:?}; the containers are: {}",
+                        names.join(", ")
+                    ),
+                });
             }
             None if names.len() == 1 => names[0].to_owned(),
             None => {
-                return Err(ActionError::Unprocessable { field: "container".into(), message: format!("deployment {name:?} has several containers; name one of: {}", names.join(", ")) });
+                return Err(ActionError::Unprocessable {
+                    field: "container".into(),
+                    message: format!(
+                        "deployment {name:?} has several containers; name one of: {}",
+                        names.join(", ")
+                    ),
+                });
             }
         };
         let unchanged = containers.iter().any(|(n, i)| *n == target && i == image);
         if unchanged {
-            return Ok(DeploymentChange { revision_before: rollout::deployment_revision(&current), replicas_before: current.spec.as_ref().and_then(|s| s.replicas), deployment: current, created: false, template_changed: false });
+            return Ok(DeploymentChange {
+                revision_before: rollout::deployment_revision(&current),
+                replicas_before: current.spec.as_ref().and_then(|s| s.replicas),
+                deployment: current,
+                created: false,
+                template_changed: false,
+            });
         }
         let patch = json!({
             "metadata": {
@@ -174,17 +242,40 @@ impl Cluster {
             },
             "spec": {"template": {"spec": {"containers": [{"name": target, "image": image}]}}},
         });
-        let deployment: Deployment = self.patch(ns, name, &Patch::Strategic(patch), dry_run).await?;
-        Ok(DeploymentChange { revision_before: rollout::deployment_revision(&current), replicas_before: current.spec.as_ref().and_then(|s| s.replicas), deployment, created: false, template_changed: true })
+        let deployment: Deployment = self
+            .patch(ns, name, &Patch::Strategic(patch), dry_run)
+            .await?;
+        Ok(DeploymentChange {
+            revision_before: rollout::deployment_revision(&current),
+            replicas_before: current.spec.as_ref().and_then(|s| s.replicas),
+            deployment,
+            created: false,
+            template_changed: true,
+        })
     }
 
     /// `kubectl rollout restart`: stamp the pod template with `kubectl.kubernetes.io/restartedAt`.
-    pub async fn restart(&self, ns: &str, name: &str, note: &ChangeNote, dry_run: bool) -> Result<DeploymentChange, ActionError> {
+    pub async fn restart(
+        &self,
+        ns: &str,
+        name: &str,
+        note: &ChangeNote,
+        dry_run: bool,
+    ) -> Result<DeploymentChange, ActionError> {
         let current: Deployment = self.get(ns, name).await?;
-        if current.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
-            return Err(ActionError::Conflict(format!("can't restart paused deployment (run rollout resume first): deployment {name:?}")));
+        if current
+            .spec
+            .as_ref()
+            .and_then(|s| s.paused)
+            .unwrap_or(false)
+        {
+            return Err(ActionError::Conflict(format!(
+                "can't restart paused deployment (run rollout resume first): deployment {name:?}"
+            )));
         }
-        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
         let patch = json!({
             "metadata": {
                 "resourceVersion": current.metadata.resource_version,
@@ -192,52 +283,95 @@ impl Cluster {
             },
             "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}},
         });
-        let deployment: Deployment = self.patch(ns, name, &Patch::Strategic(patch), dry_run).await?;
-        Ok(DeploymentChange { revision_before: rollout::deployment_revision(&current), replicas_before: current.spec.as_ref().and_then(|s| s.replicas), deployment, created: false, template_changed: true })
+        let deployment: Deployment = self
+            .patch(ns, name, &Patch::Strategic(patch), dry_run)
+            .await?;
+        Ok(DeploymentChange {
+            revision_before: rollout::deployment_revision(&current),
+            replicas_before: current.spec.as_ref().and_then(|s| s.replicas),
+            deployment,
+            created: false,
+            template_changed: true,
+        })
     }
 
     /// `kubectl rollout undo [--to-revision=N]`, with an optional guard on the current revision.
-    pub async fn rollback(&self, ns: &str, name: &str, to_revision: i64, expect_revision: Option<i64>, dry_run: bool) -> Result<RollbackOutcome, ActionError> {
+    pub async fn rollback(
+        &self,
+        ns: &str,
+        name: &str,
+        to_revision: i64,
+        expect_revision: Option<i64>,
+        dry_run: bool,
+    ) -> Result<RollbackOutcome, ActionError> {
         let current: Deployment = self.get(ns, name).await?;
         let from_revision = rollout::deployment_revision(&current);
-        if let Some(expected) = expect_revision {
-            if from_revision != Some(expected) {
-                return Err(ActionError::Conflict(format!(
-                    "deployment {name:?} is at revision {}, not the expected {expected}; it moved on",
-                    from_revision.map(|r| r.to_string()).unwrap_or_else(|| "unknown".into())
-                )));
-            }
+        if let Some(expected) = expect_revision
+            && from_revision != Some(expected)
+        {
+            return Err(ActionError::Conflict(format!(
+                "deployment {name:?} is at revision {}, not the expected {expected}; it moved on",
+                from_revision
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            )));
         }
         let rss = self.history_of(&current).await?;
-        let plan = rollout::plan_rollback(&current, &rss, to_revision, expect_revision).map_err(|e| match e {
-            RollbackError::RevisionNotFound(_) => ActionError::NotFound(e.to_string()),
-            RollbackError::NoHistory(_) | RollbackError::Paused => ActionError::Conflict(e.to_string()),
-        })?;
+        let plan =
+            rollout::plan_rollback(&current, &rss, to_revision, expect_revision).map_err(|e| {
+                match e {
+                    RollbackError::RevisionNotFound(_) => ActionError::NotFound(e.to_string()),
+                    RollbackError::NoHistory(_) | RollbackError::Paused => {
+                        ActionError::Conflict(e.to_string())
+                    }
+                }
+            })?;
         match plan {
             RollbackPlan::Skip { to_revision } => Ok(RollbackOutcome {
-                message: format!("deployment.apps/{name} skipped rollback (current template already matches revision {to_revision})"),
+                message: format!(
+                    "deployment.apps/{name} skipped rollback (current template already matches revision {to_revision})"
+                ),
                 deployment: current,
                 from_revision,
                 to_revision,
                 skipped: true,
             }),
             RollbackPlan::Patch { to_revision, patch } => {
-                let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ClusterError::BadRequest { message: e.to_string() })?;
-                let result: Result<Deployment, ClusterError> = self.patch(ns, name, &Patch::<()>::Json(patch), dry_run).await;
+                let patch: json_patch::Patch =
+                    serde_json::from_value(patch).map_err(|e| ClusterError::BadRequest {
+                        message: e.to_string(),
+                    })?;
+                let result: Result<Deployment, ClusterError> = self
+                    .patch(ns, name, &Patch::<()>::Json(patch), dry_run)
+                    .await;
                 let deployment = match result {
                     // The guard's `test` failed: another rollout happened between read and patch.
                     Err(ClusterError::Invalid { .. }) if expect_revision.is_some() => {
-                        return Err(ActionError::Conflict(format!("deployment {name:?} moved on from revision {} during the rollback", expect_revision.unwrap_or_default())));
+                        return Err(ActionError::Conflict(format!(
+                            "deployment {name:?} moved on from revision {} during the rollback",
+                            expect_revision.unwrap_or_default()
+                        )));
                     }
                     other => other?,
                 };
-                Ok(RollbackOutcome { message: format!("deployment.apps/{name} rolled back"), deployment, from_revision, to_revision, skipped: false })
+                Ok(RollbackOutcome {
+                    message: format!("deployment.apps/{name} rolled back"),
+                    deployment,
+                    from_revision,
+                    to_revision,
+                    skipped: false,
+                })
             }
         }
     }
 
     /// Wait (polling) until the rollout is done, failed, stuck on a pod issue, or `timeout` passes.
-    pub async fn wait_for_rollout(&self, ns: &str, name: &str, timeout: Duration) -> Result<RolloutReport, ActionError> {
+    pub async fn wait_for_rollout(
+        &self,
+        ns: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<RolloutReport, ActionError> {
         let started = Instant::now();
         loop {
             let report = self.rollout(ns, name).await?;
@@ -246,9 +380,15 @@ impl Cluster {
                 return Ok(report);
             }
             if started.elapsed() >= timeout {
-                return Ok(RolloutReport { timed_out: true, ..report });
+                return Ok(RolloutReport {
+                    timed_out: true,
+                    ..report
+                });
             }
-            tokio::time::sleep(Duration::from_millis(200).min(timeout.saturating_sub(started.elapsed()))).await;
+            tokio::time::sleep(
+                Duration::from_millis(200).min(timeout.saturating_sub(started.elapsed())),
+            )
+            .await;
         }
     }
 
@@ -264,15 +404,35 @@ impl Cluster {
                 issues = rollout::pod_issues(&pods);
             }
         }
-        Ok(RolloutReport { deployment, state, issues, timed_out: false })
+        Ok(RolloutReport {
+            deployment,
+            state,
+            issues,
+            timed_out: false,
+        })
     }
 
     /// `kubectl expose deployment NAME`.
-    pub async fn expose(&self, ns: &str, deployment: &str, spec: &ExposeSpec, dry_run: bool) -> Result<Service, ActionError> {
+    pub async fn expose(
+        &self,
+        ns: &str,
+        deployment: &str,
+        spec: &ExposeSpec,
+        dry_run: bool,
+    ) -> Result<Service, ActionError> {
         let d: Deployment = self.get(ns, deployment).await?;
-        let selector = d.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
+        let selector = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default();
         if selector.is_empty() {
-            return Err(ActionError::Unprocessable { field: "deployment".into(), message: format!("couldn't retrieve selectors via introspection: deployment {deployment:?} has no matchLabels") });
+            return Err(ActionError::Unprocessable {
+                field: "deployment".into(),
+                message: format!(
+                    "couldn't retrieve selectors via introspection: deployment {deployment:?} has no matchLabels"
+                ),
+            });
         }
         let ty = spec.service_type.unwrap_or(ServiceType::ClusterIP);
         let mut port = json!({
@@ -293,7 +453,13 @@ impl Cluster {
     }
 
     /// Create or update a Service with server-side apply. Returns (service, created).
-    pub async fn put_service(&self, ns: &str, name: &str, spec: &ServiceSpec, dry_run: bool) -> Result<(Service, bool), ActionError> {
+    pub async fn put_service(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: &ServiceSpec,
+        dry_run: bool,
+    ) -> Result<(Service, bool), ActionError> {
         let existed = self.get_opt::<Service>(ns, name).await?.is_some();
         let ty = spec.service_type.unwrap_or(ServiceType::ClusterIP);
         let mut body = json!({
@@ -331,14 +497,26 @@ impl Cluster {
     }
 
     /// Delete what a selector matches, refusing when more than `max_affected` would go.
-    pub async fn delete_selected<K>(&self, ns: &str, selector: &str, max_affected: usize, dry_run: bool) -> Result<Vec<String>, ActionError>
+    pub async fn delete_selected<K>(
+        &self,
+        ns: &str,
+        selector: &str,
+        max_affected: usize,
+        dry_run: bool,
+    ) -> Result<Vec<String>, ActionError>
     where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
         <K as kube::Resource>::DynamicType: Default,
     {
         let matching: Vec<K> = self.list(ns, Some(selector)).await?;
         if matching.len() > max_affected {
-            return Err(ActionError::Conflict(format!("the selector {selector:?} matches {} objects, more than maxAffected={max_affected}; nothing was deleted", matching.len())));
+            return Err(ActionError::Conflict(format!(
+                "the selector {selector:?} matches {} objects, more than maxAffected={max_affected}; nothing was deleted",
+                matching.len()
+            )));
         }
         let mut deleted = Vec::new();
         for obj in matching {
@@ -355,16 +533,27 @@ impl Cluster {
     }
 
     /// `kubectl label`: set and remove labels; changing a value needs `overwrite`.
-    pub async fn label(&self, ns: &str, kind: LabelledKind, name: &str, change: &LabelChange, dry_run: bool) -> Result<BTreeMap<String, String>, ActionError> {
+    pub async fn label(
+        &self,
+        ns: &str,
+        kind: LabelledKind,
+        name: &str,
+        change: &LabelChange,
+        dry_run: bool,
+    ) -> Result<BTreeMap<String, String>, ActionError> {
         let (labels, rv) = match kind {
-            LabelledKind::Deployment => meta_labels(&self.get::<Deployment>(ns, name).await?.metadata),
+            LabelledKind::Deployment => {
+                meta_labels(&self.get::<Deployment>(ns, name).await?.metadata)
+            }
             LabelledKind::Service => meta_labels(&self.get::<Service>(ns, name).await?.metadata),
             LabelledKind::Pod => meta_labels(&self.get::<Pod>(ns, name).await?.metadata),
         };
         if !change.overwrite {
             for (k, v) in &change.set {
                 if let Some(old) = labels.get(k).filter(|old| *old != v) {
-                    return Err(ActionError::Conflict(format!("'{k}' already has a value ({old}), and overwrite is false")));
+                    return Err(ActionError::Conflict(format!(
+                        "'{k}' already has a value ({old}), and overwrite is false"
+                    )));
                 }
             }
         }
@@ -376,22 +565,45 @@ impl Cluster {
             patch_labels.insert(k.clone(), Value::Null);
         }
         // The resourceVersion makes the overwrite check and the write one atomic step.
-        let patch = Patch::Merge(json!({"metadata": {"resourceVersion": rv, "labels": patch_labels}}));
+        let patch =
+            Patch::Merge(json!({"metadata": {"resourceVersion": rv, "labels": patch_labels}}));
         let meta = match kind {
-            LabelledKind::Deployment => self.patch::<Deployment, _>(ns, name, &patch, dry_run).await?.metadata,
-            LabelledKind::Service => self.patch::<Service, _>(ns, name, &patch, dry_run).await?.metadata,
-            LabelledKind::Pod => self.patch::<Pod, _>(ns, name, &patch, dry_run).await?.metadata,
+            LabelledKind::Deployment => {
+                self.patch::<Deployment, _>(ns, name, &patch, dry_run)
+                    .await?
+                    .metadata
+            }
+            LabelledKind::Service => {
+                self.patch::<Service, _>(ns, name, &patch, dry_run)
+                    .await?
+                    .metadata
+            }
+            LabelledKind::Pod => {
+                self.patch::<Pod, _>(ns, name, &patch, dry_run)
+                    .await?
+                    .metadata
+            }
         };
         Ok(meta.labels.unwrap_or_default())
     }
 }
 
-fn meta_labels(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (BTreeMap<String, String>, Option<String>) {
-    (m.labels.clone().unwrap_or_default(), m.resource_version.clone())
+fn meta_labels(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> (BTreeMap<String, String>, Option<String>) {
+    (
+        m.labels.clone().unwrap_or_default(),
+        m.resource_version.clone(),
+    )
 }
 
 /// The applied configuration of a Deployment: only the fields kubegate owns.
-fn deployment_body(ns: &str, name: &str, spec: &DeploySpec, selector: &BTreeMap<String, String>) -> Value {
+fn deployment_body(
+    ns: &str,
+    name: &str,
+    spec: &DeploySpec,
+    selector: &BTreeMap<String, String>,
+) -> Value {
     let mut labels = spec.labels.clone();
     for (k, v) in selector {
         labels.entry(k.clone()).or_insert_with(|| v.clone());

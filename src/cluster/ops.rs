@@ -75,7 +75,13 @@ impl Cluster {
     }
 
     /// Server-side apply as kubegate, taking over the fields it sends (`force`).
-    pub async fn apply<K>(&self, ns: &str, name: &str, body: &Value, dry_run: bool) -> Result<K, ClusterError>
+    pub async fn apply<K>(
+        &self,
+        ns: &str,
+        name: &str,
+        body: &Value,
+        dry_run: bool,
+    ) -> Result<K, ClusterError>
     where
         K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
@@ -86,29 +92,52 @@ impl Cluster {
         self.call(api.patch(name, &pp, &Patch::Apply(body))).await
     }
 
-    pub async fn patch<K, P>(&self, ns: &str, name: &str, patch: &Patch<P>, dry_run: bool) -> Result<K, ClusterError>
+    pub async fn patch<K, P>(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: &Patch<P>,
+        dry_run: bool,
+    ) -> Result<K, ClusterError>
     where
         K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
         P: Serialize + std::fmt::Debug,
     {
         let api: Api<K> = self.api(ns)?;
-        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), dry_run, ..Default::default() };
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            dry_run,
+            ..Default::default()
+        };
         self.call(api.patch(name, &pp, patch)).await
     }
 
     pub async fn create<K>(&self, ns: &str, obj: &K, dry_run: bool) -> Result<K, ClusterError>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
-        let pp = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
+        let pp = PostParams {
+            dry_run,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
         self.call(api.create(&pp, obj)).await
     }
 
     /// Delete one object; with `uid`, only that incarnation (so a same-named newcomer survives).
-    pub async fn delete<K>(&self, ns: &str, name: &str, uid: Option<String>, dry_run: bool) -> Result<(), ClusterError>
+    pub async fn delete<K>(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: Option<String>,
+        dry_run: bool,
+    ) -> Result<(), ClusterError>
     where
         K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
         <K as Resource>::DynamicType: Default,
@@ -116,41 +145,80 @@ impl Cluster {
         let api: Api<K> = self.api(ns)?;
         let dp = DeleteParams {
             dry_run,
-            preconditions: uid.map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+            preconditions: uid.map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
             ..DeleteParams::background()
         };
         self.call(api.delete(name, &dp)).await.map(|_| ())
     }
 
     /// `/scale` of a Deployment: the way `kubectl scale` does it.
-    pub async fn scale_deployment(&self, ns: &str, name: &str, replicas: i32, dry_run: bool) -> Result<i32, ClusterError> {
+    pub async fn scale_deployment(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        dry_run: bool,
+    ) -> Result<i32, ClusterError> {
         let api: Api<Deployment> = self.api(ns)?;
-        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), dry_run, ..Default::default() };
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            dry_run,
+            ..Default::default()
+        };
         let patch = serde_json::json!({"spec": {"replicas": replicas}});
-        let scale = self.call(api.patch_scale(name, &pp, &Patch::Merge(&patch))).await?;
+        let scale = self
+            .call(api.patch_scale(name, &pp, &Patch::Merge(&patch)))
+            .await?;
         Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(replicas))
     }
 
     /// The ReplicaSets that make up a Deployment's history.
     pub async fn history_of(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, ClusterError> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let selector = d.spec.as_ref().map(|s| selector_string(&s.selector)).unwrap_or_default();
-        let all: Vec<ReplicaSet> = self.list(&ns, Some(&selector).filter(|s| !s.is_empty()).map(String::as_str)).await?;
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| selector_string(&s.selector))
+            .unwrap_or_default();
+        let all: Vec<ReplicaSet> = self
+            .list(
+                &ns,
+                Some(&selector)
+                    .filter(|s| !s.is_empty())
+                    .map(String::as_str),
+            )
+            .await?;
         Ok(super::rollout::owned_replica_sets(d, all))
     }
 
     /// Pods of a Deployment's current ReplicaSet (by its pod-template-hash).
     pub async fn pods_of(&self, ns: &str, rs: &ReplicaSet) -> Result<Vec<Pod>, ClusterError> {
-        let Some(sel) = rs.spec.as_ref().map(|s| selector_string(&s.selector)) else { return Ok(Vec::new()) };
+        let Some(sel) = rs.spec.as_ref().map(|s| selector_string(&s.selector)) else {
+            return Ok(Vec::new());
+        };
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         let pods: Vec<Pod> = self.list(ns, Some(&sel)).await?;
         Ok(pods
             .into_iter()
-            .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid))
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid)
+            })
             .collect())
     }
 
-    pub async fn logs(&self, ns: &str, name: &str, params: &kube::api::LogParams) -> Result<String, ClusterError> {
+    pub async fn logs(
+        &self,
+        ns: &str,
+        name: &str,
+        params: &kube::api::LogParams,
+    ) -> Result<String, ClusterError> {
         let api: Api<Pod> = self.api(ns)?;
         self.call(api.logs(name, params)).await
     }
@@ -167,4 +235,3 @@ impl Cluster {
         self.call(api.log_stream(name, params)).await
     }
 }
-

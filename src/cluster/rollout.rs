@@ -30,7 +30,12 @@ const SKIP_ON_ROLLBACK: [&str; 6] = [
 
 /// A ReplicaSet's revision: missing annotation = 0, unparsable = None (skipped).
 pub fn revision_of(rs: &ReplicaSet) -> Option<i64> {
-    match rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)) {
+    match rs
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION))
+    {
         None => Some(0),
         Some(v) => v.parse().ok(),
     }
@@ -44,11 +49,14 @@ pub fn deployment_revision(d: &Deployment) -> Option<i64> {
 /// The ReplicaSets that are this Deployment's history: same namespace, matching its selector
 /// (done by the caller's list) and controlled by it.
 pub fn owned_replica_sets(d: &Deployment, all: Vec<ReplicaSet>) -> Vec<ReplicaSet> {
-    let Some(uid) = d.metadata.uid.as_deref() else { return Vec::new() };
+    let Some(uid) = d.metadata.uid.as_deref() else {
+        return Vec::new();
+    };
     all.into_iter()
         .filter(|rs| {
             rs.metadata.owner_references.as_ref().is_some_and(|refs| {
-                refs.iter().any(|r| r.uid == uid && r.controller == Some(true))
+                refs.iter()
+                    .any(|r| r.uid == uid && r.controller == Some(true))
             })
         })
         .collect()
@@ -56,7 +64,10 @@ pub fn owned_replica_sets(d: &Deployment, all: Vec<ReplicaSet>) -> Vec<ReplicaSe
 
 fn template_value(t: &PodTemplateSpec) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(labels) = v.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(labels) = v
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
         labels.remove(HASH);
         if labels.is_empty() {
             v["metadata"].as_object_mut().map(|m| m.remove("labels"));
@@ -83,7 +94,10 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 }
 
 fn created_key(rs: &ReplicaSet) -> (Option<jiff::Timestamp>, String) {
-    (rs.metadata.creation_timestamp.as_ref().map(|t| t.0), rs.metadata.name.clone().unwrap_or_default())
+    (
+        rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        rs.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// FindNewReplicaSet: the oldest ReplicaSet whose template matches the Deployment's.
@@ -91,7 +105,12 @@ pub fn current_replica_set<'a>(d: &Deployment, rss: &'a [ReplicaSet]) -> Option<
     let template = &d.spec.as_ref()?.template;
     let mut matching: Vec<&ReplicaSet> = rss
         .iter()
-        .filter(|rs| rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, template)))
+        .filter(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| equal_ignore_hash(t, template))
+        })
         .collect();
     matching.sort_by_key(|rs| created_key(rs));
     matching.first().copied()
@@ -99,7 +118,11 @@ pub fn current_replica_set<'a>(d: &Deployment, rss: &'a [ReplicaSet]) -> Option<
 
 /// The pod template of a ReplicaSet with `pod-template-hash` removed, as rollback applies it.
 pub fn template_without_hash(rs: &ReplicaSet) -> Value {
-    rs.spec.as_ref().and_then(|s| s.template.as_ref()).map(template_value).unwrap_or(Value::Null)
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .map(template_value)
+        .unwrap_or(Value::Null)
 }
 
 /// One entry of `kubectl rollout history`.
@@ -122,7 +145,12 @@ pub fn history(rss: &[ReplicaSet]) -> Vec<Revision> {
         .into_iter()
         .map(|(revision, rs)| Revision {
             revision,
-            change_cause: rs.metadata.annotations.as_ref().and_then(|a| a.get(CHANGE_CAUSE)).cloned(),
+            change_cause: rs
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CHANGE_CAUSE))
+                .cloned(),
             replica_set: rs.clone(),
         })
         .collect()
@@ -135,7 +163,9 @@ pub enum RollbackError {
     RevisionNotFound(i64),
     #[error("no rollout history found for deployment {0:?}")]
     NoHistory(String),
-    #[error("you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again")]
+    #[error(
+        "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"
+    )]
     Paused,
 }
 
@@ -159,7 +189,10 @@ pub fn plan_rollback(
 ) -> Result<RollbackPlan, RollbackError> {
     let name = d.metadata.name.clone().unwrap_or_default();
     let target = if to_revision == 0 {
-        let mut revs: Vec<(i64, &ReplicaSet)> = rss.iter().filter_map(|rs| revision_of(rs).map(|r| (r, rs))).collect();
+        let mut revs: Vec<(i64, &ReplicaSet)> = rss
+            .iter()
+            .filter_map(|rs| revision_of(rs).map(|r| (r, rs)))
+            .collect();
         revs.sort_by_key(|(r, _)| *r);
         // deploymentutil.LastRevision: the second max.
         if revs.len() < 2 {
@@ -177,10 +210,13 @@ pub fn plan_rollback(
         return Err(RollbackError::Paused);
     }
     let template = d.spec.as_ref().map(|s| &s.template);
-    if let (Some(current), Some(rs_template)) = (template, rs.spec.as_ref().and_then(|s| s.template.as_ref())) {
-        if equal_ignore_hash(current, rs_template) {
-            return Ok(RollbackPlan::Skip { to_revision: target_rev });
-        }
+    if let (Some(current), Some(rs_template)) =
+        (template, rs.spec.as_ref().and_then(|s| s.template.as_ref()))
+        && equal_ignore_hash(current, rs_template)
+    {
+        return Ok(RollbackPlan::Skip {
+            to_revision: target_rev,
+        });
     }
     let mut annotations = serde_json::Map::new();
     if let Some(own) = d.metadata.annotations.as_ref() {
@@ -201,9 +237,14 @@ pub fn plan_rollback(
     if let Some(expected) = expect_revision {
         ops.push(json!({"op": "test", "path": "/metadata/annotations/deployment.kubernetes.io~1revision", "value": expected.to_string()}));
     }
-    ops.push(json!({"op": "replace", "path": "/spec/template", "value": template_without_hash(rs)}));
+    ops.push(
+        json!({"op": "replace", "path": "/spec/template", "value": template_without_hash(rs)}),
+    );
     ops.push(json!({"op": "replace", "path": "/metadata/annotations", "value": annotations}));
-    Ok(RollbackPlan::Patch { to_revision: target_rev, patch: Value::Array(ops) })
+    Ok(RollbackPlan::Patch {
+        to_revision: target_rev,
+        patch: Value::Array(ops),
+    })
 }
 
 /// The outcome of `kubectl rollout status` at one instant.
@@ -219,30 +260,51 @@ pub fn rollout_state(d: &Deployment) -> RolloutState {
     let name = d.metadata.name.clone().unwrap_or_default();
     let generation = d.metadata.generation.unwrap_or(0);
     let status = d.status.clone().unwrap_or_default();
-    let waiting = |message: String| RolloutState { done: false, failed: false, message };
+    let waiting = |message: String| RolloutState {
+        done: false,
+        failed: false,
+        message,
+    };
     if generation > status.observed_generation.unwrap_or(0) {
         return waiting("Waiting for deployment spec update to be observed...".into());
     }
     let deadline_exceeded = status.conditions.as_ref().is_some_and(|cs| {
-        cs.iter().any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+        cs.iter().any(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        })
     });
     if deadline_exceeded {
-        return RolloutState { done: false, failed: true, message: format!("deployment {name:?} exceeded its progress deadline") };
+        return RolloutState {
+            done: false,
+            failed: true,
+            message: format!("deployment {name:?} exceeded its progress deadline"),
+        };
     }
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
     let replicas = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < desired {
-        return waiting(format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {desired} new replicas have been updated..."));
+        return waiting(format!(
+            "Waiting for deployment {name:?} rollout to finish: {updated} out of {desired} new replicas have been updated..."
+        ));
     }
     if replicas > updated {
-        return waiting(format!("Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...", replicas - updated));
+        return waiting(format!(
+            "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
+            replicas - updated
+        ));
     }
     if available < updated {
-        return waiting(format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."));
+        return waiting(format!(
+            "Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."
+        ));
     }
-    RolloutState { done: true, failed: false, message: format!("deployment {name:?} successfully rolled out") }
+    RolloutState {
+        done: true,
+        failed: false,
+        message: format!("deployment {name:?} successfully rolled out"),
+    }
 }
 
 /// A pod problem that kubectl's status does not notice (kubectl issue 738), reported early.
@@ -268,18 +330,38 @@ pub fn pod_issues(pods: &[Pod]) -> Vec<PodIssue> {
     let mut issues = Vec::new();
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let Some(status) = pod.status.as_ref() else { continue };
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
         if let Some(c) = status.conditions.as_ref().and_then(|cs| {
-            cs.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+            cs.iter().find(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
         }) {
-            issues.push(PodIssue { pod: name.clone(), container: None, reason: "Unschedulable".into(), message: c.message.clone() });
+            issues.push(PodIssue {
+                pod: name.clone(),
+                container: None,
+                reason: "Unschedulable".into(),
+                message: c.message.clone(),
+            });
         }
-        let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+        let containers = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
         for cs in containers {
-            if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-                if let Some(reason) = w.reason.as_deref().filter(|r| STUCK_REASONS.contains(r)) {
-                    issues.push(PodIssue { pod: name.clone(), container: Some(cs.name.clone()), reason: reason.to_owned(), message: w.message.clone() });
-                }
+            if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref())
+                && let Some(reason) = w.reason.as_deref().filter(|r| STUCK_REASONS.contains(r))
+            {
+                issues.push(PodIssue {
+                    pod: name.clone(),
+                    container: Some(cs.name.clone()),
+                    reason: reason.to_owned(),
+                    message: w.message.clone(),
+                });
             }
         }
     }
@@ -301,10 +383,22 @@ mod tests {
 
     #[test]
     fn rollout_status_follows_kubectls_order_and_wording() {
-        assert_eq!(rollout_state(&deployment(2, 1, 3, (3, 3, 3))).message, "Waiting for deployment spec update to be observed...");
-        assert_eq!(rollout_state(&deployment(2, 2, 3, (4, 1, 3))).message, "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...");
-        assert_eq!(rollout_state(&deployment(2, 2, 3, (4, 3, 3))).message, "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...");
-        assert_eq!(rollout_state(&deployment(2, 2, 3, (3, 3, 2))).message, "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available...");
+        assert_eq!(
+            rollout_state(&deployment(2, 1, 3, (3, 3, 3))).message,
+            "Waiting for deployment spec update to be observed..."
+        );
+        assert_eq!(
+            rollout_state(&deployment(2, 2, 3, (4, 1, 3))).message,
+            "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated..."
+        );
+        assert_eq!(
+            rollout_state(&deployment(2, 2, 3, (4, 3, 3))).message,
+            "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination..."
+        );
+        assert_eq!(
+            rollout_state(&deployment(2, 2, 3, (3, 3, 2))).message,
+            "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available..."
+        );
         let done = rollout_state(&deployment(2, 2, 3, (3, 3, 3)));
         assert!(done.done && !done.failed);
         assert_eq!(done.message, "deployment \"web\" successfully rolled out");

@@ -212,3 +212,62 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> 
     );
     body
 }
+
+impl TestApp {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Send and read a JSON answer: (status, body).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let res = self.send(method, path, body).await;
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// `/v1/clusters/dev/namespaces/default` + rest.
+pub fn ns(rest: &str) -> String {
+    format!("/v1/clusters/dev/namespaces/default{rest}")
+}
+
+/// A deploy body with one container `web`.
+pub fn deploy_body(image: &str, replicas: Option<i32>) -> serde_json::Value {
+    let mut b = serde_json::json!({"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]});
+    if let Some(r) = replicas {
+        b["replicas"] = serde_json::json!(r);
+    }
+    b
+}

@@ -159,3 +159,66 @@ async fn real_kubectl_sees_the_rollout_history_kubernetes_md_describes() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn what_kubegate_says_is_what_kubectl_sees() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: kubectl is not installed");
+        return;
+    }
+    use crate::helpers::{deploy_body, ns, spawn_app};
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("config");
+    std::fs::write(&kc, FakeKube::kubeconfig(&[("dev", fake)])).unwrap();
+
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(2)))
+        .await;
+    fake.settle().await;
+    app.put(
+        &ns("/deployments/web/image"),
+        serde_json::json!({"image": "nginx:2", "reason": "security fix"}),
+    )
+    .await;
+    fake.settle().await;
+    app.post(&ns("/deployments/web/rollback"), serde_json::json!({}))
+        .await;
+    fake.settle().await;
+
+    let (_, ours) = app.get_json(&ns("/deployments/web/revisions")).await;
+    let ours: Vec<(String, String)> = ours["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].to_string(),
+                r["changeCause"].as_str().unwrap_or("<none>").to_owned(),
+            )
+        })
+        .collect();
+    let (_, out) = kubectl(&kc, &["rollout", "history", "deployment/web"]).await;
+    assert_eq!(revisions(&out), ours, "{out}");
+    assert_eq!(
+        ours.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["2", "3"]
+    );
+
+    let (_, status) = app.get_json(&ns("/deployments/web/rollout")).await;
+    let (ok, out) = kubectl(
+        &kc,
+        &["rollout", "status", "deployment/web", "--timeout=5s"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim().lines().last().unwrap(),
+        status["message"].as_str().unwrap()
+    );
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod clusters;
+mod deployments;
 mod errors;
 mod fake_kube;
 mod fake_kube_behaviour;
@@ -10,3 +11,5 @@ mod health;
 mod helpers;
 mod kubectl_crosscheck;
 mod openapi;
+mod pods;
+mod services;

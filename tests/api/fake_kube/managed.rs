@@ -374,16 +374,22 @@ pub fn apply(
         .map(|e| e.fields.clone())
         .unwrap_or_default();
     let mut obj = live_obj.clone();
-    // Deepest paths first, so an item's fields go before the item.
+    // Shallowest first: a dropped list item goes whole (removing its key fields first would make it
+    // unfindable), and whatever lies under a removed path needs no removal of its own.
     let mut dropped: Vec<&Path> = previous.difference(&wanted).collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    dropped.sort_by_key(|p| p.len());
+    let mut removed: Vec<&Path> = Vec::new();
     for p in dropped {
+        if removed.iter().any(|r| p.starts_with(r)) {
+            continue;
+        }
         let owned_by_other = entries
             .iter()
             .filter(|e| !(e.manager == manager && e.operation == "Apply"))
             .any(|e| e.fields.iter().any(|f| f.starts_with(p)));
         if !owned_by_other {
             remove_at(&mut obj, p);
+            removed.push(p);
         }
     }
     merge_into(&mut obj, applied, &mut Vec::new(), false);

@@ -40,7 +40,9 @@ impl Selector {
             rest = if end < rest.len() {
                 let after = rest[end + 1..].trim_start();
                 if after.is_empty() {
-                    return Err(format!("unable to parse requirement: found '', expected: identifier in {input:?}"));
+                    return Err(format!(
+                        "unable to parse requirement: found '', expected: identifier in {input:?}"
+                    ));
                 }
                 after
             } else {
