@@ -2,6 +2,7 @@
 //! `main` and the tests start the very same application (tests on port 0).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
@@ -11,6 +12,7 @@ use sqlx::PgPool;
 
 use crate::action::Limits;
 use crate::api;
+use crate::auth::Auth;
 use crate::cluster::ClusterRegistry;
 use crate::config::Config;
 use crate::db;
@@ -21,6 +23,7 @@ pub struct AppState {
     pub clusters: ClusterRegistry,
     pub limits: Limits,
     pub max_wait: Duration,
+    pub auth: Arc<Auth>,
 }
 
 pub struct Application {
@@ -31,9 +34,12 @@ pub struct Application {
 impl Application {
     /// Connect and migrate the database, load the clusters, bind the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        crate::install_crypto_provider();
         let db = db::pool(&config)?;
         db::migrate(&db).await?;
         let clusters = ClusterRegistry::load(&config).await?;
+        let auth = Arc::new(Auth::from_config(&config.auth)?);
+        auth.watch_policy(config.auth.policy_reload_interval);
         let limits = Limits {
             max_replicas: config.max_replicas,
             max_affected_cap: 1000,
@@ -43,6 +49,7 @@ impl Application {
             clusters,
             limits,
             max_wait: config.max_wait,
+            auth,
         });
 
         let listener = TcpListener::bind(config.listen)

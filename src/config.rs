@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service.
     Serve(Config),
+    /// Mint a short-lived HS256 token from KUBEGATE_JWT_HS_SECRET, for local use.
+    Token(TokenArgs),
     /// Print the OpenAPI document (the API contract) generated from the code.
     Openapi {
         /// Write to this file instead of standard output.
@@ -100,6 +102,111 @@ pub struct Config {
     /// Largest accepted JSON request body, in bytes; larger bodies get 413.
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+}
+
+/// Token verification and the policy.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// The exact `iss` every token must carry.
+    #[arg(long, env = "KUBEGATE_JWT_ISSUER", default_value = "kubegate")]
+    pub jwt_issuer: String,
+
+    /// Accepted `aud` values (comma-separated); a token must name one of them.
+    #[arg(
+        long,
+        env = "KUBEGATE_JWT_AUDIENCE",
+        default_value = "kubegate",
+        value_delimiter = ','
+    )]
+    pub jwt_audience: Vec<String>,
+
+    /// HMAC secret (at least 32 bytes) for HS tokens, e.g. from bots or `kubegate token`.
+    #[arg(long, env = "KUBEGATE_JWT_HS_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub jwt_hs_secret: Option<SecretString>,
+
+    /// The one algorithm HS tokens may use: HS256, HS384 or HS512.
+    #[arg(long, env = "KUBEGATE_JWT_HS_ALGORITHM", default_value = "HS256")]
+    pub jwt_hs_algorithm: String,
+
+    /// PEM public keys, comma-separated, each pinned to its algorithm: ALG=PATH[#kid]
+    /// (ALG one of RS256/384/512, PS256/384/512, ES256, ES384, EdDSA).
+    #[arg(long, env = "KUBEGATE_JWT_PUBLIC_KEYS", value_delimiter = ',')]
+    pub jwt_public_keys: Vec<String>,
+
+    /// A JWKS URL to take verification keys from (cached by kid).
+    #[arg(long, env = "KUBEGATE_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// An OIDC issuer whose discovery document names the JWKS (used when KUBEGATE_JWKS_URL is unset).
+    #[arg(long, env = "KUBEGATE_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// Least time between two JWKS fetches triggered by unknown key ids.
+    #[arg(long, env = "KUBEGATE_JWKS_REFRESH_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
+    pub jwks_refresh_cooldown: Duration,
+
+    /// Refetch the JWKS when the cached set is older than this (so removed keys stop working).
+    #[arg(long, env = "KUBEGATE_JWKS_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub jwks_max_age: Duration,
+
+    /// Clock skew allowed on exp and nbf.
+    #[arg(long, env = "KUBEGATE_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration)]
+    pub jwt_leeway: Duration,
+
+    /// Refuse tokens whose exp - iat exceeds this (and then require iat).
+    #[arg(long, env = "KUBEGATE_JWT_MAX_LIFETIME", value_parser = parse_duration)]
+    pub jwt_max_lifetime: Option<Duration>,
+
+    /// Refuse tokens larger than this many bytes, before parsing them.
+    #[arg(long, env = "KUBEGATE_JWT_MAX_BYTES", default_value_t = 8192)]
+    pub jwt_max_bytes: usize,
+
+    /// The claim naming the subject.
+    #[arg(long, env = "KUBEGATE_JWT_SUBJECT_CLAIM", default_value = "sub")]
+    pub jwt_subject_claim: String,
+
+    /// The claim listing the caller's groups (a string or an array).
+    #[arg(long, env = "KUBEGATE_JWT_GROUPS_CLAIM", default_value = "groups")]
+    pub jwt_groups_claim: String,
+
+    /// The claim whose entries grant roles directly: `role` or `role@cluster/namespace` (globs).
+    /// Empty disables it.
+    #[arg(
+        long,
+        env = "KUBEGATE_JWT_ROLES_CLAIM",
+        default_value = "kubegate_roles"
+    )]
+    pub jwt_roles_claim: String,
+
+    /// Policy file (YAML, or TOML when it ends in .toml) binding subjects and groups to grants.
+    #[arg(long, env = "KUBEGATE_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// How often the policy file is checked for changes.
+    #[arg(long, env = "KUBEGATE_POLICY_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub policy_reload_interval: Duration,
+}
+
+/// `kubegate token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The subject.
+    #[arg(long)]
+    pub sub: String,
+    /// A grant for the roles claim: `role` or `role@cluster/namespace`; repeatable.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// A group; repeatable.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Lifetime.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

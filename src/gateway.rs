@@ -1,7 +1,7 @@
-//! The one path every mutation takes: validate the action (before any cluster call), find the
-//! cluster, act, and wait for the rollout when asked. Identity/authorization and the write-ahead
-//! audit log plug in here (they are not implemented yet: every caller is `anonymous`), so whatever
-//! the entry point, an action is checked and recorded the same way.
+//! The one path every mutation takes: validate the action (before any cluster call), authorize the
+//! caller (deny by default), act, and wait for the rollout when asked. The write-ahead audit log
+//! plugs in here too (not implemented yet), so whatever the entry point, an action is checked and
+//! recorded the same way.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use crate::action::{Action, Target};
 use crate::api::problem::ApiError;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::cluster::{ChangeNote, DeploymentChange, RollbackOutcome, RolloutReport};
 
 /// An action with how to run it.
@@ -45,10 +46,11 @@ pub struct Executed {
     pub rollout: Option<RolloutReport>,
 }
 
-/// The caller, until identity lands with JWT authentication.
-const ANONYMOUS: &str = "anonymous";
-
-pub async fn execute(state: &AppState, req: ActionRequest) -> Result<Executed, ApiError> {
+pub async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    req: ActionRequest,
+) -> Result<Executed, ApiError> {
     let errors = req.action.validate(&req.target, &state.limits);
     if let Some(r) = &req.reason
         && r.len() > 1024
@@ -63,22 +65,21 @@ pub async fn execute(state: &AppState, req: ActionRequest) -> Result<Executed, A
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors: errors.0 });
     }
-    let cluster =
-        state
-            .clusters
-            .get(&req.target.cluster)
-            .ok_or_else(|| ApiError::UnknownCluster {
-                name: req.target.cluster.clone(),
-                known: state.clusters.names(),
-            })?;
+    let decision = state.auth.authorize(
+        principal,
+        req.action.verb(),
+        &req.target.cluster,
+        Some(&req.target.namespace),
+    )?;
+    let cluster = crate::api::clusters::find(state, principal, &req.target.cluster)?;
     let audit_id = uuid::Uuid::new_v4().to_string();
     let note = ChangeNote {
         audit_id: audit_id.clone(),
-        cause: change_cause(&req),
+        cause: change_cause(&req, &principal.subject),
     };
     let ns = req.target.namespace.as_str();
     let dry = req.dry_run;
-    tracing::info!(action = req.action.verb(), cluster = %req.target.cluster, namespace = ns, dry_run = dry, audit_id, "executing");
+    tracing::info!(action = req.action.verb(), subject = %principal.subject, grant = ?decision.grant.as_ref().map(|g| g.describe()), cluster = %req.target.cluster, namespace = ns, dry_run = dry, audit_id, "executing");
 
     let outcome = match &req.action {
         Action::Deploy { name, spec } => {
@@ -170,7 +171,7 @@ pub async fn execute(state: &AppState, req: ActionRequest) -> Result<Executed, A
 }
 
 /// `kubernetes.io/change-cause`: what, who, and why when given.
-fn change_cause(req: &ActionRequest) -> String {
+fn change_cause(req: &ActionRequest, who: &str) -> String {
     let what = match (&req.action, &req.reason) {
         (Action::Deploy { spec, .. }, None) => spec
             .change_cause
@@ -180,7 +181,7 @@ fn change_cause(req: &ActionRequest) -> String {
     };
     let base = what.unwrap_or_else(|| req.action.describe());
     match &req.reason {
-        Some(r) => format!("kubegate {base} by {ANONYMOUS}: {r}"),
-        None => format!("kubegate {base} by {ANONYMOUS}"),
+        Some(r) => format!("kubegate {base} by {who}: {r}"),
+        None => format!("kubegate {base} by {who}"),
     }
 }

@@ -8,6 +8,8 @@ pub mod action;
 pub mod api;
 /// `Application::build(config)` / `run()`, and the state shared by handlers.
 pub mod app;
+/// Who is calling (JWT verification) and what they may do (roles, grants, policy file).
+pub mod auth;
 /// Named Kubernetes clusters (kubeconfig contexts, in-cluster) and every kube-rs call.
 pub mod cluster;
 /// Every setting, as one clap struct; `kubegate serve --help` is the configuration reference.
@@ -23,3 +25,9 @@ pub mod validate;
 
 pub use app::Application;
 pub use config::{Cli, Command, Config};
+
+/// Make ring the process-wide rustls provider (idempotent). kube, sqlx and reqwest all use rustls;
+/// the build enables only ring, and reqwest needs it installed before a client is built.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -13,6 +13,11 @@ async fn main() -> anyhow::Result<()> {
             })?;
             app.run().await.context("HTTP server failed")
         }
+        Command::Token(args) => {
+            print!("{}", kubegate::auth::jwt::mint(&args)?);
+            println!();
+            Ok(())
+        }
         Command::Openapi { output } => {
             let spec = kubegate::api::openapi::pretty_json();
             match output {

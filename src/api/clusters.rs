@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::cluster::{self, ClusterSource, Probe, ServerVersion};
 
 /// A cluster kubegate can act on.
@@ -119,14 +120,38 @@ pub struct NodeList {
     pub items: Vec<NodeView>,
 }
 
-pub(crate) fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a cluster::Cluster, ApiError> {
+/// The cluster of that name; an unknown name answers 404 naming the clusters the caller may see.
+pub(crate) fn find<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+    name: &str,
+) -> Result<&'a cluster::Cluster, ApiError> {
     state
         .clusters
         .get(name)
         .ok_or_else(|| ApiError::UnknownCluster {
             name: name.to_owned(),
-            known: state.clusters.names(),
+            known: state
+                .clusters
+                .names()
+                .into_iter()
+                .filter(|c| state.auth.sees_cluster(principal, c))
+                .collect(),
         })
+}
+
+/// A cluster the caller has some grant on (otherwise 403, whether it exists or not).
+fn visible<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+    name: &str,
+) -> Result<&'a cluster::Cluster, ApiError> {
+    if !state.auth.sees_cluster(principal, name) {
+        return Err(ApiError::Forbidden {
+            detail: format!("no grant names cluster {name:?}"),
+        });
+    }
+    find(state, principal, name)
 }
 
 fn view(c: &cluster::Cluster, probe: Probe) -> ClusterView {
@@ -184,9 +209,10 @@ pub async fn list_clusters(state: web::Data<AppState>) -> web::Json<ClusterList>
 )]
 pub async fn get_cluster(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<String>,
 ) -> Result<web::Json<ClusterView>, ApiError> {
-    let c = find(&state, &path)?;
+    let c = visible(&state, &principal, &path)?;
     Ok(web::Json(view(c, c.probe().await)))
 }
 
@@ -204,9 +230,11 @@ pub async fn get_cluster(
 )]
 pub async fn list_namespaces(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<String>,
 ) -> Result<web::Json<NamespaceList>, ApiError> {
-    let items = find(&state, &path)?.list_namespaces().await?;
+    state.auth.authorize(&principal, "read", &path, None)?;
+    let items = find(&state, &principal, &path)?.list_namespaces().await?;
     Ok(web::Json(NamespaceList {
         items: items.into_iter().map(NamespaceView::from).collect(),
     }))
@@ -226,9 +254,11 @@ pub async fn list_namespaces(
 )]
 pub async fn list_nodes(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<String>,
 ) -> Result<web::Json<NodeList>, ApiError> {
-    let items = find(&state, &path)?.list_nodes().await?;
+    state.auth.authorize(&principal, "read", &path, None)?;
+    let items = find(&state, &principal, &path)?.list_nodes().await?;
     Ok(web::Json(NodeList {
         items: items.into_iter().map(NodeView::from).collect(),
     }))

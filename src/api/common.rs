@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::problem::{ApiError, FieldError};
 use crate::action::{Action, Target};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::cluster::Cluster;
 use crate::gateway::{self, ActionRequest, Executed};
 use crate::validate;
@@ -147,13 +148,23 @@ pub fn selector(q: &ListQuery) -> Result<Option<String>, ApiError> {
     }
 }
 
-pub fn cluster<'a>(state: &'a AppState, name: &str) -> Result<&'a Cluster, ApiError> {
-    super::clusters::find(state, name)
+/// Authorize a read of `namespace` on `cluster`, then give the cluster.
+pub fn cluster<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+    name: &str,
+    namespace: &str,
+) -> Result<&'a Cluster, ApiError> {
+    state
+        .auth
+        .authorize(principal, "read", name, Some(namespace))?;
+    super::clusters::find(state, principal, name)
 }
 
 /// Run an action through the gateway with the query's options.
 pub async fn run(
     state: &AppState,
+    principal: &Principal,
     target: Target,
     action: Action,
     query: &MutationQuery,
@@ -168,6 +179,7 @@ pub async fn run(
     });
     gateway::execute(
         state,
+        principal,
         ActionRequest {
             target,
             action,

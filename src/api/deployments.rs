@@ -17,6 +17,7 @@ use super::views::{
 };
 use crate::action::{Action, DeploySpec};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::cluster::rollout;
 use crate::gateway::{Executed, Outcome};
 use crate::validate;
@@ -137,12 +138,13 @@ fn deployment_result(e: Executed, dry_run: bool) -> Result<(bool, DeploymentResu
 )]
 pub async fn list_deployments(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<NamespacePath>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<DeploymentList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
-    let items: Vec<Deployment> = cluster(&state, &path.cluster)?
+    let items: Vec<Deployment> = cluster(&state, &principal, &path.cluster, &path.namespace)?
         .list(&path.namespace, sel.as_deref())
         .await?;
     Ok(web::Json(DeploymentList {
@@ -163,13 +165,14 @@ pub async fn list_deployments(
 )]
 pub async fn get_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
 ) -> Result<web::Json<DeploymentView>, ApiError> {
     check_names(
         &path.namespace,
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
-    let d: Deployment = cluster(&state, &path.cluster)?
+    let d: Deployment = cluster(&state, &principal, &path.cluster, &path.namespace)?
         .get(&path.namespace, &path.name)
         .await?;
     Ok(web::Json(DeploymentView::from(&d)))
@@ -192,6 +195,7 @@ pub async fn get_deployment(
 )]
 pub async fn deploy_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<DeploySpec>,
@@ -200,7 +204,7 @@ pub async fn deploy_deployment(
         name: path.name.clone(),
         spec: body.into_inner(),
     };
-    let e = run(&state, path.target(), action, &query, None).await?;
+    let e = run(&state, &principal, path.target(), action, &query, None).await?;
     let (created, result) = deployment_result(e, query.dry_run)?;
     Ok(if created {
         HttpResponse::Created().json(result)
@@ -222,11 +226,13 @@ pub async fn deploy_deployment(
 )]
 pub async fn delete_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
 ) -> Result<web::Json<DeleteResult>, ApiError> {
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::DeleteDeployment {
             name: path.name.clone(),
@@ -279,6 +285,7 @@ impl DeleteResult {
 )]
 pub async fn scale_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<ScaleRequest>,
@@ -286,6 +293,7 @@ pub async fn scale_deployment(
     let body = body.into_inner();
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::Scale {
             name: path.name.clone(),
@@ -313,6 +321,7 @@ pub async fn scale_deployment(
 )]
 pub async fn set_deployment_image(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<SetImageRequest>,
@@ -323,7 +332,15 @@ pub async fn set_deployment_image(
         container: body.container,
         image: body.image,
     };
-    let e = run(&state, path.target(), action, &query, body.reason).await?;
+    let e = run(
+        &state,
+        &principal,
+        path.target(),
+        action,
+        &query,
+        body.reason,
+    )
+    .await?;
     Ok(web::Json(deployment_result(e, query.dry_run)?.1))
 }
 
@@ -341,6 +358,7 @@ pub async fn set_deployment_image(
 )]
 pub async fn restart_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: Option<web::Json<RestartRequest>>,
@@ -348,6 +366,7 @@ pub async fn restart_deployment(
     let reason = body.and_then(|b| b.into_inner().reason);
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::Restart {
             name: path.name.clone(),
@@ -374,6 +393,7 @@ pub async fn restart_deployment(
 )]
 pub async fn rollback_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: Option<web::Json<RollbackRequest>>,
@@ -384,7 +404,15 @@ pub async fn rollback_deployment(
         to_revision: body.to_revision.unwrap_or(0),
         expect_revision: body.expect_revision,
     };
-    let e = run(&state, path.target(), action, &query, body.reason).await?;
+    let e = run(
+        &state,
+        &principal,
+        path.target(),
+        action,
+        &query,
+        body.reason,
+    )
+    .await?;
     let Outcome::Rollback(r) = e.outcome else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "unexpected outcome for a rollback"
@@ -416,13 +444,14 @@ pub async fn rollback_deployment(
 )]
 pub async fn get_deployment_rollout(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
 ) -> Result<web::Json<RolloutView>, ApiError> {
     check_names(
         &path.namespace,
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
-    let report = cluster(&state, &path.cluster)?
+    let report = cluster(&state, &principal, &path.cluster, &path.namespace)?
         .rollout(&path.namespace, &path.name)
         .await?;
     Ok(web::Json(RolloutView::from(&report)))
@@ -440,13 +469,14 @@ pub async fn get_deployment_rollout(
 )]
 pub async fn list_deployment_revisions(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
 ) -> Result<web::Json<RevisionList>, ApiError> {
     check_names(
         &path.namespace,
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
-    let c = cluster(&state, &path.cluster)?;
+    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
     let d: Deployment = c.get(&path.namespace, &path.name).await?;
     let rss = c.history_of(&d).await?;
     let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
@@ -481,13 +511,14 @@ pub struct RevisionPath {
 )]
 pub async fn get_deployment_revision(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<RevisionPath>,
 ) -> Result<web::Json<RevisionDetail>, ApiError> {
     check_names(
         &path.namespace,
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
-    let c = cluster(&state, &path.cluster)?;
+    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
     let d: Deployment = c.get(&path.namespace, &path.name).await?;
     let rss = c.history_of(&d).await?;
     let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
@@ -520,12 +551,13 @@ pub async fn get_deployment_revision(
 )]
 pub async fn list_replicasets(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<NamespacePath>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<ReplicaSetList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
-    let items: Vec<ReplicaSet> = cluster(&state, &path.cluster)?
+    let items: Vec<ReplicaSet> = cluster(&state, &principal, &path.cluster, &path.namespace)?
         .list(&path.namespace, sel.as_deref())
         .await?;
     Ok(web::Json(ReplicaSetList {

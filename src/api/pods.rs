@@ -21,6 +21,7 @@ use super::services::collection_selector;
 use super::views::{PodList, PodView};
 use crate::action::{Action, LabelChange, LabelledKind};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::gateway::Outcome;
 use crate::validate;
 
@@ -37,12 +38,13 @@ use crate::validate;
 )]
 pub async fn list_pods(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<NamespacePath>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<PodList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
-    let pods: Vec<Pod> = cluster(&state, &path.cluster)?
+    let pods: Vec<Pod> = cluster(&state, &principal, &path.cluster, &path.namespace)?
         .list(&path.namespace, sel.as_deref())
         .await?;
     Ok(web::Json(PodList {
@@ -63,13 +65,14 @@ pub async fn list_pods(
 )]
 pub async fn get_pod(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
 ) -> Result<web::Json<PodView>, ApiError> {
     check_names(
         &path.namespace,
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
-    let pod: Pod = cluster(&state, &path.cluster)?
+    let pod: Pod = cluster(&state, &principal, &path.cluster, &path.namespace)?
         .get(&path.namespace, &path.name)
         .await?;
     Ok(web::Json(PodView::from(&pod)))
@@ -111,6 +114,7 @@ pub struct LogsQuery {
 )]
 pub async fn get_pod_logs(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<LogsQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -152,7 +156,7 @@ pub async fn get_pod_logs(
         follow: query.follow,
         ..Default::default()
     };
-    let c = cluster(&state, &path.cluster)?;
+    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
     if !query.follow {
         let text = c.logs(&path.namespace, &path.name, &params).await?;
         return Ok(HttpResponse::Ok()
@@ -187,11 +191,13 @@ pub async fn get_pod_logs(
 )]
 pub async fn delete_pod(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
 ) -> Result<web::Json<DeleteResult>, ApiError> {
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::DeletePod {
             name: path.name.clone(),
@@ -217,6 +223,7 @@ pub async fn delete_pod(
 )]
 pub async fn delete_pods(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<NamespacePath>,
     query: web::Query<DeleteCollectionQuery>,
 ) -> Result<web::Json<DeleteResult>, ApiError> {
@@ -227,6 +234,7 @@ pub async fn delete_pods(
     };
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::DeletePods {
             selector,
@@ -250,6 +258,7 @@ pub struct LabelsResult {
 
 async fn label(
     state: &AppState,
+    principal: &Principal,
     path: &ObjectPath,
     query: &MutationQuery,
     kind: LabelledKind,
@@ -257,6 +266,7 @@ async fn label(
 ) -> Result<web::Json<LabelsResult>, ApiError> {
     let e = run(
         state,
+        principal,
         path.target(),
         Action::Label {
             kind,
@@ -294,12 +304,14 @@ async fn label(
 )]
 pub async fn label_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<LabelChange>,
 ) -> Result<web::Json<LabelsResult>, ApiError> {
     label(
         &state,
+        &principal,
         &path,
         &query,
         LabelledKind::Deployment,
@@ -321,12 +333,14 @@ pub async fn label_deployment(
 )]
 pub async fn label_service(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<LabelChange>,
 ) -> Result<web::Json<LabelsResult>, ApiError> {
     label(
         &state,
+        &principal,
         &path,
         &query,
         LabelledKind::Service,
@@ -348,9 +362,18 @@ pub async fn label_service(
 )]
 pub async fn label_pod(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<LabelChange>,
 ) -> Result<web::Json<LabelsResult>, ApiError> {
-    label(&state, &path, &query, LabelledKind::Pod, body.into_inner()).await
+    label(
+        &state,
+        &principal,
+        &path,
+        &query,
+        LabelledKind::Pod,
+        body.into_inner(),
+    )
+    .await
 }

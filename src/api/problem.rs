@@ -79,6 +79,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     /// Body of the wrong media type (415).
     UnsupportedMediaType { detail: String },
+    /// No usable bearer token (401 with `WWW-Authenticate`).
+    Unauthenticated { error: crate::auth::AuthError },
+    /// The caller may not do this (403); the detail names the missing role.
+    Forbidden { detail: String },
     /// The request is well-formed but invalid; every offending field is listed (422).
     Validation { errors: Vec<FieldError> },
     /// Something the request names does not exist (404).
@@ -135,6 +139,12 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => ("bad-request", "Bad request", StatusCode::BAD_REQUEST),
             Self::RouteNotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
+            Self::Unauthenticated { .. } => (
+                "unauthenticated",
+                "Unauthenticated",
+                StatusCode::UNAUTHORIZED,
+            ),
+            Self::Forbidden { .. } => ("forbidden", "Forbidden", StatusCode::FORBIDDEN),
             Self::Validation { .. } => (
                 "validation-failed",
                 "Invalid request",
@@ -231,7 +241,10 @@ impl ApiError {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!("invalid request: {}", fields.join(", "))
             }
-            Self::NotFound { detail } | Self::Conflict { detail } => detail.clone(),
+            Self::NotFound { detail } | Self::Conflict { detail } | Self::Forbidden { detail } => {
+                detail.clone()
+            }
+            Self::Unauthenticated { error } => error.to_string(),
             Self::MethodNotAllowed { allow } => {
                 format!("this route accepts {allow}")
             }
@@ -350,6 +363,18 @@ impl ResponseError for ApiError {
         res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         if let Self::MethodNotAllowed { allow } = self {
             res.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
+        if let Self::Unauthenticated { error } = self {
+            let value = match error {
+                crate::auth::AuthError::Missing => "Bearer realm=\"kubegate\"".to_owned(),
+                crate::auth::AuthError::Invalid(why) => format!(
+                    "Bearer realm=\"kubegate\", error=\"invalid_token\", error_description=\"{}\"",
+                    why.replace(['"', '\\'], "'")
+                ),
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                res.insert_header((header::WWW_AUTHENTICATE, v));
+            }
         }
         if let Some(after) = self.retry_after() {
             res.insert_header((header::RETRY_AFTER, after.as_secs().max(1).to_string()));

@@ -15,6 +15,7 @@ use super::problem::{ApiError, FieldError, Problem};
 use super::views::{ServiceList, ServiceView, service_view};
 use crate::action::{Action, ExposeSpec, ServiceSpec};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::gateway::{Executed, Outcome};
 use crate::validate;
 
@@ -62,12 +63,13 @@ fn service_result(e: Executed, dry_run: bool) -> Result<HttpResponse, ApiError> 
 )]
 pub async fn list_services(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<NamespacePath>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<ServiceList>, ApiError> {
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
-    let c = cluster(&state, &path.cluster)?;
+    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
     let (services, pods) = futures::try_join!(
         c.list::<Service>(&path.namespace, sel.as_deref()),
         c.list::<Pod>(&path.namespace, None)
@@ -90,10 +92,11 @@ pub async fn list_services(
 )]
 pub async fn get_service(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
 ) -> Result<web::Json<ServiceView>, ApiError> {
     check_names(&path.namespace, Some((&path.name, validate::dns1035_label)))?;
-    let c = cluster(&state, &path.cluster)?;
+    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
     let service: Service = c.get(&path.namespace, &path.name).await?;
     let selector = service
         .spec
@@ -124,12 +127,14 @@ pub async fn get_service(
 )]
 pub async fn expose_deployment(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<ExposeSpec>,
 ) -> Result<HttpResponse, ApiError> {
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::Expose {
             deployment: path.name.clone(),
@@ -157,12 +162,14 @@ pub async fn expose_deployment(
 )]
 pub async fn put_service(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<ServiceSpec>,
 ) -> Result<HttpResponse, ApiError> {
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::PutService {
             name: path.name.clone(),
@@ -187,11 +194,13 @@ pub async fn put_service(
 )]
 pub async fn delete_service(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
 ) -> Result<web::Json<DeleteResult>, ApiError> {
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::DeleteService {
             name: path.name.clone(),
@@ -231,6 +240,7 @@ pub fn collection_selector(q: &DeleteCollectionQuery) -> Result<(String, usize),
 )]
 pub async fn delete_services(
     state: web::Data<AppState>,
+    principal: Principal,
     path: web::Path<NamespacePath>,
     query: web::Query<DeleteCollectionQuery>,
 ) -> Result<web::Json<DeleteResult>, ApiError> {
@@ -241,6 +251,7 @@ pub async fn delete_services(
     };
     let e = run(
         &state,
+        &principal,
         path.target(),
         Action::DeleteServices {
             selector,

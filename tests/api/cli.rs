@@ -81,6 +81,9 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
         .env("KUBEGATE_IN_CLUSTER", "never")
         .env("KUBEGATE_WORKERS", "1")
         .env("KUBEGATE_SHUTDOWN_TIMEOUT", "10s")
+        .env("KUBEGATE_JWT_HS_SECRET", crate::helpers::TEST_SECRET)
+        .env("KUBEGATE_JWT_ISSUER", crate::helpers::TEST_ISSUER)
+        .env("KUBEGATE_JWT_AUDIENCE", crate::helpers::TEST_AUDIENCE)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -103,8 +106,15 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
 
     fake.set_latency(Duration::from_millis(1500));
     let url = format!("http://{address}/v1/clusters/dev/namespaces");
-    let in_flight =
-        tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });
+    let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["viewer"]));
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = child.id().unwrap().to_string();
     let started = Instant::now();

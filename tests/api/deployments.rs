@@ -558,6 +558,7 @@ async fn restart_stamps_the_template_like_kubectl_rollout_restart() {
     let res = app
         .client
         .post(format!("{}{}", app.address, ns("/deployments/web/restart")))
+        .bearer_auth(&app.token)
         .send()
         .await
         .unwrap();
@@ -695,6 +696,7 @@ async fn invalid_input_is_refused_before_the_cluster_sees_anything() {
     let res = app
         .client
         .put(format!("{}{}", app.address, ns("/deployments/web")))
+        .bearer_auth(&app.token)
         .header("content-type", "application/json")
         .body("{")
         .send()
@@ -705,6 +707,7 @@ async fn invalid_input_is_refused_before_the_cluster_sees_anything() {
     let res = app
         .client
         .put(format!("{}{}", app.address, ns("/deployments/web")))
+        .bearer_auth(&app.token)
         .header("content-type", "text/plain")
         .body("x")
         .send()
@@ -714,6 +717,7 @@ async fn invalid_input_is_refused_before_the_cluster_sees_anything() {
     let res = app
         .client
         .put(format!("{}{}", app.address, ns("/deployments/web")))
+        .bearer_auth(&app.token)
         .json(&json!({"containers": [{"name": "web", "image": "x".repeat(70_000)}]}))
         .send()
         .await

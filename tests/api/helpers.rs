@@ -5,7 +5,7 @@
 use std::sync::Once;
 use std::time::Duration;
 
-use kubegate::config::{InClusterMode, LogFormat};
+use kubegate::config::{AuthConfig, InClusterMode, LogFormat};
 use kubegate::{Application, Config};
 use secrecy::SecretString;
 
@@ -13,6 +13,8 @@ use crate::fake_kube::FakeKube;
 
 pub struct TestApp {
     pub address: String,
+    /// Sent on every request made through the helpers: an admin on every cluster and namespace.
+    pub token: String,
     pub client: reqwest::Client,
     pub clusters: Vec<(String, FakeKube)>,
     pub database_url: String,
@@ -35,6 +37,7 @@ pub fn admin_url() -> String {
 
 impl TestDatabase {
     pub async fn create() -> Self {
+        kubegate::install_crypto_provider();
         let admin = admin_url();
         let name = format!("kubegate_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
@@ -85,6 +88,8 @@ pub struct Options {
     /// Cluster (kubeconfig context) names, each backed by its own fake API server.
     pub clusters: Vec<&'static str>,
     pub cluster_timeout: Duration,
+    /// Change the token settings (keys, policy file, limits) from the test defaults.
+    pub auth: Box<dyn FnOnce(&mut AuthConfig)>,
 }
 
 impl Default for Options {
@@ -92,8 +97,59 @@ impl Default for Options {
         Self {
             clusters: vec!["dev"],
             cluster_timeout: Duration::from_secs(5),
+            auth: Box::new(|_| {}),
         }
     }
+}
+
+pub const TEST_SECRET: &str = "kubegate-test-secret-0123456789abcdef";
+pub const TEST_ISSUER: &str = "https://issuer.kubegate.test";
+pub const TEST_AUDIENCE: &str = "kubegate";
+
+pub fn auth_config() -> AuthConfig {
+    AuthConfig {
+        jwt_issuer: TEST_ISSUER.into(),
+        jwt_audience: vec![TEST_AUDIENCE.into(), "other-audience".into()],
+        jwt_hs_secret: Some(SecretString::from(TEST_SECRET.to_owned())),
+        jwt_hs_algorithm: "HS256".into(),
+        jwt_public_keys: Vec::new(),
+        jwks_url: None,
+        oidc_issuer: None,
+        jwks_refresh_cooldown: Duration::from_millis(200),
+        jwks_max_age: Duration::from_secs(300),
+        jwt_leeway: Duration::from_secs(30),
+        jwt_max_lifetime: None,
+        jwt_max_bytes: 8192,
+        jwt_subject_claim: "sub".into(),
+        jwt_groups_claim: "groups".into(),
+        jwt_roles_claim: "kubegate_roles".into(),
+        policy_file: None,
+        policy_reload_interval: Duration::from_millis(100),
+    }
+}
+
+/// Now, in seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Claims of a valid token for `sub` with these roles (the test issuer and audience).
+pub fn claims(sub: &str, roles: &[&str]) -> serde_json::Value {
+    serde_json::json!({"iss": TEST_ISSUER, "aud": TEST_AUDIENCE, "sub": sub, "iat": now(), "exp": now() + 600, "kubegate_roles": roles})
+}
+
+/// An HS256 token with the test secret.
+pub fn hs_token(claims: &serde_json::Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes());
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &key,
+    )
+    .unwrap()
 }
 
 static LOGS: Once = Once::new();
@@ -139,12 +195,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_body_bytes: 64 * 1024,
         max_replicas: 50,
         max_wait: Duration::from_secs(20),
+        auth: {
+            let mut a = auth_config();
+            (options.auth)(&mut a);
+            a
+        },
     };
     let app = Application::build(config).await.expect("kubegate starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
     TestApp {
         address,
+        token: hs_token(&claims("root", &["admin"])),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -167,11 +229,28 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
+        self.send_as(Some(&self.token), reqwest::Method::GET, path, None)
             .await
-            .expect("request")
+    }
+
+    /// A request with this token (or none).
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request")
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
@@ -220,13 +299,7 @@ impl TestApp {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> reqwest::Response {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.address));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send().await.expect("request")
+        self.send_as(Some(&self.token), method, path, body).await
     }
 
     /// Send and read a JSON answer: (status, body).

@@ -1,0 +1,178 @@
+//! Who is calling and what they may do. `jwt` verifies bearer tokens into a [`Principal`];
+//! `policy` holds roles, grants and the decision. The policy file is reloaded when it changes; a
+//! broken edit keeps the previous policy (and says so in the log). Token parsing lives only here.
+
+pub mod jwt;
+pub mod policy;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures::future::LocalBoxFuture;
+
+pub use jwt::{AuthError, Authenticator, Principal};
+pub use policy::{Decision, Grant, Policy, Role};
+
+use crate::api::problem::ApiError;
+use crate::app::AppState;
+use crate::config::AuthConfig;
+
+/// Token verification plus the current policy.
+pub struct Auth {
+    pub authenticator: Authenticator,
+    policy: RwLock<Arc<Policy>>,
+    policy_file: Option<PathBuf>,
+}
+
+impl Auth {
+    pub fn from_config(c: &AuthConfig) -> anyhow::Result<Self> {
+        let authenticator = Authenticator::from_config(c)?;
+        let policy = match &c.policy_file {
+            Some(path) => {
+                load_policy(path).map_err(|e| anyhow::anyhow!("KUBEGATE_POLICY_FILE: {e}"))?
+            }
+            None => Policy::default(),
+        };
+        Ok(Self {
+            authenticator,
+            policy: RwLock::new(Arc::new(policy)),
+            policy_file: c.policy_file.clone(),
+        })
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.read().expect("policy lock").clone()
+    }
+
+    /// Every grant of a principal: the policy's for its subject and groups, and its token's.
+    pub fn grants(&self, p: &Principal) -> Vec<Grant> {
+        let mut grants = self.policy().grants_for(&p.subject, &p.groups);
+        grants.extend(p.token_grants.iter().cloned());
+        grants
+    }
+
+    pub fn decide(
+        &self,
+        p: &Principal,
+        verb: &str,
+        cluster: &str,
+        namespace: Option<&str>,
+    ) -> Decision {
+        policy::decide(&self.grants(p), verb, cluster, namespace)
+    }
+
+    /// Allowed, or the 403 to answer.
+    pub fn authorize(
+        &self,
+        p: &Principal,
+        verb: &str,
+        cluster: &str,
+        namespace: Option<&str>,
+    ) -> Result<Decision, ApiError> {
+        let d = self.decide(p, verb, cluster, namespace);
+        if d.allowed {
+            Ok(d)
+        } else {
+            tracing::info!(subject = %p.subject, verb, cluster, namespace, "denied");
+            Err(ApiError::Forbidden { detail: d.reason })
+        }
+    }
+
+    /// May the principal see this cluster at all (any grant naming it)?
+    pub fn sees_cluster(&self, p: &Principal, cluster: &str) -> bool {
+        self.grants(p)
+            .iter()
+            .any(|g| g.clusters.iter().any(|c| policy::glob(c, cluster)))
+    }
+
+    /// Reload the policy file whenever its modification time changes.
+    pub fn watch_policy(self: &Arc<Self>, every: Duration) {
+        let Some(path) = self.policy_file.clone() else {
+            return;
+        };
+        let auth = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut seen = modified(&path);
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(auth) = auth.upgrade() else { return };
+                let now = modified(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match load_policy(&path) {
+                    Ok(p) => {
+                        tracing::info!(path = %path.display(), bindings = p.bindings.len(), "policy reloaded");
+                        *auth.policy.write().expect("policy lock") = Arc::new(p);
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "policy file invalid; keeping the previous policy")
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn modified(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn load_policy(path: &PathBuf) -> Result<Policy, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let toml = path.extension().is_some_and(|e| e == "toml");
+    Policy::parse(&text, toml).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The verified caller of a request: extracting it answers 401 when the token is missing or bad.
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no application state")))?;
+            let token = match header {
+                None => {
+                    return Err(ApiError::Unauthenticated {
+                        error: AuthError::Missing,
+                    });
+                }
+                Some(Err(_)) => {
+                    return Err(ApiError::Unauthenticated {
+                        error: AuthError::Invalid("the Authorization header is not ASCII".into()),
+                    });
+                }
+                Some(Ok(h)) => {
+                    let (scheme, rest) = h.split_once(' ').unwrap_or((h.as_str(), ""));
+                    if !scheme.eq_ignore_ascii_case("bearer") {
+                        return Err(ApiError::Unauthenticated {
+                            error: AuthError::Missing,
+                        });
+                    }
+                    rest.trim().to_owned()
+                }
+            };
+            state
+                .auth
+                .authenticator
+                .verify(&token)
+                .await
+                .map_err(|error| {
+                    tracing::info!(reason = %error, "token refused");
+                    ApiError::Unauthenticated { error }
+                })
+        })
+    }
+}
