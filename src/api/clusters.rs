@@ -187,14 +187,15 @@ impl From<ServerVersion> for KubernetesVersion {
     get, path = "/v1/clusters", tag = "clusters", operation_id = "list_clusters",
     responses((status = 200, description = "The configured clusters", body = ClusterList))
 )]
-pub async fn list_clusters(state: web::Data<AppState>) -> web::Json<ClusterList> {
-    let items = join_all(
-        state
-            .clusters
-            .iter()
-            .map(|c| async move { view(c, c.probe().await) }),
-    )
-    .await;
+pub async fn list_clusters(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> web::Json<ClusterList> {
+    let visible = state
+        .clusters
+        .iter()
+        .filter(|c| state.auth.sees_cluster(&principal, &c.name));
+    let items = join_all(visible.map(|c| async move { view(c, c.probe().await) })).await;
     web::Json(ClusterList { items })
 }
 

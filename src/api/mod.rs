@@ -6,6 +6,7 @@ pub mod clusters;
 pub mod common;
 pub mod deployments;
 pub mod health;
+pub mod identity;
 pub mod middleware;
 pub mod openapi;
 pub mod pods;
@@ -38,6 +39,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     )
     .service(
         resource("/v1/clusters/{cluster}/nodes", "GET").route(web::get().to(clusters::list_nodes)),
+    )
+    .service(resource("/v1/whoami", "GET").route(web::get().to(identity::get_whoami)))
+    .service(
+        resource("/v1/access-reviews", "POST")
+            .route(web::post().to(identity::create_access_review)),
     )
     .configure(namespaced)
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))

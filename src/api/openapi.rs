@@ -4,7 +4,11 @@
 
 use utoipa::OpenApi;
 
-use super::{clusters, deployments, health, pods, problem, services};
+use utoipa::Modify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
+
+use super::{clusters, deployments, health, identity, pods, problem, services};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +21,8 @@ use super::{clusters, deployments, health, pods, problem, services};
     paths(
         health::healthz,
         health::readyz,
+        identity::get_whoami,
+        identity::create_access_review,
         clusters::list_clusters,
         clusters::get_cluster,
         clusters::list_namespaces,
@@ -49,8 +55,10 @@ use super::{clusters, deployments, health, pods, problem, services};
         pods::label_pod,
     ),
     components(schemas(problem::Problem, problem::FieldError)),
+    modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness probes"),
+        (name = "identity", description = "Who am I, and may I (can-i)"),
         (name = "clusters", description = "Clusters, their version, namespaces and nodes"),
         (name = "deployments", description = "Deploy, scale, set image, restart, rollout status, history and undo, labels; ReplicaSets"),
         (name = "services", description = "Expose Deployments, create, update and delete Services"),
@@ -58,6 +66,63 @@ use super::{clusters, deployments, health, pods, problem, services};
     )
 )]
 pub struct ApiDoc;
+
+/// Every `/v1` operation needs a bearer JWT, and answers 401 and 403 problems.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut Doc) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                op.security = Some(vec![SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
+                op.responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| {
+                        problem("No valid bearer token (see WWW-Authenticate)").into()
+                    });
+                op.responses
+                    .responses
+                    .entry("403".into())
+                    .or_insert_with(|| problem("The token's grants do not allow this").into());
+            }
+        }
+    }
+}
 
 /// The document as committed: pretty JSON with a trailing newline.
 pub fn pretty_json() -> String {

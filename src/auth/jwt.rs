@@ -191,13 +191,13 @@ impl Authenticator {
                 "the token has critical header parameters kubegate does not understand",
             ));
         }
-        if let Some(typ) = header.typ.as_deref() {
-            if !matches!(
+        if let Some(typ) = header.typ.as_deref()
+            && !matches!(
                 typ.to_ascii_lowercase().as_str(),
                 "jwt" | "at+jwt" | "application/at+jwt"
-            ) {
-                return Err(bad("unexpected token type"));
-            }
+            )
+        {
+            return Err(bad("unexpected token type"));
         }
         let mut validation = Validation::new(header.alg);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -221,10 +221,10 @@ impl Authenticator {
                 Err(e) => last = describe(&e),
             }
         }
-        if claims.is_none() {
-            if let Some(jwks) = &self.jwks {
-                claims = jwks.verify(token, &header, &validation, &mut last).await;
-            }
+        if claims.is_none()
+            && let Some(jwks) = &self.jwks
+        {
+            claims = jwks.verify(token, &header, &validation, &mut last).await;
         }
         let claims = claims.ok_or(last)?;
         self.identity(&claims)

@@ -1,0 +1,130 @@
+//! Who am I and may I: `GET /v1/whoami` and `POST /v1/access-reviews` (kubectl auth can-i).
+
+use std::collections::BTreeSet;
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::problem::{ApiError, FieldError, Problem};
+use crate::app::AppState;
+use crate::auth::{Grant, Principal, policy};
+
+/// The caller as kubegate sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub subject: String,
+    pub issuer: String,
+    pub groups: Vec<String>,
+    /// Every grant in effect: from the policy file and from the token.
+    pub grants: Vec<Grant>,
+}
+
+/// `POST /v1/access-reviews`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"verb": "scale", "cluster": "prod", "namespace": "shop"}))]
+pub struct AccessReviewRequest {
+    /// `read`, an action (`deploy`, `scale`, `set_image`, `restart`, `rollback`, `expose`,
+    /// `put_service`, `label`, `delete_deployment`, `delete_service`, `delete_services`,
+    /// `delete_pod`, `delete_pods`), or `read_audit`.
+    pub verb: String,
+    pub cluster: String,
+    /// Omitted: cluster scope (nodes, namespaces).
+    pub namespace: Option<String>,
+    /// Review another subject (admins only); their policy grants are used.
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessReview {
+    pub allowed: bool,
+    /// Why: the grant that allows it, or the role that is missing.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+}
+
+const VERBS: [&str; 15] = [
+    "read",
+    "read_audit",
+    "deploy",
+    "scale",
+    "set_image",
+    "restart",
+    "rollback",
+    "expose",
+    "put_service",
+    "label",
+    "delete_deployment",
+    "delete_service",
+    "delete_services",
+    "delete_pod",
+    "delete_pods",
+];
+
+/// The caller's identity and effective grants.
+#[utoipa::path(
+    get, path = "/v1/whoami", tag = "identity", operation_id = "get_whoami",
+    responses((status = 200, description = "Who the token says you are, and what you may do", body = Identity))
+)]
+pub async fn get_whoami(state: web::Data<AppState>, principal: Principal) -> web::Json<Identity> {
+    web::Json(Identity {
+        grants: state.auth.grants(&principal),
+        subject: principal.subject,
+        issuer: principal.issuer,
+        groups: principal.groups.into_iter().collect(),
+    })
+}
+
+/// May this caller (or, for admins, another subject) do this? (`kubectl auth can-i`)
+#[utoipa::path(
+    post, path = "/v1/access-reviews", tag = "identity", operation_id = "create_access_review",
+    request_body = AccessReviewRequest,
+    responses(
+        (status = 200, description = "The decision", body = AccessReview),
+        (status = 422, description = "Unknown verb", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_access_review(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<AccessReviewRequest>,
+) -> Result<web::Json<AccessReview>, ApiError> {
+    let r = body.into_inner();
+    if !VERBS.contains(&r.verb.as_str()) {
+        return Err(ApiError::Validation {
+            errors: vec![FieldError {
+                field: "verb".into(),
+                message: format!("unknown verb; one of: {}", VERBS.join(", ")),
+            }],
+        });
+    }
+    let grants = match &r.subject {
+        None if r.groups.is_empty() => state.auth.grants(&principal),
+        _ => {
+            // Reviewing someone else reveals their grants: admins of that place only.
+            state.auth.authorize(
+                &principal,
+                "review_access_of_others",
+                &r.cluster,
+                r.namespace.as_deref(),
+            )?;
+            let groups: BTreeSet<String> = r.groups.iter().cloned().collect();
+            state
+                .auth
+                .policy()
+                .grants_for(r.subject.as_deref().unwrap_or(""), &groups)
+        }
+    };
+    let d = policy::decide(&grants, &r.verb, &r.cluster, r.namespace.as_deref());
+    Ok(web::Json(AccessReview {
+        allowed: d.allowed,
+        reason: d.reason,
+        grant: d.grant,
+    }))
+}
