@@ -686,3 +686,80 @@ pub struct LabelChange {
     #[serde(default)]
     pub overwrite: bool,
 }
+
+/// Annotation and label keys whose values are never written to the audit log.
+fn secret_like(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["token", "secret", "password", "passwd", "credential", "apikey", "api-key", "api_key", "private"].iter().any(|s| k.contains(s))
+}
+
+const MASK: &str = "***";
+
+impl Action {
+    /// The kind and name of the object acted on (for a selector: the selector).
+    pub fn resource(&self) -> (&'static str, String) {
+        match self {
+            Self::Deploy { name, .. }
+            | Self::Scale { name, .. }
+            | Self::SetImage { name, .. }
+            | Self::Restart { name }
+            | Self::Rollback { name, .. }
+            | Self::DeleteDeployment { name } => ("deployment", name.clone()),
+            Self::Expose { deployment, spec } => ("service", spec.name.clone().unwrap_or_else(|| deployment.clone())),
+            Self::PutService { name, .. } | Self::DeleteService { name } => ("service", name.clone()),
+            Self::DeletePod { name } => ("pod", name.clone()),
+            Self::DeleteServices { selector, .. } => ("service", format!("-l {selector}")),
+            Self::DeletePods { selector, .. } => ("pod", format!("-l {selector}")),
+            Self::Label { kind, name, .. } => (
+                match kind {
+                    LabelledKind::Deployment => "deployment",
+                    LabelledKind::Service => "service",
+                    LabelledKind::Pod => "pod",
+                },
+                name.clone(),
+            ),
+        }
+    }
+
+    /// The request for the audit log: what was asked, with environment values and secret-looking
+    /// annotations masked. Tokens never reach an action.
+    pub fn summary(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Self::Deploy { spec, .. } => {
+                let mut v = serde_json::to_value(spec).unwrap_or_default();
+                if let Some(cs) = v["containers"].as_array_mut() {
+                    for c in cs {
+                        if let Some(env) = c["env"].as_array_mut() {
+                            for e in env {
+                                e["value"] = json!(MASK);
+                            }
+                        }
+                    }
+                }
+                if let Some(a) = v["annotations"].as_object_mut() {
+                    for (k, val) in a.iter_mut() {
+                        if secret_like(k) {
+                            *val = json!(MASK);
+                        }
+                    }
+                }
+                json!({"deploy": v})
+            }
+            Self::Scale { replicas, .. } => json!({"replicas": replicas}),
+            Self::SetImage { container, image, .. } => json!({"container": container, "image": image}),
+            Self::Restart { .. } | Self::DeleteDeployment { .. } | Self::DeleteService { .. } | Self::DeletePod { .. } => json!({}),
+            Self::Rollback { to_revision, expect_revision, .. } => json!({"toRevision": to_revision, "expectRevision": expect_revision}),
+            Self::Expose { spec, .. } => serde_json::to_value(spec).unwrap_or_default(),
+            Self::PutService { spec, .. } => serde_json::to_value(spec).unwrap_or_default(),
+            Self::DeleteServices { selector, max_affected } | Self::DeletePods { selector, max_affected } => {
+                json!({"labelSelector": selector, "maxAffected": max_affected})
+            }
+            Self::Label { change, .. } => {
+                let set: std::collections::BTreeMap<&String, &str> =
+                    change.set.iter().map(|(k, v)| (k, if secret_like(k) { MASK } else { v.as_str() })).collect();
+                json!({"set": set, "remove": change.remove, "overwrite": change.overwrite})
+            }
+        }
+    }
+}

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 
 use crate::action::Limits;
 use crate::api;
+use crate::audit::{AuditLog, CheckpointKey};
 use crate::auth::Auth;
 use crate::cluster::ClusterRegistry;
 use crate::config::Config;
@@ -24,6 +25,10 @@ pub struct AppState {
     pub limits: Limits,
     pub max_wait: Duration,
     pub auth: Arc<Auth>,
+    pub audit: AuditLog,
+    pub audit_reads: bool,
+    pub checkpoint_key: Option<Arc<CheckpointKey>>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 pub struct Application {
@@ -38,6 +43,14 @@ impl Application {
         let db = db::pool(&config)?;
         db::migrate(&db).await?;
         let clusters = ClusterRegistry::load(&config).await?;
+        let audit = AuditLog::start(db.clone());
+        // Intents older than any action can last were left by a crash: close them as unknown.
+        let longest = config.max_wait + config.cluster_timeout * 4 + Duration::from_secs(60);
+        audit.close_orphaned_intents(longest).await.map_err(|e| anyhow::anyhow!("audit recovery: {e}"))?;
+        let checkpoint_key = match &config.audit_signing_key {
+            Some(path) => Some(Arc::new(CheckpointKey::from_pem_file(path)?)),
+            None => None,
+        };
         let auth = Arc::new(Auth::from_config(&config.auth)?);
         auth.watch_policy(config.auth.policy_reload_interval);
         let limits = Limits {
@@ -50,6 +63,10 @@ impl Application {
             limits,
             max_wait: config.max_wait,
             auth,
+            audit,
+            audit_reads: config.audit_reads,
+            checkpoint_key,
+            trusted_proxies: config.trusted_proxies.clone(),
         });
 
         let listener = TcpListener::bind(config.listen)

@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service.
     Serve(Config),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Mint a short-lived HS256 token from KUBEGATE_JWT_HS_SECRET, for local use.
     Token(TokenArgs),
     /// Print the OpenAPI document (the API contract) generated from the code.
@@ -102,6 +105,18 @@ pub struct Config {
     /// Largest accepted JSON request body, in bytes; larger bodies get 413.
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Also record reads (GET) in the audit log; mutations are always recorded.
+    #[arg(long, env = "KUBEGATE_AUDIT_READS", default_value_t = false)]
+    pub audit_reads: bool,
+
+    /// Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints (POST /v1/audit/checkpoints).
+    #[arg(long, env = "KUBEGATE_AUDIT_SIGNING_KEY")]
+    pub audit_signing_key: Option<PathBuf>,
+
+    /// Proxies whose X-Forwarded-For is believed for the audit log's source IP (comma-separated IPs).
+    #[arg(long, env = "KUBEGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -190,6 +205,25 @@ pub struct AuthConfig {
     pub policy_reload_interval: Duration,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain in PostgreSQL and report the first entry where it breaks (exit 1).
+    Verify {
+        /// PostgreSQL URL.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+        database_url: SecretString,
+        /// First sequence number to check (default: 1).
+        #[arg(long)]
+        from: Option<i64>,
+        /// Last sequence number to check (default: the head).
+        #[arg(long)]
+        to: Option<i64>,
+        /// Ed25519 public key (PEM) to check signed checkpoints with.
+        #[arg(long, env = "KUBEGATE_AUDIT_PUBLIC_KEY")]
+        public_key: Option<PathBuf>,
+    },
+}
+
 /// `kubegate token`.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
@@ -205,6 +239,18 @@ pub struct TokenArgs {
     /// Lifetime.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// Also record reads (GET) in the audit log; mutations are always recorded.
+    #[arg(long, env = "KUBEGATE_AUDIT_READS", default_value_t = false)]
+    pub audit_reads: bool,
+
+    /// Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints (POST /v1/audit/checkpoints).
+    #[arg(long, env = "KUBEGATE_AUDIT_SIGNING_KEY")]
+    pub audit_signing_key: Option<PathBuf>,
+
+    /// Proxies whose X-Forwarded-For is believed for the audit log's source IP (comma-separated IPs).
+    #[arg(long, env = "KUBEGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     #[command(flatten)]
     pub auth: AuthConfig,
 }

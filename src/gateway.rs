@@ -1,7 +1,7 @@
 //! The one path every mutation takes: validate the action (before any cluster call), authorize the
-//! caller (deny by default), act, and wait for the rollout when asked. The write-ahead audit log
-//! plugs in here too (not implemented yet), so whatever the entry point, an action is checked and
-//! recorded the same way.
+//! caller (deny by default), commit the audit intent (fail closed: no intent, no cluster call),
+//! act, wait for the rollout when asked, and append the outcome linked to the intent. Whatever
+//! the entry point, an action is checked and recorded the same way.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +9,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use crate::action::{Action, Target};
+use crate::api::middleware::{self, RequestContext};
 use crate::api::problem::ApiError;
+use crate::audit::{Entry, now_us};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::cluster::{ChangeNote, DeploymentChange, RollbackOutcome, RolloutReport};
@@ -46,79 +48,107 @@ pub struct Executed {
     pub rollout: Option<RolloutReport>,
 }
 
-pub async fn execute(
-    state: &AppState,
-    principal: &Principal,
-    req: ActionRequest,
-) -> Result<Executed, ApiError> {
-    let errors = req.action.validate(&req.target, &state.limits);
-    if let Some(r) = &req.reason
-        && r.len() > 1024
-    {
-        return Err(ApiError::Validation {
-            errors: vec![crate::api::problem::FieldError {
-                field: "reason".into(),
-                message: "at most 1024 characters".into(),
-            }],
-        });
+pub async fn execute(state: &AppState, principal: &Principal, req: ActionRequest) -> Result<Executed, ApiError> {
+    let audit_id = uuid::Uuid::new_v4();
+    let ctx = middleware::current();
+    if let Some(c) = &ctx {
+        *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
+    }
+    let base = base_entry(audit_id, principal, &req, ctx.as_deref());
+
+    // Refused before any cluster call: invalid or not allowed. One entry, then the error.
+    let decision = match admit(state, principal, &req) {
+        Ok(d) => d,
+        Err(e) => {
+            let outcome = if matches!(e, ApiError::Forbidden { .. }) { "denied" } else { "invalid" };
+            let entry = finished(Entry { stage: "rejected".into(), outcome: outcome.into(), decision: Some(e.to_string()), ..base }, &e);
+            if let Err(ae) = state.audit.append(vec![entry]).await {
+                tracing::error!(error = %ae, "could not audit a refused request");
+            }
+            return Err(e);
+        }
+    };
+    let cluster = crate::api::clusters::find(state, principal, &req.target.cluster)?;
+
+    // Write-ahead: the intent is committed before the cluster hears anything; if it cannot be
+    // written, nothing happens.
+    let intent = Entry { stage: "intent".into(), outcome: "pending".into(), decision: decision.grant.as_ref().map(|g| g.describe()), ..base.clone() };
+    if let Err(e) = state.audit.append(vec![intent.clone()]).await {
+        tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the action");
+        return Err(ApiError::AuditUnavailable { detail: "the audit log cannot be written".into() });
+    }
+
+    let note = ChangeNote { audit_id: audit_id.to_string(), cause: change_cause(&req, &principal.subject) };
+    let ns = req.target.namespace.as_str();
+    let dry = req.dry_run;
+    tracing::info!(action = req.action.verb(), subject = %principal.subject, cluster = %req.target.cluster, namespace = ns, dry_run = dry, %audit_id, "executing");
+    let result = act(cluster, &req, &note).await;
+    let result = match result {
+        Ok(outcome) => {
+            let waits_on = match &outcome {
+                Outcome::Rollback(r) if !r.skipped => r.deployment.metadata.name.clone(),
+                Outcome::Deployment(d) => d.deployment.metadata.name.clone(),
+                _ => None,
+            };
+            let rollout = match (req.wait, waits_on) {
+                (Some(timeout), Some(name)) if !dry => cluster.wait_for_rollout(ns, &name, timeout).await.map(Some),
+                _ => Ok(None),
+            };
+            rollout.map(|rollout| (outcome, rollout)).map_err(ApiError::from)
+        }
+        Err(e) => Err(e),
+    };
+
+    let outcome_entry = match &result {
+        Ok((outcome, rollout)) => Entry {
+            stage: "outcome".into(),
+            outcome: "succeeded".into(),
+            completed_at_us: Some(now_us()),
+            http_status: Some(if matches!(outcome, Outcome::Deployment(d) if d.created) || matches!(outcome, Outcome::Service { created: true, .. }) { 201 } else { 200 }),
+            result: Some(result_summary(outcome, rollout.as_ref()).to_string()),
+            ..intent
+        },
+        Err(e) => finished(Entry { stage: "outcome".into(), outcome: "failed".into(), upstream_error: Some(e.to_string()), ..intent }, e),
+    };
+    // The action happened (or failed) already: a failure to record the outcome is logged, and
+    // the intent stays open until start-up recovery closes it as "outcome unknown".
+    if let Err(e) = state.audit.append(vec![outcome_entry]).await {
+        tracing::error!(error = %e, %audit_id, "could not audit an outcome");
+    }
+    let (outcome, rollout) = result?;
+    Ok(Executed { audit_id: audit_id.to_string(), outcome, rollout })
+}
+
+/// Validation, then authorization (deny by default).
+fn admit(state: &AppState, principal: &Principal, req: &ActionRequest) -> Result<crate::auth::Decision, ApiError> {
+    let mut errors = req.action.validate(&req.target, &state.limits);
+    if req.reason.as_ref().is_some_and(|r| r.len() > 1024) {
+        errors.add("reason", "at most 1024 characters");
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors: errors.0 });
     }
-    let decision = state.auth.authorize(
-        principal,
-        req.action.verb(),
-        &req.target.cluster,
-        Some(&req.target.namespace),
-    )?;
-    let cluster = crate::api::clusters::find(state, principal, &req.target.cluster)?;
-    let audit_id = uuid::Uuid::new_v4().to_string();
-    let note = ChangeNote {
-        audit_id: audit_id.clone(),
-        cause: change_cause(&req, &principal.subject),
-    };
+    state.auth.authorize(principal, req.action.verb(), &req.target.cluster, Some(&req.target.namespace))
+}
+
+async fn act(cluster: &crate::cluster::Cluster, req: &ActionRequest, note: &ChangeNote) -> Result<Outcome, ApiError> {
     let ns = req.target.namespace.as_str();
     let dry = req.dry_run;
-    tracing::info!(action = req.action.verb(), subject = %principal.subject, grant = ?decision.grant.as_ref().map(|g| g.describe()), cluster = %req.target.cluster, namespace = ns, dry_run = dry, audit_id, "executing");
-
-    let outcome = match &req.action {
-        Action::Deploy { name, spec } => {
-            Outcome::Deployment(cluster.deploy(ns, name, spec, &note, dry).await?)
+    Ok(match &req.action {
+        Action::Deploy { name, spec } => Outcome::Deployment(cluster.deploy(ns, name, spec, note, dry).await?),
+        Action::Scale { name, replicas } => Outcome::Deployment(cluster.scale(ns, name, *replicas, dry).await?),
+        Action::SetImage { name, container, image } => {
+            Outcome::Deployment(cluster.set_image(ns, name, container.as_deref(), image, note, dry).await?)
         }
-        Action::Scale { name, replicas } => {
-            Outcome::Deployment(cluster.scale(ns, name, *replicas, dry).await?)
+        Action::Restart { name } => Outcome::Deployment(cluster.restart(ns, name, note, dry).await?),
+        Action::Rollback { name, to_revision, expect_revision } => {
+            Outcome::Rollback(cluster.rollback(ns, name, *to_revision, *expect_revision, dry).await?)
         }
-        Action::SetImage {
-            name,
-            container,
-            image,
-        } => Outcome::Deployment(
-            cluster
-                .set_image(ns, name, container.as_deref(), image, &note, dry)
-                .await?,
-        ),
-        Action::Restart { name } => {
-            Outcome::Deployment(cluster.restart(ns, name, &note, dry).await?)
-        }
-        Action::Rollback {
-            name,
-            to_revision,
-            expect_revision,
-        } => Outcome::Rollback(
-            cluster
-                .rollback(ns, name, *to_revision, *expect_revision, dry)
-                .await?,
-        ),
         Action::DeleteDeployment { name } => {
-            cluster
-                .delete::<k8s_openapi::api::apps::v1::Deployment>(ns, name, None, dry)
-                .await?;
+            cluster.delete::<k8s_openapi::api::apps::v1::Deployment>(ns, name, None, dry).await?;
             Outcome::Deleted(vec![name.clone()])
         }
-        Action::Expose { deployment, spec } => Outcome::Service {
-            service: cluster.expose(ns, deployment, spec, dry).await?,
-            created: true,
-        },
+        Action::Expose { deployment, spec } => Outcome::Service { service: cluster.expose(ns, deployment, spec, dry).await?, created: true },
         Action::PutService { name, spec } => {
             let (service, created) = cluster.put_service(ns, name, spec, dry).await?;
             Outcome::Service { service, created }
@@ -131,43 +161,117 @@ pub async fn execute(
             cluster.delete::<Pod>(ns, name, None, dry).await?;
             Outcome::Deleted(vec![name.clone()])
         }
-        Action::DeleteServices {
-            selector,
-            max_affected,
-        } => Outcome::Deleted(
-            cluster
-                .delete_selected::<Service>(ns, selector, *max_affected, dry)
-                .await?,
-        ),
-        Action::DeletePods {
-            selector,
-            max_affected,
-        } => Outcome::Deleted(
-            cluster
-                .delete_selected::<Pod>(ns, selector, *max_affected, dry)
-                .await?,
-        ),
-        Action::Label { kind, name, change } => {
-            Outcome::Labels(cluster.label(ns, *kind, name, change, dry).await?)
+        Action::DeleteServices { selector, max_affected } => {
+            Outcome::Deleted(cluster.delete_selected::<Service>(ns, selector, *max_affected, dry).await?)
         }
-    };
-
-    let waits_on = match (&req.action, &outcome) {
-        (_, Outcome::Rollback(r)) if !r.skipped => r.deployment.metadata.name.clone(),
-        (_, Outcome::Deployment(d)) => d.deployment.metadata.name.clone(),
-        _ => None,
-    };
-    let rollout = match (req.wait, waits_on) {
-        (Some(timeout), Some(name)) if !dry => {
-            Some(cluster.wait_for_rollout(ns, &name, timeout).await?)
+        Action::DeletePods { selector, max_affected } => {
+            Outcome::Deleted(cluster.delete_selected::<Pod>(ns, selector, *max_affected, dry).await?)
         }
-        _ => None,
-    };
-    Ok(Executed {
-        audit_id,
-        outcome,
-        rollout,
+        Action::Label { kind, name, change } => Outcome::Labels(cluster.label(ns, *kind, name, change, dry).await?),
     })
+}
+
+fn base_entry(audit_id: uuid::Uuid, principal: &Principal, req: &ActionRequest, ctx: Option<&RequestContext>) -> Entry {
+    let (kind, name) = req.action.resource();
+    let mut summary = req.action.summary();
+    if let Some(r) = &req.reason {
+        summary["reason"] = serde_json::json!(r);
+    }
+    Entry {
+        audit_id,
+        received_at_us: ctx.map(|c| c.received_at_us).unwrap_or_else(now_us),
+        request_id: ctx.map(|c| c.request_id.clone()),
+        subject: Some(principal.subject.clone()),
+        issuer: Some(principal.issuer.clone()),
+        groups: principal.groups.iter().cloned().collect(),
+        source_ip: ctx.and_then(|c| c.source_ip.clone()),
+        user_agent: ctx.and_then(|c| c.user_agent.clone()),
+        action: Some(req.action.verb().to_owned()),
+        http_method: ctx.map(|c| c.method.clone()),
+        http_path: ctx.map(|c| c.path.clone()),
+        cluster: Some(req.target.cluster.clone()),
+        namespace: Some(req.target.namespace.clone()),
+        resource_kind: Some(kind.to_owned()),
+        resource_name: Some(name),
+        request_summary: Some(summary.to_string()),
+        dry_run: req.dry_run,
+        ..Entry::default()
+    }
+}
+
+/// Status and problem type of an error answer.
+fn finished(mut e: Entry, err: &ApiError) -> Entry {
+    use actix_web::ResponseError;
+    e.completed_at_us = Some(now_us());
+    e.http_status = Some(i32::from(err.status_code().as_u16()));
+    e.problem_type = Some(err.problem().problem_type);
+    e
+}
+
+fn result_summary(outcome: &Outcome, rollout: Option<&RolloutReport>) -> serde_json::Value {
+    use serde_json::json;
+    let mut v = match outcome {
+        Outcome::Deployment(d) => json!({
+            "created": d.created,
+            "templateChanged": d.template_changed,
+            "revisionBefore": d.revision_before,
+            "replicasBefore": d.replicas_before,
+            "replicasAfter": d.deployment.spec.as_ref().and_then(|s| s.replicas),
+            "generation": d.deployment.metadata.generation,
+        }),
+        Outcome::Rollback(r) => json!({"fromRevision": r.from_revision, "toRevision": r.to_revision, "skipped": r.skipped, "message": r.message}),
+        Outcome::Service { service, created } => json!({"created": created, "clusterIP": service.spec.as_ref().and_then(|s| s.cluster_ip.clone())}),
+        Outcome::Deleted(names) => json!({"deleted": names}),
+        Outcome::Labels(labels) => json!({"labels": labels}),
+    };
+    if let Some(r) = rollout {
+        v["rollout"] = json!({"done": r.state.done, "failed": r.state.failed, "timedOut": r.timed_out, "message": r.state.message});
+    }
+    v
+}
+
+/// The audit entry of a request the gateway never saw: a mutating `/v1` call refused earlier
+/// (no token, malformed body, unknown route), or a read when read auditing is on.
+pub async fn audit_unrouted(state: &AppState, ctx: &RequestContext, res: &actix_web::dev::ServiceResponse) {
+    if ctx.audit_id.lock().expect("audit id").is_some() || !ctx.path.starts_with("/v1/") {
+        return;
+    }
+    let read = matches!(ctx.method.as_str(), "GET" | "HEAD" | "OPTIONS") || ctx.path == "/v1/access-reviews";
+    if read && !state.audit_reads {
+        return;
+    }
+    let status = res.status().as_u16();
+    let principal = ctx.principal.lock().expect("principal").clone();
+    let outcome = match status {
+        401 => "unauthenticated",
+        403 => "denied",
+        s if s < 400 => "succeeded",
+        s if s < 500 => "invalid",
+        _ => "failed",
+    };
+    let audit_id = uuid::Uuid::new_v4();
+    let entry = Entry {
+        audit_id,
+        stage: if read { "read" } else { "rejected" }.into(),
+        outcome: outcome.into(),
+        received_at_us: ctx.received_at_us,
+        completed_at_us: Some(now_us()),
+        request_id: Some(ctx.request_id.clone()),
+        subject: principal.as_ref().map(|p| p.subject.clone()),
+        issuer: principal.as_ref().map(|p| p.issuer.clone()),
+        groups: principal.map(|p| p.groups.into_iter().collect()).unwrap_or_default(),
+        source_ip: ctx.source_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        http_method: Some(ctx.method.clone()),
+        http_path: Some(ctx.path.clone()),
+        http_status: Some(i32::from(status)),
+        problem_type: res.response().error().and_then(|e| e.as_error::<ApiError>()).map(|e| e.problem().problem_type),
+        ..Entry::default()
+    };
+    match state.audit.append(vec![entry]).await {
+        Ok(_) => *ctx.audit_id.lock().expect("audit id") = Some(audit_id.to_string()),
+        Err(e) => tracing::error!(error = %e, "could not audit a request"),
+    }
 }
 
 /// `kubernetes.io/change-cause`: what, who, and why when given.

@@ -8,6 +8,8 @@ pub mod action;
 pub mod api;
 /// `Application::build(config)` / `run()`, and the state shared by handlers.
 pub mod app;
+/// The append-only, hash-chained audit log in PostgreSQL: appends, queries, verification.
+pub mod audit;
 /// Who is calling (JWT verification) and what they may do (roles, grants, policy file).
 pub mod auth;
 /// Named Kubernetes clusters (kubeconfig contexts, in-cluster) and every kube-rs call.

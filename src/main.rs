@@ -13,6 +13,21 @@ async fn main() -> anyhow::Result<()> {
             })?;
             app.run().await.context("HTTP server failed")
         }
+        Command::Audit(kubegate::config::AuditCommand::Verify { database_url, from, to, public_key }) => {
+            kubegate::install_crypto_provider();
+            use secrecy::ExposeSecret;
+            let pool = sqlx::PgPool::connect(database_url.expose_secret()).await.context("connecting to DATABASE_URL")?;
+            let key = match public_key {
+                Some(p) => Some(kubegate::audit::public_key_from_pem(&p)?),
+                None => None,
+            };
+            let report = kubegate::audit::verify::verify(&pool, from, to, key.as_deref()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.intact {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Token(args) => {
             print!("{}", kubegate::auth::jwt::mint(&args)?);
             println!();

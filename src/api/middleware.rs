@@ -1,7 +1,9 @@
 //! The request middleware: request id (accepted from `X-Request-Id` when well-formed, minted
-//! otherwise, always echoed), a tracing span carrying it, one log line per request, server errors
-//! logged once with their cause, and a safety net that turns any error response not already in
-//! problem+json (e.g. produced by actix itself) into one.
+//! otherwise, always echoed), the request context the audit log needs (source IP, user agent,
+//! audit id), a tracing span, one log line per request, server errors logged once with their
+//! cause, a safety net that turns any error response not already in problem+json (e.g. produced
+//! by actix itself) into one, and the audit entry of a mutating request refused before it reached
+//! the gateway (401, malformed JSON, ...) or of a read when read auditing is on.
 
 use std::time::Instant;
 
@@ -17,13 +19,52 @@ use super::problem::{ApiError, PROBLEM_JSON};
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Header carrying the audit id of a request that was audited.
+pub const AUDIT_ID: HeaderName = HeaderName::from_static("x-audit-id");
+
+/// What the handlers and the gateway may want to know about the request being served.
+#[derive(Debug, Default)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub received_at_us: i64,
+    /// Set by whoever wrote this request's audit entries.
+    pub audit_id: std::sync::Mutex<Option<String>>,
+    /// The verified caller, once the token extractor ran.
+    pub principal: std::sync::Mutex<Option<crate::auth::Principal>>,
+}
+
 tokio::task_local! {
-    static CURRENT_REQUEST_ID: String;
+    static CURRENT: std::sync::Arc<RequestContext>;
+}
+
+/// The context of the request being handled on this task, if any.
+pub fn current() -> Option<std::sync::Arc<RequestContext>> {
+    CURRENT.try_with(Clone::clone).ok()
 }
 
 /// The id of the request being handled on this task, if any.
 pub fn current_request_id() -> Option<String> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+    CURRENT.try_with(|c| c.request_id.clone()).ok()
+}
+
+/// The socket's peer, or (only when the peer is a configured trusted proxy) the nearest
+/// untrusted address of `X-Forwarded-For`.
+fn source_ip(req: &ServiceRequest, trusted: &[std::net::IpAddr]) -> Option<String> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer.to_string());
+    }
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let hop = forwarded
+        .split(',')
+        .rev()
+        .filter_map(|h| h.trim().parse::<std::net::IpAddr>().ok())
+        .find(|ip| !trusted.contains(ip));
+    Some(hop.unwrap_or(peer).to_string())
 }
 
 /// A caller's id is kept when it is 1–128 characters of `A-Z a-z 0-9 - _ . :` (enough for UUIDs,
@@ -54,11 +95,27 @@ pub async fn request_context(
     );
     let quiet = matches!(req.path(), "/healthz" | "/readyz");
     let started = Instant::now();
+    let state = req.app_data::<actix_web::web::Data<crate::app::AppState>>().cloned();
+    let trusted: &[std::net::IpAddr] = state.as_ref().map(|s| s.trusted_proxies.as_slice()).unwrap_or(&[]);
+    let ctx = std::sync::Arc::new(RequestContext {
+        request_id: id.clone(),
+        source_ip: source_ip(&req, trusted),
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect()),
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+        received_at_us: crate::audit::now_us(),
+        audit_id: std::sync::Mutex::new(None),
+        principal: std::sync::Mutex::new(None),
+    });
 
-    let outcome = CURRENT_REQUEST_ID
-        .scope(id.clone(), async {
+    let outcome = CURRENT
+        .scope(ctx.clone(), async {
             let res = next.call(req).await?.map_into_boxed_body();
-            Ok::<_, Error>(problem_safety_net(res))
+            let res = problem_safety_net(res);
+            if let Some(state) = &state {
+                crate::gateway::audit_unrouted(state, &ctx, &res).await;
+            }
+            Ok::<_, Error>(res)
         })
         .instrument(span.clone())
         .await;
@@ -89,6 +146,11 @@ pub async fn request_context(
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
+    }
+    if let Some(audit_id) = ctx.audit_id.lock().expect("audit id").clone() {
+        if let Ok(value) = HeaderValue::from_str(&audit_id) {
+            res.headers_mut().insert(AUDIT_ID, value);
+        }
     }
     Ok(res)
 }

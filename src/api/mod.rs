@@ -2,6 +2,7 @@
 //! the request middleware. Handlers stay short: they turn HTTP into a call on the domain and back,
 //! and never talk to PostgreSQL or kube-rs directly.
 
+pub mod audit;
 pub mod clusters;
 pub mod common;
 pub mod deployments;
@@ -44,6 +45,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .service(
         resource("/v1/access-reviews", "POST")
             .route(web::post().to(identity::create_access_review)),
+    )
+    .service(resource("/v1/audit", "GET").route(web::get().to(audit::list_audit_entries)))
+    .service(resource("/v1/audit/verify", "GET").route(web::get().to(audit::verify_audit_log)))
+    .service(
+        resource("/v1/audit/checkpoints", "GET, POST")
+            .route(web::get().to(audit::list_audit_checkpoints))
+            .route(web::post().to(audit::create_audit_checkpoint)),
+    )
+    .service(
+        resource("/v1/audit/{auditId}", "GET").route(web::get().to(audit::get_audit_entry)),
     )
     .configure(namespaced)
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))

@@ -8,7 +8,7 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
 
-use super::{clusters, deployments, health, identity, pods, problem, services};
+use super::{audit, clusters, deployments, health, identity, pods, problem, services};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,11 @@ use super::{clusters, deployments, health, identity, pods, problem, services};
         health::readyz,
         identity::get_whoami,
         identity::create_access_review,
+        audit::list_audit_entries,
+        audit::get_audit_entry,
+        audit::verify_audit_log,
+        audit::create_audit_checkpoint,
+        audit::list_audit_checkpoints,
         clusters::list_clusters,
         clusters::get_cluster,
         clusters::list_namespaces,
@@ -59,6 +64,7 @@ use super::{clusters, deployments, health, identity, pods, problem, services};
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "identity", description = "Who am I, and may I (can-i)"),
+        (name = "audit", description = "The append-only, hash-chained audit log (auditors and admins on every cluster)"),
         (name = "clusters", description = "Clusters, their version, namespaces and nodes"),
         (name = "deployments", description = "Deploy, scale, set image, restart, rollout status, history and undo, labels; ReplicaSets"),
         (name = "services", description = "Expose Deployments, create, update and delete Services"),

@@ -91,6 +91,8 @@ pub enum ApiError {
     Conflict { detail: String },
     /// A call to the cluster failed.
     Cluster(ClusterError),
+    /// The audit log cannot be written, so nothing was done (503).
+    AuditUnavailable { detail: String },
     /// PostgreSQL is unreachable (503).
     DatabaseUnavailable { detail: String },
     /// A bug or an unexpected condition (500); the cause is logged, never shown.
@@ -145,6 +147,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
             ),
             Self::Forbidden { .. } => ("forbidden", "Forbidden", StatusCode::FORBIDDEN),
+            Self::AuditUnavailable { .. } => (
+                "audit-unavailable",
+                "Audit log unavailable: nothing was done",
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
             Self::Validation { .. } => (
                 "validation-failed",
                 "Invalid request",
@@ -245,6 +252,9 @@ impl ApiError {
                 detail.clone()
             }
             Self::Unauthenticated { error } => error.to_string(),
+            Self::AuditUnavailable { detail } => format!(
+                "{detail}; the request was not sent to the cluster (audit is write-ahead)"
+            ),
             Self::MethodNotAllowed { allow } => {
                 format!("this route accepts {allow}")
             }

@@ -18,7 +18,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clusters: Vec<(String, FakeKube)>,
     pub database_url: String,
-    _database: TestDatabase,
+    _database: Option<TestDatabase>,
     _kubeconfig: tempfile::NamedTempFile,
 }
 
@@ -90,6 +90,10 @@ pub struct Options {
     pub cluster_timeout: Duration,
     /// Change the token settings (keys, policy file, limits) from the test defaults.
     pub auth: Box<dyn FnOnce(&mut AuthConfig)>,
+    /// Change any other setting.
+    pub config: Box<dyn FnOnce(&mut Config)>,
+    /// Use this existing database (another kubegate's) instead of a fresh one.
+    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -98,6 +102,8 @@ impl Default for Options {
             clusters: vec!["dev"],
             cluster_timeout: Duration::from_secs(5),
             auth: Box::new(|_| {}),
+            config: Box::new(|_| {}),
+            database_url: None,
         }
     }
 }
@@ -176,8 +182,14 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let entries: Vec<(&str, &FakeKube)> = clusters.iter().map(|(n, f)| (n.as_str(), f)).collect();
     let kubeconfig = tempfile::NamedTempFile::new().expect("temp kubeconfig");
     std::fs::write(kubeconfig.path(), FakeKube::kubeconfig(&entries)).expect("write kubeconfig");
-    let database = TestDatabase::create().await;
-    let database_url = database.url.clone();
+    let (database, database_url) = match options.database_url {
+        Some(url) => (None, url),
+        None => {
+            let db = TestDatabase::create().await;
+            let url = db.url.clone();
+            (Some(db), url)
+        }
+    };
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         database_url: SecretString::from(database_url.clone()),
@@ -195,12 +207,17 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_body_bytes: 64 * 1024,
         max_replicas: 50,
         max_wait: Duration::from_secs(20),
+        audit_reads: false,
+        audit_signing_key: None,
+        trusted_proxies: Vec::new(),
         auth: {
             let mut a = auth_config();
             (options.auth)(&mut a);
             a
         },
     };
+    let mut config = config;
+    (options.config)(&mut config);
     let app = Application::build(config).await.expect("kubegate starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());

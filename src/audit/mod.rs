@@ -1,0 +1,399 @@
+//! The audit log in PostgreSQL: append-only (triggers refuse UPDATE, DELETE and TRUNCATE),
+//! hash-chained in one total order across replicas (every append locks the single `audit_head`
+//! row), write-ahead (the gateway commits the intent before calling a cluster and fails closed),
+//! batched (concurrent appends share one transaction), queryable, and verifiable. All audit SQL
+//! lives in this module.
+
+pub mod verify;
+
+use std::time::Duration;
+
+use ring::digest;
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// One audit entry, as written. The field order is the canonical form that is hashed.
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct Entry {
+    pub audit_id: Uuid,
+    /// `intent`, `outcome`, `rejected`, `outcome_unknown` or `read`.
+    pub stage: String,
+    /// `pending`, `succeeded`, `failed`, `denied`, `unauthenticated`, `invalid` or `unknown`.
+    pub outcome: String,
+    pub received_at_us: i64,
+    pub completed_at_us: Option<i64>,
+    pub request_id: Option<String>,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub groups: Vec<String>,
+    /// The grant that allowed it, or why it was denied.
+    pub decision: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub action: Option<String>,
+    pub http_method: Option<String>,
+    pub http_path: Option<String>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub resource_kind: Option<String>,
+    pub resource_name: Option<String>,
+    /// The request, redacted (env values and secret-looking annotations masked), as JSON text.
+    pub request_summary: Option<String>,
+    pub http_status: Option<i32>,
+    pub problem_type: Option<String>,
+    pub upstream_error: Option<String>,
+    /// What changed (revision before/after, replicas before/after, ...), as JSON text.
+    pub result: Option<String>,
+    pub dry_run: bool,
+    pub replay: bool,
+    pub idempotency_key: Option<String>,
+}
+
+/// A stored entry with its place in the chain.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Stored {
+    pub seq: i64,
+    #[sqlx(flatten)]
+    pub entry: Entry,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// SHA-256(previous hash || canonical JSON of (seq, entry)).
+pub fn chain_hash(prev: &[u8], seq: i64, entry: &Entry) -> Vec<u8> {
+    let canonical = serde_json::to_vec(&(seq, entry)).expect("an entry serializes");
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(prev);
+    ctx.update(&canonical);
+    ctx.finish().as_ref().to_vec()
+}
+
+pub fn now_us() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// Why the audit log could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit log cannot be written: {0}")]
+pub struct AuditError(pub String);
+
+struct Batch {
+    entries: Vec<Entry>,
+    reply: oneshot::Sender<Result<Vec<i64>, String>>,
+}
+
+/// The appender: requests hand entries to one task that writes whatever is waiting in one
+/// transaction, under the head lock.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Batch>,
+    pool: PgPool,
+}
+
+const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, prev_hash, hash";
+
+impl AuditLog {
+    pub fn start(pool: PgPool) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Batch>(4096);
+        let writer = pool.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batches = vec![first];
+                while batches.len() < 128 {
+                    match rx.try_recv() {
+                        Ok(b) => batches.push(b),
+                        Err(_) => break,
+                    }
+                }
+                let all: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
+                match write(&writer, &all).await {
+                    Ok(seqs) => {
+                        let mut at = 0;
+                        for b in batches {
+                            let n = b.entries.len();
+                            let _ = b.reply.send(Ok(seqs[at..at + n].to_vec()));
+                            at += n;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit append failed");
+                        for b in batches {
+                            let _ = b.reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx, pool }
+    }
+
+    /// Append entries (in order); returns their sequence numbers once committed.
+    pub async fn append(&self, entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Batch { entries, reply }).await.map_err(|_| AuditError("the audit writer stopped".into()))?;
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(Ok(seqs))) => Ok(seqs),
+            Ok(Ok(Err(e))) => Err(AuditError(e)),
+            Ok(Err(_)) => Err(AuditError("the audit writer stopped".into())),
+            Err(_) => Err(AuditError("timed out".into())),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Close intents left without an outcome (a crash between the two) with `outcome_unknown`.
+    /// Only intents older than `older_than` are closed, so another replica's in-flight actions
+    /// are left alone.
+    pub async fn close_orphaned_intents(&self, older_than: Duration) -> Result<usize, AuditError> {
+        let cutoff = now_us() - older_than.as_micros() as i64;
+        let orphans: Vec<Entry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM audit_event i WHERE i.stage = 'intent' AND i.received_at_us < $1 \
+             AND NOT EXISTS (SELECT 1 FROM audit_event o WHERE o.audit_id = i.audit_id AND o.stage <> 'intent') ORDER BY seq",
+            COLUMNS.replace("seq, ", "").replace(", prev_hash, hash", "")
+        )))
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| AuditError(e.to_string()))?;
+        let n = orphans.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let closing = orphans
+            .into_iter()
+            .map(|i| Entry {
+                stage: "outcome_unknown".into(),
+                outcome: "unknown".into(),
+                completed_at_us: Some(now_us()),
+                upstream_error: Some("kubegate stopped between the intent and the outcome; the cluster may or may not have changed".into()),
+                ..i
+            })
+            .collect();
+        self.append(closing).await?;
+        tracing::warn!(count = n, "closed audit intents left without an outcome");
+        Ok(n)
+    }
+}
+
+async fn write(pool: &PgPool, entries: &[&Entry]) -> Result<Vec<i64>, String> {
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let (mut seq, mut hash): (i64, Vec<u8>) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        seq += 1;
+        let next = chain_hash(&hash, seq, e);
+        rows.push((seq, *e, hash.clone(), next.clone()));
+        hash = next;
+    }
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO audit_event ({COLUMNS}) "));
+    q.push_values(rows.iter(), |mut b, (seq, e, prev, h)| {
+        b.push_bind(*seq)
+            .push_bind(e.audit_id)
+            .push_bind(&e.stage)
+            .push_bind(&e.outcome)
+            .push_bind(e.received_at_us)
+            .push_bind(e.completed_at_us)
+            .push_bind(&e.request_id)
+            .push_bind(&e.subject)
+            .push_bind(&e.issuer)
+            .push_bind(&e.groups)
+            .push_bind(&e.decision)
+            .push_bind(&e.source_ip)
+            .push_bind(&e.user_agent)
+            .push_bind(&e.action)
+            .push_bind(&e.http_method)
+            .push_bind(&e.http_path)
+            .push_bind(&e.cluster)
+            .push_bind(&e.namespace)
+            .push_bind(&e.resource_kind)
+            .push_bind(&e.resource_name)
+            .push_bind(&e.request_summary)
+            .push_bind(e.http_status)
+            .push_bind(&e.problem_type)
+            .push_bind(&e.upstream_error)
+            .push_bind(&e.result)
+            .push_bind(e.dry_run)
+            .push_bind(e.replay)
+            .push_bind(&e.idempotency_key)
+            .push_bind(prev)
+            .push_bind(h);
+    });
+    q.build().execute(&mut *tx).await.map_err(|e| e.to_string())?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(rows.iter().map(|r| r.0).collect())
+}
+
+/// Filters of `GET /v1/audit`.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub subject: Option<String>,
+    pub action: Option<String>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub resource: Option<String>,
+    pub outcome: Option<String>,
+    pub request_id: Option<String>,
+    pub audit_id: Option<Uuid>,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    /// Entries strictly older (lower seq) than this, for cursor pagination.
+    pub before_seq: Option<i64>,
+}
+
+fn filtered(f: &Filter) -> QueryBuilder<Postgres> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_event WHERE true"));
+    let mut eq = |col: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            q.push(format!(" AND {col} = ")).push_bind(v.clone());
+        }
+    };
+    eq("subject", &f.subject);
+    eq("action", &f.action);
+    eq("cluster", &f.cluster);
+    eq("namespace", &f.namespace);
+    eq("resource_name", &f.resource);
+    eq("outcome", &f.outcome);
+    eq("request_id", &f.request_id);
+    if let Some(id) = f.audit_id {
+        q.push(" AND audit_id = ").push_bind(id);
+    }
+    if let Some(t) = f.from_us {
+        q.push(" AND received_at_us >= ").push_bind(t);
+    }
+    if let Some(t) = f.to_us {
+        q.push(" AND received_at_us < ").push_bind(t);
+    }
+    if let Some(s) = f.before_seq {
+        q.push(" AND seq < ").push_bind(s);
+    }
+    q.push(" ORDER BY seq DESC");
+    q
+}
+
+/// Newest first, at most `limit`.
+pub async fn query(pool: &PgPool, f: &Filter, limit: i64) -> Result<Vec<Stored>, sqlx::Error> {
+    let mut q = filtered(f);
+    q.push(" LIMIT ").push_bind(limit);
+    q.build_query_as::<Stored>().fetch_all(pool).await
+}
+
+/// Every matching entry, newest first, as a stream (export without loading it all).
+pub fn stream(pool: PgPool, f: Filter) -> impl futures::Stream<Item = Result<Stored, sqlx::Error>> {
+    async_stream_rows(pool, f)
+}
+
+fn async_stream_rows(pool: PgPool, f: Filter) -> impl futures::Stream<Item = Result<Stored, sqlx::Error>> {
+    // Page through by seq so no long-lived cursor or transaction is held.
+    futures::stream::unfold((pool, f, Vec::<Stored>::new(), false), |(pool, mut f, mut buf, done)| async move {
+        loop {
+            if let Some(row) = buf.pop() {
+                return Some((Ok(row), (pool, f, buf, done)));
+            }
+            if done {
+                return None;
+            }
+            match query(&pool, &f, 500).await {
+                Ok(rows) => {
+                    let finished = rows.len() < 500;
+                    if let Some(last) = rows.last() {
+                        f.before_seq = Some(last.seq);
+                    }
+                    buf = rows.into_iter().rev().collect();
+                    if buf.is_empty() {
+                        return None;
+                    }
+                    return buf.pop().map(|row| (Ok(row), (pool, f, buf, finished)));
+                }
+                Err(e) => return Some((Err(e), (pool, f, Vec::new(), true))),
+            }
+        }
+    })
+}
+
+/// A signed statement of the chain head, publishable outside the database.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub signed_at_us: i64,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+/// The signed message: `kubegate-audit-checkpoint:v1:<seq>:<hex hash>:<signed_at_us>`.
+pub fn checkpoint_message(seq: i64, hash: &[u8], signed_at_us: i64) -> Vec<u8> {
+    format!("kubegate-audit-checkpoint:v1:{seq}:{}:{signed_at_us}", hex(hash)).into_bytes()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An Ed25519 key for checkpoints, from a PKCS#8 PEM file.
+pub struct CheckpointKey {
+    pair: ring::signature::Ed25519KeyPair,
+    pub key_id: String,
+}
+
+impl CheckpointKey {
+    pub fn from_pem_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read(path).map_err(|e| anyhow::anyhow!("KUBEGATE_AUDIT_SIGNING_KEY: cannot read {}: {e}", path.display()))?;
+        let der = pem::parse(text).map_err(|e| anyhow::anyhow!("KUBEGATE_AUDIT_SIGNING_KEY: not PEM: {e}"))?;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.contents())
+            .map_err(|e| anyhow::anyhow!("KUBEGATE_AUDIT_SIGNING_KEY: not an Ed25519 PKCS#8 key: {e}"))?;
+        use ring::signature::KeyPair;
+        let key_id = hex(&digest::digest(&digest::SHA256, pair.public_key().as_ref()).as_ref()[..8]);
+        Ok(Self { pair, key_id })
+    }
+
+    pub fn public_key(&self) -> Vec<u8> {
+        use ring::signature::KeyPair;
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    /// Sign the current head and store the checkpoint.
+    pub async fn sign_head(&self, pool: &PgPool) -> Result<Checkpoint, sqlx::Error> {
+        let (seq, hash): (i64, Vec<u8>) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+        let signed_at_us = now_us();
+        let signature = self.pair.sign(&checkpoint_message(seq, &hash, signed_at_us)).as_ref().to_vec();
+        let cp = Checkpoint { seq, hash, signed_at_us, key_id: self.key_id.clone(), signature };
+        sqlx::query("INSERT INTO audit_checkpoint (seq, hash, signed_at_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq, key_id) DO NOTHING")
+            .bind(cp.seq)
+            .bind(&cp.hash)
+            .bind(cp.signed_at_us)
+            .bind(&cp.key_id)
+            .bind(&cp.signature)
+            .execute(pool)
+            .await?;
+        Ok(cp)
+    }
+}
+
+pub async fn checkpoints(pool: &PgPool) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    sqlx::query_as("SELECT seq, hash, signed_at_us, key_id, signature FROM audit_checkpoint ORDER BY seq").fetch_all(pool).await
+}
+
+/// The raw Ed25519 public key from an SPKI PEM (`openssl pkey -pubout`).
+pub fn public_key_from_pem(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let der = pem::parse(text).map_err(|e| anyhow::anyhow!("{} is not PEM: {e}", path.display()))?;
+    // An Ed25519 SubjectPublicKeyInfo is a fixed 12-byte prefix and the 32-byte key.
+    let bytes = der.contents();
+    if bytes.len() != 44 {
+        anyhow::bail!("{} is not an Ed25519 public key", path.display());
+    }
+    Ok(bytes[12..].to_vec())
+}
