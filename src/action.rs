@@ -690,7 +690,19 @@ pub struct LabelChange {
 /// Annotation and label keys whose values are never written to the audit log.
 fn secret_like(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["token", "secret", "password", "passwd", "credential", "apikey", "api-key", "api_key", "private"].iter().any(|s| k.contains(s))
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "apikey",
+        "api-key",
+        "api_key",
+        "private",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 const MASK: &str = "***";
@@ -705,8 +717,13 @@ impl Action {
             | Self::Restart { name }
             | Self::Rollback { name, .. }
             | Self::DeleteDeployment { name } => ("deployment", name.clone()),
-            Self::Expose { deployment, spec } => ("service", spec.name.clone().unwrap_or_else(|| deployment.clone())),
-            Self::PutService { name, .. } | Self::DeleteService { name } => ("service", name.clone()),
+            Self::Expose { deployment, spec } => (
+                "service",
+                spec.name.clone().unwrap_or_else(|| deployment.clone()),
+            ),
+            Self::PutService { name, .. } | Self::DeleteService { name } => {
+                ("service", name.clone())
+            }
             Self::DeletePod { name } => ("pod", name.clone()),
             Self::DeleteServices { selector, .. } => ("service", format!("-l {selector}")),
             Self::DeletePods { selector, .. } => ("pod", format!("-l {selector}")),
@@ -747,17 +764,36 @@ impl Action {
                 json!({"deploy": v})
             }
             Self::Scale { replicas, .. } => json!({"replicas": replicas}),
-            Self::SetImage { container, image, .. } => json!({"container": container, "image": image}),
-            Self::Restart { .. } | Self::DeleteDeployment { .. } | Self::DeleteService { .. } | Self::DeletePod { .. } => json!({}),
-            Self::Rollback { to_revision, expect_revision, .. } => json!({"toRevision": to_revision, "expectRevision": expect_revision}),
+            Self::SetImage {
+                container, image, ..
+            } => json!({"container": container, "image": image}),
+            Self::Restart { .. }
+            | Self::DeleteDeployment { .. }
+            | Self::DeleteService { .. }
+            | Self::DeletePod { .. } => json!({}),
+            Self::Rollback {
+                to_revision,
+                expect_revision,
+                ..
+            } => json!({"toRevision": to_revision, "expectRevision": expect_revision}),
             Self::Expose { spec, .. } => serde_json::to_value(spec).unwrap_or_default(),
             Self::PutService { spec, .. } => serde_json::to_value(spec).unwrap_or_default(),
-            Self::DeleteServices { selector, max_affected } | Self::DeletePods { selector, max_affected } => {
+            Self::DeleteServices {
+                selector,
+                max_affected,
+            }
+            | Self::DeletePods {
+                selector,
+                max_affected,
+            } => {
                 json!({"labelSelector": selector, "maxAffected": max_affected})
             }
             Self::Label { change, .. } => {
-                let set: std::collections::BTreeMap<&String, &str> =
-                    change.set.iter().map(|(k, v)| (k, if secret_like(k) { MASK } else { v.as_str() })).collect();
+                let set: std::collections::BTreeMap<&String, &str> = change
+                    .set
+                    .iter()
+                    .map(|(k, v)| (k, if secret_like(k) { MASK } else { v.as_str() }))
+                    .collect();
                 json!({"set": set, "remove": change.remove, "overwrite": change.overwrite})
             }
         }

@@ -46,7 +46,10 @@ impl Application {
         let audit = AuditLog::start(db.clone());
         // Intents older than any action can last were left by a crash: close them as unknown.
         let longest = config.max_wait + config.cluster_timeout * 4 + Duration::from_secs(60);
-        audit.close_orphaned_intents(longest).await.map_err(|e| anyhow::anyhow!("audit recovery: {e}"))?;
+        audit
+            .close_orphaned_intents(longest)
+            .await
+            .map_err(|e| anyhow::anyhow!("audit recovery: {e}"))?;
         let checkpoint_key = match &config.audit_signing_key {
             Some(path) => Some(Arc::new(CheckpointKey::from_pem_file(path)?)),
             None => None,

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use crate::action::{Action, Target};
 use crate::api::middleware::{self, RequestContext};
 use crate::api::problem::ApiError;
-use crate::audit::{Entry, now_us};
 use crate::app::AppState;
+use crate::audit::{Entry, now_us};
 use crate::auth::Principal;
 use crate::cluster::{ChangeNote, DeploymentChange, RollbackOutcome, RolloutReport};
 
@@ -48,7 +48,11 @@ pub struct Executed {
     pub rollout: Option<RolloutReport>,
 }
 
-pub async fn execute(state: &AppState, principal: &Principal, req: ActionRequest) -> Result<Executed, ApiError> {
+pub async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    req: ActionRequest,
+) -> Result<Executed, ApiError> {
     let audit_id = uuid::Uuid::new_v4();
     let ctx = middleware::current();
     if let Some(c) = &ctx {
@@ -60,8 +64,20 @@ pub async fn execute(state: &AppState, principal: &Principal, req: ActionRequest
     let decision = match admit(state, principal, &req) {
         Ok(d) => d,
         Err(e) => {
-            let outcome = if matches!(e, ApiError::Forbidden { .. }) { "denied" } else { "invalid" };
-            let entry = finished(Entry { stage: "rejected".into(), outcome: outcome.into(), decision: Some(e.to_string()), ..base }, &e);
+            let outcome = if matches!(e, ApiError::Forbidden { .. }) {
+                "denied"
+            } else {
+                "invalid"
+            };
+            let entry = finished(
+                Entry {
+                    stage: "rejected".into(),
+                    outcome: outcome.into(),
+                    decision: Some(e.to_string()),
+                    ..base
+                },
+                &e,
+            );
             if let Err(ae) = state.audit.append(vec![entry]).await {
                 tracing::error!(error = %ae, "could not audit a refused request");
             }
@@ -72,13 +88,23 @@ pub async fn execute(state: &AppState, principal: &Principal, req: ActionRequest
 
     // Write-ahead: the intent is committed before the cluster hears anything; if it cannot be
     // written, nothing happens.
-    let intent = Entry { stage: "intent".into(), outcome: "pending".into(), decision: decision.grant.as_ref().map(|g| g.describe()), ..base.clone() };
+    let intent = Entry {
+        stage: "intent".into(),
+        outcome: "pending".into(),
+        decision: decision.grant.as_ref().map(|g| g.describe()),
+        ..base.clone()
+    };
     if let Err(e) = state.audit.append(vec![intent.clone()]).await {
         tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the action");
-        return Err(ApiError::AuditUnavailable { detail: "the audit log cannot be written".into() });
+        return Err(ApiError::AuditUnavailable {
+            detail: "the audit log cannot be written".into(),
+        });
     }
 
-    let note = ChangeNote { audit_id: audit_id.to_string(), cause: change_cause(&req, &principal.subject) };
+    let note = ChangeNote {
+        audit_id: audit_id.to_string(),
+        cause: change_cause(&req, &principal.subject),
+    };
     let ns = req.target.namespace.as_str();
     let dry = req.dry_run;
     tracing::info!(action = req.action.verb(), subject = %principal.subject, cluster = %req.target.cluster, namespace = ns, dry_run = dry, %audit_id, "executing");
@@ -91,10 +117,14 @@ pub async fn execute(state: &AppState, principal: &Principal, req: ActionRequest
                 _ => None,
             };
             let rollout = match (req.wait, waits_on) {
-                (Some(timeout), Some(name)) if !dry => cluster.wait_for_rollout(ns, &name, timeout).await.map(Some),
+                (Some(timeout), Some(name)) if !dry => {
+                    cluster.wait_for_rollout(ns, &name, timeout).await.map(Some)
+                }
                 _ => Ok(None),
             };
-            rollout.map(|rollout| (outcome, rollout)).map_err(ApiError::from)
+            rollout
+                .map(|rollout| (outcome, rollout))
+                .map_err(ApiError::from)
         }
         Err(e) => Err(e),
     };
@@ -104,11 +134,27 @@ pub async fn execute(state: &AppState, principal: &Principal, req: ActionRequest
             stage: "outcome".into(),
             outcome: "succeeded".into(),
             completed_at_us: Some(now_us()),
-            http_status: Some(if matches!(outcome, Outcome::Deployment(d) if d.created) || matches!(outcome, Outcome::Service { created: true, .. }) { 201 } else { 200 }),
+            http_status: Some(
+                if matches!(outcome, Outcome::Deployment(d) if d.created)
+                    || matches!(outcome, Outcome::Service { created: true, .. })
+                {
+                    201
+                } else {
+                    200
+                },
+            ),
             result: Some(result_summary(outcome, rollout.as_ref()).to_string()),
             ..intent
         },
-        Err(e) => finished(Entry { stage: "outcome".into(), outcome: "failed".into(), upstream_error: Some(e.to_string()), ..intent }, e),
+        Err(e) => finished(
+            Entry {
+                stage: "outcome".into(),
+                outcome: "failed".into(),
+                upstream_error: Some(e.to_string()),
+                ..intent
+            },
+            e,
+        ),
     };
     // The action happened (or failed) already: a failure to record the outcome is logged, and
     // the intent stays open until start-up recovery closes it as "outcome unknown".
@@ -116,11 +162,19 @@ pub async fn execute(state: &AppState, principal: &Principal, req: ActionRequest
         tracing::error!(error = %e, %audit_id, "could not audit an outcome");
     }
     let (outcome, rollout) = result?;
-    Ok(Executed { audit_id: audit_id.to_string(), outcome, rollout })
+    Ok(Executed {
+        audit_id: audit_id.to_string(),
+        outcome,
+        rollout,
+    })
 }
 
 /// Validation, then authorization (deny by default).
-fn admit(state: &AppState, principal: &Principal, req: &ActionRequest) -> Result<crate::auth::Decision, ApiError> {
+fn admit(
+    state: &AppState,
+    principal: &Principal,
+    req: &ActionRequest,
+) -> Result<crate::auth::Decision, ApiError> {
     let mut errors = req.action.validate(&req.target, &state.limits);
     if req.reason.as_ref().is_some_and(|r| r.len() > 1024) {
         errors.add("reason", "at most 1024 characters");
@@ -128,27 +182,59 @@ fn admit(state: &AppState, principal: &Principal, req: &ActionRequest) -> Result
     if !errors.is_empty() {
         return Err(ApiError::Validation { errors: errors.0 });
     }
-    state.auth.authorize(principal, req.action.verb(), &req.target.cluster, Some(&req.target.namespace))
+    state.auth.authorize(
+        principal,
+        req.action.verb(),
+        &req.target.cluster,
+        Some(&req.target.namespace),
+    )
 }
 
-async fn act(cluster: &crate::cluster::Cluster, req: &ActionRequest, note: &ChangeNote) -> Result<Outcome, ApiError> {
+async fn act(
+    cluster: &crate::cluster::Cluster,
+    req: &ActionRequest,
+    note: &ChangeNote,
+) -> Result<Outcome, ApiError> {
     let ns = req.target.namespace.as_str();
     let dry = req.dry_run;
     Ok(match &req.action {
-        Action::Deploy { name, spec } => Outcome::Deployment(cluster.deploy(ns, name, spec, note, dry).await?),
-        Action::Scale { name, replicas } => Outcome::Deployment(cluster.scale(ns, name, *replicas, dry).await?),
-        Action::SetImage { name, container, image } => {
-            Outcome::Deployment(cluster.set_image(ns, name, container.as_deref(), image, note, dry).await?)
+        Action::Deploy { name, spec } => {
+            Outcome::Deployment(cluster.deploy(ns, name, spec, note, dry).await?)
         }
-        Action::Restart { name } => Outcome::Deployment(cluster.restart(ns, name, note, dry).await?),
-        Action::Rollback { name, to_revision, expect_revision } => {
-            Outcome::Rollback(cluster.rollback(ns, name, *to_revision, *expect_revision, dry).await?)
+        Action::Scale { name, replicas } => {
+            Outcome::Deployment(cluster.scale(ns, name, *replicas, dry).await?)
         }
+        Action::SetImage {
+            name,
+            container,
+            image,
+        } => Outcome::Deployment(
+            cluster
+                .set_image(ns, name, container.as_deref(), image, note, dry)
+                .await?,
+        ),
+        Action::Restart { name } => {
+            Outcome::Deployment(cluster.restart(ns, name, note, dry).await?)
+        }
+        Action::Rollback {
+            name,
+            to_revision,
+            expect_revision,
+        } => Outcome::Rollback(
+            cluster
+                .rollback(ns, name, *to_revision, *expect_revision, dry)
+                .await?,
+        ),
         Action::DeleteDeployment { name } => {
-            cluster.delete::<k8s_openapi::api::apps::v1::Deployment>(ns, name, None, dry).await?;
+            cluster
+                .delete::<k8s_openapi::api::apps::v1::Deployment>(ns, name, None, dry)
+                .await?;
             Outcome::Deleted(vec![name.clone()])
         }
-        Action::Expose { deployment, spec } => Outcome::Service { service: cluster.expose(ns, deployment, spec, dry).await?, created: true },
+        Action::Expose { deployment, spec } => Outcome::Service {
+            service: cluster.expose(ns, deployment, spec, dry).await?,
+            created: true,
+        },
         Action::PutService { name, spec } => {
             let (service, created) = cluster.put_service(ns, name, spec, dry).await?;
             Outcome::Service { service, created }
@@ -161,17 +247,34 @@ async fn act(cluster: &crate::cluster::Cluster, req: &ActionRequest, note: &Chan
             cluster.delete::<Pod>(ns, name, None, dry).await?;
             Outcome::Deleted(vec![name.clone()])
         }
-        Action::DeleteServices { selector, max_affected } => {
-            Outcome::Deleted(cluster.delete_selected::<Service>(ns, selector, *max_affected, dry).await?)
+        Action::DeleteServices {
+            selector,
+            max_affected,
+        } => Outcome::Deleted(
+            cluster
+                .delete_selected::<Service>(ns, selector, *max_affected, dry)
+                .await?,
+        ),
+        Action::DeletePods {
+            selector,
+            max_affected,
+        } => Outcome::Deleted(
+            cluster
+                .delete_selected::<Pod>(ns, selector, *max_affected, dry)
+                .await?,
+        ),
+        Action::Label { kind, name, change } => {
+            Outcome::Labels(cluster.label(ns, *kind, name, change, dry).await?)
         }
-        Action::DeletePods { selector, max_affected } => {
-            Outcome::Deleted(cluster.delete_selected::<Pod>(ns, selector, *max_affected, dry).await?)
-        }
-        Action::Label { kind, name, change } => Outcome::Labels(cluster.label(ns, *kind, name, change, dry).await?),
     })
 }
 
-fn base_entry(audit_id: uuid::Uuid, principal: &Principal, req: &ActionRequest, ctx: Option<&RequestContext>) -> Entry {
+fn base_entry(
+    audit_id: uuid::Uuid,
+    principal: &Principal,
+    req: &ActionRequest,
+    ctx: Option<&RequestContext>,
+) -> Entry {
     let (kind, name) = req.action.resource();
     let mut summary = req.action.summary();
     if let Some(r) = &req.reason {
@@ -219,8 +322,12 @@ fn result_summary(outcome: &Outcome, rollout: Option<&RolloutReport>) -> serde_j
             "replicasAfter": d.deployment.spec.as_ref().and_then(|s| s.replicas),
             "generation": d.deployment.metadata.generation,
         }),
-        Outcome::Rollback(r) => json!({"fromRevision": r.from_revision, "toRevision": r.to_revision, "skipped": r.skipped, "message": r.message}),
-        Outcome::Service { service, created } => json!({"created": created, "clusterIP": service.spec.as_ref().and_then(|s| s.cluster_ip.clone())}),
+        Outcome::Rollback(r) => {
+            json!({"fromRevision": r.from_revision, "toRevision": r.to_revision, "skipped": r.skipped, "message": r.message})
+        }
+        Outcome::Service { service, created } => {
+            json!({"created": created, "clusterIP": service.spec.as_ref().and_then(|s| s.cluster_ip.clone())})
+        }
         Outcome::Deleted(names) => json!({"deleted": names}),
         Outcome::Labels(labels) => json!({"labels": labels}),
     };
@@ -232,16 +339,33 @@ fn result_summary(outcome: &Outcome, rollout: Option<&RolloutReport>) -> serde_j
 
 /// The audit entry of a request the gateway never saw: a mutating `/v1` call refused earlier
 /// (no token, malformed body, unknown route), or a read when read auditing is on.
-pub async fn audit_unrouted(state: &AppState, ctx: &RequestContext, res: &actix_web::dev::ServiceResponse) {
+pub async fn audit_unrouted(
+    state: &AppState,
+    ctx: &RequestContext,
+    res: &actix_web::dev::ServiceResponse,
+) {
     if ctx.audit_id.lock().expect("audit id").is_some() || !ctx.path.starts_with("/v1/") {
         return;
     }
-    let read = matches!(ctx.method.as_str(), "GET" | "HEAD" | "OPTIONS") || ctx.path == "/v1/access-reviews";
+    let read = matches!(ctx.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+        || ctx.path == "/v1/access-reviews";
     if read && !state.audit_reads {
         return;
     }
     let status = res.status().as_u16();
-    let principal = ctx.principal.lock().expect("principal").clone();
+    let mut principal = ctx.principal.lock().expect("principal").clone();
+    if principal.is_none() && status != 401 {
+        // Refused before the token extractor ran (e.g. a malformed body): name the caller anyway.
+        if let Some(token) = &ctx.bearer {
+            use secrecy::ExposeSecret;
+            principal = state
+                .auth
+                .authenticator
+                .verify(token.expose_secret())
+                .await
+                .ok();
+        }
+    }
     let outcome = match status {
         401 => "unauthenticated",
         403 => "denied",
@@ -259,13 +383,19 @@ pub async fn audit_unrouted(state: &AppState, ctx: &RequestContext, res: &actix_
         request_id: Some(ctx.request_id.clone()),
         subject: principal.as_ref().map(|p| p.subject.clone()),
         issuer: principal.as_ref().map(|p| p.issuer.clone()),
-        groups: principal.map(|p| p.groups.into_iter().collect()).unwrap_or_default(),
+        groups: principal
+            .map(|p| p.groups.into_iter().collect())
+            .unwrap_or_default(),
         source_ip: ctx.source_ip.clone(),
         user_agent: ctx.user_agent.clone(),
         http_method: Some(ctx.method.clone()),
         http_path: Some(ctx.path.clone()),
         http_status: Some(i32::from(status)),
-        problem_type: res.response().error().and_then(|e| e.as_error::<ApiError>()).map(|e| e.problem().problem_type),
+        problem_type: res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<ApiError>())
+            .map(|e| e.problem().problem_type),
         ..Entry::default()
     };
     match state.audit.append(vec![entry]).await {

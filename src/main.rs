@@ -13,10 +13,17 @@ async fn main() -> anyhow::Result<()> {
             })?;
             app.run().await.context("HTTP server failed")
         }
-        Command::Audit(kubegate::config::AuditCommand::Verify { database_url, from, to, public_key }) => {
+        Command::Audit(kubegate::config::AuditCommand::Verify {
+            database_url,
+            from,
+            to,
+            public_key,
+        }) => {
             kubegate::install_crypto_provider();
             use secrecy::ExposeSecret;
-            let pool = sqlx::PgPool::connect(database_url.expose_secret()).await.context("connecting to DATABASE_URL")?;
+            let pool = sqlx::PgPool::connect(database_url.expose_secret())
+                .await
+                .context("connecting to DATABASE_URL")?;
             let key = match public_key {
                 Some(p) => Some(kubegate::audit::public_key_from_pem(&p)?),
                 None => None,

@@ -63,7 +63,9 @@ pub struct AuditEntry {
 }
 
 fn time(us: i64) -> String {
-    jiff::Timestamp::from_microsecond(us).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 impl From<Stored> for AuditEntry {
@@ -141,20 +143,39 @@ pub struct AuditQuery {
 }
 
 fn authorize(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
-    state.auth.authorize(principal, "read_audit", "*", Some("*")).map(|_| ())
+    state
+        .auth
+        .authorize(principal, "read_audit", "*", Some("*"))
+        .map(|_| ())
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::Validation { errors: vec![FieldError { field: field.into(), message: message.into() }] }
+    ApiError::Validation {
+        errors: vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }],
+    }
 }
 
 fn filter(q: &AuditQuery) -> Result<Filter, ApiError> {
     let ts = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         v.as_deref()
-            .map(|t| t.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).map_err(|_| invalid(field, "an RFC 3339 time, e.g. 2026-11-26T09:00:00Z")))
+            .map(|t| {
+                t.parse::<jiff::Timestamp>()
+                    .map(|t| t.as_microsecond())
+                    .map_err(|_| invalid(field, "an RFC 3339 time, e.g. 2026-11-26T09:00:00Z"))
+            })
             .transpose()
     };
-    let before_seq = q.cursor.as_deref().map(|c| c.parse::<i64>().map_err(|_| invalid("cursor", "not a cursor from nextCursor"))).transpose()?;
+    let before_seq = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| invalid("cursor", "not a cursor from nextCursor"))
+        })
+        .transpose()?;
     Ok(Filter {
         subject: q.subject.clone(),
         action: q.action.clone(),
@@ -180,10 +201,19 @@ fn filter(q: &AuditQuery) -> Result<Filter, ApiError> {
         (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_audit_entries(req: HttpRequest, state: web::Data<AppState>, principal: Principal, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_audit_entries(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&state, &principal)?;
     let f = filter(&query)?;
-    let ndjson = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/x-ndjson"));
+    let ndjson = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-ndjson"));
     if ndjson {
         let rows = audit::stream(state.audit.pool().clone(), f).map(|r| {
             r.map(|s| {
@@ -193,21 +223,33 @@ pub async fn list_audit_entries(req: HttpRequest, state: web::Data<AppState>, pr
             })
             .map_err(|e| actix_web::error::ErrorServiceUnavailable(crate::db::short_db_error(&e)))
         });
-        return Ok(HttpResponse::Ok().content_type("application/x-ndjson").streaming(rows));
+        return Ok(HttpResponse::Ok()
+            .content_type("application/x-ndjson")
+            .streaming(rows));
     }
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit", "between 1 and 1000"));
     }
-    let rows = audit::query(state.audit.pool(), &f, limit + 1).await.map_err(db_error)?;
+    let rows = audit::query(state.audit.pool(), &f, limit + 1)
+        .await
+        .map_err(db_error)?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<AuditEntry> = rows.into_iter().take(limit as usize).map(AuditEntry::from).collect();
-    let next_cursor = more.then(|| items.last().map(|e| e.seq.to_string())).flatten();
+    let items: Vec<AuditEntry> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(AuditEntry::from)
+        .collect();
+    let next_cursor = more
+        .then(|| items.last().map(|e| e.seq.to_string()))
+        .flatten();
     Ok(HttpResponse::Ok().json(AuditPage { items, next_cursor }))
 }
 
 fn db_error(e: sqlx::Error) -> ApiError {
-    ApiError::DatabaseUnavailable { detail: crate::db::short_db_error(&e) }
+    ApiError::DatabaseUnavailable {
+        detail: crate::db::short_db_error(&e),
+    }
 }
 
 /// The entries of one request (its intent and outcome, or its refusal).
@@ -220,14 +262,32 @@ fn db_error(e: sqlx::Error) -> ApiError {
         (status = 422, description = "Not a UUID", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_audit_entry(state: web::Data<AppState>, principal: Principal, path: web::Path<String>) -> Result<web::Json<AuditPage>, ApiError> {
+pub async fn get_audit_entry(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<web::Json<AuditPage>, ApiError> {
     authorize(&state, &principal)?;
     let id = uuid::Uuid::parse_str(&path).map_err(|_| invalid("auditId", "not a UUID"))?;
-    let rows = audit::query(state.audit.pool(), &Filter { audit_id: Some(id), ..Filter::default() }, 100).await.map_err(db_error)?;
+    let rows = audit::query(
+        state.audit.pool(),
+        &Filter {
+            audit_id: Some(id),
+            ..Filter::default()
+        },
+        100,
+    )
+    .await
+    .map_err(db_error)?;
     if rows.is_empty() {
-        return Err(ApiError::NotFound { detail: format!("no audit entry with id {id}") });
+        return Err(ApiError::NotFound {
+            detail: format!("no audit entry with id {id}"),
+        });
     }
-    Ok(web::Json(AuditPage { items: rows.into_iter().map(AuditEntry::from).collect(), next_cursor: None }))
+    Ok(web::Json(AuditPage {
+        items: rows.into_iter().map(AuditEntry::from).collect(),
+        next_cursor: None,
+    }))
 }
 
 /// `from`/`to` of a verification.
@@ -247,10 +307,16 @@ pub struct VerifyQuery {
     params(VerifyQuery),
     responses((status = 200, description = "The verification; `intact` false names the first break", body = Verification))
 )]
-pub async fn verify_audit_log(state: web::Data<AppState>, principal: Principal, query: web::Query<VerifyQuery>) -> Result<web::Json<Verification>, ApiError> {
+pub async fn verify_audit_log(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<VerifyQuery>,
+) -> Result<web::Json<Verification>, ApiError> {
     authorize(&state, &principal)?;
     let key = state.checkpoint_key.as_ref().map(|k| k.public_key());
-    let v = audit::verify::verify(state.audit.pool(), query.from, query.to, key.as_deref()).await.map_err(db_error)?;
+    let v = audit::verify::verify(state.audit.pool(), query.from, query.to, key.as_deref())
+        .await
+        .map_err(db_error)?;
     Ok(web::Json(v))
 }
 
@@ -276,7 +342,14 @@ pub struct CheckpointList {
 
 impl From<Checkpoint> for CheckpointView {
     fn from(c: Checkpoint) -> Self {
-        Self { seq: c.seq, hash: hex(&c.hash), signed_at: time(c.signed_at_us), key_id: c.key_id, signature: hex(&c.signature), signed_at_us: c.signed_at_us }
+        Self {
+            seq: c.seq,
+            hash: hex(&c.hash),
+            signed_at: time(c.signed_at_us),
+            key_id: c.key_id,
+            signature: hex(&c.signature),
+            signed_at_us: c.signed_at_us,
+        }
     }
 }
 
@@ -288,9 +361,17 @@ impl From<Checkpoint> for CheckpointView {
         (status = 409, description = "No signing key is configured", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn create_audit_checkpoint(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn create_audit_checkpoint(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
     authorize(&state, &principal)?;
-    let key = state.checkpoint_key.as_ref().ok_or_else(|| ApiError::Conflict { detail: "no signing key is configured (KUBEGATE_AUDIT_SIGNING_KEY)".into() })?;
+    let key = state
+        .checkpoint_key
+        .as_ref()
+        .ok_or_else(|| ApiError::Conflict {
+            detail: "no signing key is configured (KUBEGATE_AUDIT_SIGNING_KEY)".into(),
+        })?;
     let cp = key.sign_head(state.audit.pool()).await.map_err(db_error)?;
     Ok(HttpResponse::Created().json(CheckpointView::from(cp)))
 }
@@ -300,8 +381,15 @@ pub async fn create_audit_checkpoint(state: web::Data<AppState>, principal: Prin
     get, path = "/v1/audit/checkpoints", tag = "audit", operation_id = "list_audit_checkpoints",
     responses((status = 200, description = "The checkpoints", body = CheckpointList))
 )]
-pub async fn list_audit_checkpoints(state: web::Data<AppState>, principal: Principal) -> Result<web::Json<CheckpointList>, ApiError> {
+pub async fn list_audit_checkpoints(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<web::Json<CheckpointList>, ApiError> {
     authorize(&state, &principal)?;
-    let items = audit::checkpoints(state.audit.pool()).await.map_err(db_error)?;
-    Ok(web::Json(CheckpointList { items: items.into_iter().map(CheckpointView::from).collect() }))
+    let items = audit::checkpoints(state.audit.pool())
+        .await
+        .map_err(db_error)?;
+    Ok(web::Json(CheckpointList {
+        items: items.into_iter().map(CheckpointView::from).collect(),
+    }))
 }

@@ -35,6 +35,9 @@ pub struct RequestContext {
     pub audit_id: std::sync::Mutex<Option<String>>,
     /// The verified caller, once the token extractor ran.
     pub principal: std::sync::Mutex<Option<crate::auth::Principal>>,
+    /// The bearer token, kept only to name the caller of a request refused before its handler
+    /// ran (never logged, never stored).
+    pub bearer: Option<secrecy::SecretString>,
 }
 
 tokio::task_local! {
@@ -58,7 +61,11 @@ fn source_ip(req: &ServiceRequest, trusted: &[std::net::IpAddr]) -> Option<Strin
     if !trusted.contains(&peer) {
         return Some(peer.to_string());
     }
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let hop = forwarded
         .split(',')
         .rev()
@@ -95,17 +102,33 @@ pub async fn request_context(
     );
     let quiet = matches!(req.path(), "/healthz" | "/readyz");
     let started = Instant::now();
-    let state = req.app_data::<actix_web::web::Data<crate::app::AppState>>().cloned();
-    let trusted: &[std::net::IpAddr] = state.as_ref().map(|s| s.trusted_proxies.as_slice()).unwrap_or(&[]);
+    let state = req
+        .app_data::<actix_web::web::Data<crate::app::AppState>>()
+        .cloned();
+    let trusted: &[std::net::IpAddr] = state
+        .as_ref()
+        .map(|s| s.trusted_proxies.as_slice())
+        .unwrap_or(&[]);
     let ctx = std::sync::Arc::new(RequestContext {
         request_id: id.clone(),
         source_ip: source_ip(&req, trusted),
-        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
         method: req.method().to_string(),
         path: req.path().to_owned(),
         received_at_us: crate::audit::now_us(),
         audit_id: std::sync::Mutex::new(None),
         principal: std::sync::Mutex::new(None),
+        bearer: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| secrecy::SecretString::from(token.trim().to_owned())),
     });
 
     let outcome = CURRENT
@@ -147,10 +170,10 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    if let Some(audit_id) = ctx.audit_id.lock().expect("audit id").clone() {
-        if let Ok(value) = HeaderValue::from_str(&audit_id) {
-            res.headers_mut().insert(AUDIT_ID, value);
-        }
+    if let Some(audit_id) = ctx.audit_id.lock().expect("audit id").clone()
+        && let Ok(value) = HeaderValue::from_str(&audit_id)
+    {
+        res.headers_mut().insert(AUDIT_ID, value);
     }
     Ok(res)
 }

@@ -53,9 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
             .route(web::get().to(audit::list_audit_checkpoints))
             .route(web::post().to(audit::create_audit_checkpoint)),
     )
-    .service(
-        resource("/v1/audit/{auditId}", "GET").route(web::get().to(audit::get_audit_entry)),
-    )
+    .service(resource("/v1/audit/{auditId}", "GET").route(web::get().to(audit::get_audit_entry)))
     .configure(namespaced)
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))
     .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()))

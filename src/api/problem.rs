@@ -252,9 +252,9 @@ impl ApiError {
                 detail.clone()
             }
             Self::Unauthenticated { error } => error.to_string(),
-            Self::AuditUnavailable { detail } => format!(
-                "{detail}; the request was not sent to the cluster (audit is write-ahead)"
-            ),
+            Self::AuditUnavailable { detail } => {
+                format!("{detail}; the request was not sent to the cluster (audit is write-ahead)")
+            }
             Self::MethodNotAllowed { allow } => {
                 format!("this route accepts {allow}")
             }

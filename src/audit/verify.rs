@@ -38,11 +38,27 @@ pub struct Break {
 
 /// Verify entries `from..=to` (defaults: the whole chain). `public_key`: Ed25519 key to check
 /// checkpoints with, when configured.
-pub async fn verify(pool: &PgPool, from: Option<i64>, to: Option<i64>, public_key: Option<&[u8]>) -> Result<Verification, sqlx::Error> {
-    let (head_seq, head_hash): (i64, Vec<u8>) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+pub async fn verify(
+    pool: &PgPool,
+    from: Option<i64>,
+    to: Option<i64>,
+    public_key: Option<&[u8]>,
+) -> Result<Verification, sqlx::Error> {
+    let (head_seq, head_hash): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(pool)
+            .await?;
     let from = from.unwrap_or(1).max(1);
     let to = to.unwrap_or(head_seq).min(head_seq);
-    let mut result = Verification { intact: true, checked: 0, from_seq: from, to_seq: from - 1, head_hash: hex(&head_hash), checkpoints_verified: 0, first_break: None };
+    let mut result = Verification {
+        intact: true,
+        checked: 0,
+        from_seq: from,
+        to_seq: from - 1,
+        head_hash: hex(&head_hash),
+        checkpoints_verified: 0,
+        first_break: None,
+    };
     let fail = |r: &mut Verification, seq: i64, reason: String| {
         if r.first_break.is_none() {
             r.intact = false;
@@ -53,23 +69,38 @@ pub async fn verify(pool: &PgPool, from: Option<i64>, to: Option<i64>, public_ke
     let mut prev: Vec<u8> = if from == 1 {
         vec![0u8; 32]
     } else {
-        match sqlx::query_scalar::<_, Vec<u8>>("SELECT hash FROM audit_event WHERE seq = $1").bind(from - 1).fetch_optional(pool).await? {
+        match sqlx::query_scalar::<_, Vec<u8>>("SELECT hash FROM audit_event WHERE seq = $1")
+            .bind(from - 1)
+            .fetch_optional(pool)
+            .await?
+        {
             Some(h) => h,
             None => {
-                fail(&mut result, from - 1, "the entry before the range is missing".into());
+                fail(
+                    &mut result,
+                    from - 1,
+                    "the entry before the range is missing".into(),
+                );
                 return Ok(result);
             }
         }
     };
     let mut expected = from;
-    let mut rows = sqlx::query_as::<_, Stored>(sqlx::AssertSqlSafe(format!("SELECT {} FROM audit_event WHERE seq >= $1 AND seq <= $2 ORDER BY seq", super::COLUMNS)))
-        .bind(from)
-        .bind(to)
-        .fetch(pool);
+    let mut rows = sqlx::query_as::<_, Stored>(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM audit_event WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+        super::COLUMNS
+    )))
+    .bind(from)
+    .bind(to)
+    .fetch(pool);
     let mut hashes = std::collections::HashMap::new();
     while let Some(row) = rows.try_next().await? {
         if row.seq != expected {
-            fail(&mut result, expected, format!("entry {expected} is missing (next present is {})", row.seq));
+            fail(
+                &mut result,
+                expected,
+                format!("entry {expected} is missing (next present is {})", row.seq),
+            );
             break;
         }
         if row.prev_hash != prev {
@@ -77,7 +108,11 @@ pub async fn verify(pool: &PgPool, from: Option<i64>, to: Option<i64>, public_ke
             break;
         }
         if chain_hash(&row.prev_hash, row.seq, &row.entry) != row.hash {
-            fail(&mut result, row.seq, "the entry's content does not match its hash (it was edited)".into());
+            fail(
+                &mut result,
+                row.seq,
+                "the entry's content does not match its hash (it was edited)".into(),
+            );
             break;
         }
         hashes.insert(row.seq, row.hash.clone());
@@ -87,23 +122,45 @@ pub async fn verify(pool: &PgPool, from: Option<i64>, to: Option<i64>, public_ke
         expected += 1;
     }
     if result.intact && expected <= to {
-        fail(&mut result, expected, format!("entry {expected} is missing (the head says {head_seq})"));
+        fail(
+            &mut result,
+            expected,
+            format!("entry {expected} is missing (the head says {head_seq})"),
+        );
     }
     if result.intact && to == head_seq && head_seq > 0 && prev != head_hash {
-        fail(&mut result, head_seq, "the head's hash does not match the last entry".into());
+        fail(
+            &mut result,
+            head_seq,
+            "the head's hash does not match the last entry".into(),
+        );
     }
     for cp in checkpoints(pool).await? {
         if cp.seq < from || cp.seq > to {
             continue;
         }
         if hashes.get(&cp.seq).is_some_and(|h| *h != cp.hash) {
-            fail(&mut result, cp.seq, format!("signed checkpoint {} disagrees with the chain", cp.key_id));
+            fail(
+                &mut result,
+                cp.seq,
+                format!("signed checkpoint {} disagrees with the chain", cp.key_id),
+            );
             continue;
         }
         if let Some(pk) = public_key {
             let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pk);
-            if key.verify(&checkpoint_message(cp.seq, &cp.hash, cp.signed_at_us), &cp.signature).is_err() {
-                fail(&mut result, cp.seq, "a checkpoint's signature does not verify".into());
+            if key
+                .verify(
+                    &checkpoint_message(cp.seq, &cp.hash, cp.signed_at_us),
+                    &cp.signature,
+                )
+                .is_err()
+            {
+                fail(
+                    &mut result,
+                    cp.seq,
+                    "a checkpoint's signature does not verify".into(),
+                );
                 continue;
             }
             result.checkpoints_verified += 1;

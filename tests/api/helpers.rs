@@ -361,3 +361,52 @@ pub fn deploy_body(image: &str, replicas: Option<i32>) -> serde_json::Value {
     }
     b
 }
+
+/// A TCP forwarder to PostgreSQL that a test can cut: existing connections drop and new ones are
+/// refused, as when the database host goes away.
+pub struct Cuttable {
+    pub port: u16,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cuttable {
+    pub async fn to_postgres() -> Self {
+        let target = url::Url::parse(&admin_url()).expect("DATABASE_URL");
+        let target = format!(
+            "{}:{}",
+            target.host_str().unwrap_or("127.0.0.1"),
+            target.port().unwrap_or(5432)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(tokio::sync::Notify::new());
+        let c = cut.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
+                    _ = c.notified() => return,
+                };
+                let target = target.clone();
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = c.notified() => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut, task }
+    }
+
+    /// The database goes away.
+    pub fn cut(&self) {
+        self.cut.notify_waiters();
+        self.task.abort();
+    }
+}

@@ -1,6 +1,7 @@
 //! kubegate's integration tests: one binary, the real server over HTTP, a fresh PostgreSQL database
 //! per test and fake Kubernetes API servers.
 
+mod audit;
 mod auth;
 mod cli;
 mod clusters;

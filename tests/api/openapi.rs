@@ -55,7 +55,10 @@ async fn the_service_serves_the_committed_document_and_swagger_ui() {
 
     let served: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
     let committed: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
-    assert!(served == committed, "the served document differs from openapi/openapi.json");
+    assert!(
+        served == committed,
+        "the served document differs from openapi/openapi.json"
+    );
 
     let res = app.get("/docs").await;
     assert_eq!(res.status().as_u16(), 308);
