@@ -6,7 +6,7 @@ CREATE TABLE audit_event (
     audit_id         uuid        NOT NULL,
     -- intent: written before the cluster is called; outcome: after, linked by audit_id;
     -- rejected: refused before any cluster call (401, 403, 400, 422); outcome_unknown: recovery;
-    -- read: a read, when read auditing is on.
+    -- read: a read, when read auditing is on; replay: an idempotent retry answered from storage.
     stage            text        NOT NULL,
     outcome          text        NOT NULL,
     received_at_us   bigint      NOT NULL,
@@ -37,7 +37,7 @@ CREATE TABLE audit_event (
     hash             bytea       NOT NULL,
     CONSTRAINT audit_event_pkey PRIMARY KEY (seq),
     CONSTRAINT audit_event_seq_positive CHECK (seq > 0),
-    CONSTRAINT audit_event_stage_known CHECK (stage IN ('intent', 'outcome', 'rejected', 'outcome_unknown', 'read')),
+    CONSTRAINT audit_event_stage_known CHECK (stage IN ('intent', 'outcome', 'rejected', 'outcome_unknown', 'read', 'replay')),
     CONSTRAINT audit_event_outcome_known CHECK (outcome IN ('pending', 'succeeded', 'failed', 'denied', 'unauthenticated', 'invalid', 'unknown')),
     CONSTRAINT audit_event_hash_sizes CHECK (octet_length(hash) = 32 AND octet_length(prev_hash) = 32)
 );

@@ -29,6 +29,8 @@ pub struct AppState {
     pub audit_reads: bool,
     pub checkpoint_key: Option<Arc<CheckpointKey>>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub idempotency_ttl: Duration,
+    pub max_body_bytes: usize,
 }
 
 pub struct Application {
@@ -70,6 +72,8 @@ impl Application {
             audit_reads: config.audit_reads,
             checkpoint_key,
             trusted_proxies: config.trusted_proxies.clone(),
+            idempotency_ttl: config.idempotency_ttl,
+            max_body_bytes: config.max_body_bytes,
         });
 
         let listener = TcpListener::bind(config.listen)
@@ -80,6 +84,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .configure(|cfg| api::configure(cfg, max_body))
+                .wrap(from_fn(api::idempotency::idempotency))
                 .wrap(from_fn(api::middleware::request_context))
         })
         .listen(listener)?

@@ -106,6 +106,10 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// How long an Idempotency-Key and its stored answer are kept.
+    #[arg(long, env = "KUBEGATE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_ttl: Duration,
+
     /// Also record reads (GET) in the audit log; mutations are always recorded.
     #[arg(long, env = "KUBEGATE_AUDIT_READS", default_value_t = false)]
     pub audit_reads: bool,
@@ -239,6 +243,10 @@ pub struct TokenArgs {
     /// Lifetime.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// How long an Idempotency-Key and its stored answer are kept.
+    #[arg(long, env = "KUBEGATE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_ttl: Duration,
+
     /// Also record reads (GET) in the audit log; mutations are always recorded.
     #[arg(long, env = "KUBEGATE_AUDIT_READS", default_value_t = false)]
     pub audit_reads: bool,

@@ -298,6 +298,7 @@ fn base_entry(
         resource_name: Some(name),
         request_summary: Some(summary.to_string()),
         dry_run: req.dry_run,
+        idempotency_key: ctx.and_then(|c| c.idempotency_key.clone()),
         ..Entry::default()
     }
 }

@@ -20,6 +20,8 @@ pub mod config;
 pub mod db;
 /// `execute()`: every mutation runs here (validate → [authorize → audit intent] → act → wait).
 pub mod gateway;
+/// Idempotency keys in PostgreSQL: claim, replay, release.
+pub mod idempotency;
 /// Structured logging (JSON or human-readable) and the request-id that ties logs together.
 pub mod telemetry;
 /// Input rules shared by actions: names, labels, selectors, image references, quantities.

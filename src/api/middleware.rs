@@ -35,6 +35,8 @@ pub struct RequestContext {
     pub audit_id: std::sync::Mutex<Option<String>>,
     /// The verified caller, once the token extractor ran.
     pub principal: std::sync::Mutex<Option<crate::auth::Principal>>,
+    /// A well-formed Idempotency-Key of the request, for the audit log.
+    pub idempotency_key: Option<String>,
     /// The bearer token, kept only to name the caller of a request refused before its handler
     /// ran (never logged, never stored).
     pub bearer: Option<secrecy::SecretString>,
@@ -122,6 +124,12 @@ pub async fn request_context(
         received_at_us: crate::audit::now_us(),
         audit_id: std::sync::Mutex::new(None),
         principal: std::sync::Mutex::new(None),
+        idempotency_key: req
+            .headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .filter(|k| crate::idempotency::valid_key(k))
+            .map(str::to_owned),
         bearer: req
             .headers()
             .get(header::AUTHORIZATION)

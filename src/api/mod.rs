@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod common;
 pub mod deployments;
 pub mod health;
+pub mod idempotency;
 pub mod identity;
 pub mod middleware;
 pub mod openapi;

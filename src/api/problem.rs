@@ -93,6 +93,10 @@ pub enum ApiError {
     Cluster(ClusterError),
     /// The audit log cannot be written, so nothing was done (503).
     AuditUnavailable { detail: String },
+    /// The Idempotency-Key was used for a different request (422).
+    IdempotencyKeyReused,
+    /// The first request with this Idempotency-Key is still running (409).
+    IdempotencyKeyInFlight,
     /// PostgreSQL is unreachable (503).
     DatabaseUnavailable { detail: String },
     /// A bug or an unexpected condition (500); the cause is logged, never shown.
@@ -147,6 +151,16 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
             ),
             Self::Forbidden { .. } => ("forbidden", "Forbidden", StatusCode::FORBIDDEN),
+            Self::IdempotencyKeyReused => (
+                "idempotency-key-reused",
+                "Idempotency-Key used for another request",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            Self::IdempotencyKeyInFlight => (
+                "idempotency-key-in-flight",
+                "A request with this Idempotency-Key is still running",
+                StatusCode::CONFLICT,
+            ),
             Self::AuditUnavailable { .. } => (
                 "audit-unavailable",
                 "Audit log unavailable: nothing was done",
@@ -252,6 +266,8 @@ impl ApiError {
                 detail.clone()
             }
             Self::Unauthenticated { error } => error.to_string(),
+            Self::IdempotencyKeyReused => "this Idempotency-Key was used for a different request (method, path, query or body differ); use a new key".into(),
+            Self::IdempotencyKeyInFlight => "the first request with this Idempotency-Key is still running; retry shortly".into(),
             Self::AuditUnavailable { detail } => {
                 format!("{detail}; the request was not sent to the cluster (audit is write-ahead)")
             }
@@ -286,6 +302,7 @@ impl ApiError {
             Self::Cluster(ClusterError::Throttled { retry_after, .. }) => {
                 Some(retry_after.unwrap_or(Duration::from_secs(1)))
             }
+            Self::IdempotencyKeyInFlight => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

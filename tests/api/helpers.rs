@@ -208,6 +208,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_replicas: 50,
         max_wait: Duration::from_secs(20),
         audit_reads: false,
+        idempotency_ttl: Duration::from_secs(3600),
         audit_signing_key: None,
         trusted_proxies: Vec::new(),
         auth: {

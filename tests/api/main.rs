@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod bots;
 mod cli;
 mod clusters;
 mod deployments;

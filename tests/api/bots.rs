@@ -1,0 +1,186 @@
+//! Built for bots: Idempotency-Key semantics (replay, mismatch, in flight, per caller, races,
+//! across replicas, 5xx not stored).
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+use crate::fake_kube::Fault;
+use crate::helpers::{
+    Options, TestApp, claims, deploy_body, hs_token, ns, spawn_app, spawn_app_with,
+};
+
+async fn scale(
+    app: &TestApp,
+    token: &str,
+    key: &str,
+    replicas: i32,
+) -> (u16, Option<String>, Value) {
+    let res = app
+        .client
+        .put(format!(
+            "{}{}",
+            app.address,
+            ns("/deployments/web/replicas")
+        ))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&json!({"replicas": replicas}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let replayed = res
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, replayed, res.json().await.unwrap_or(Value::Null))
+}
+
+fn scale_calls(app: &TestApp) -> usize {
+    app.fake("dev")
+        .mutations()
+        .iter()
+        .filter(|r| r.path.ends_with("/scale"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_gets_the_stored_answer_and_makes_no_second_call() {
+    let app = spawn_app().await;
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    let (s1, r1, b1) = scale(&app, &app.token, "bot-retry-1", 3).await;
+    assert_eq!((s1, r1), (200, None));
+    let (s2, r2, b2) = scale(&app, &app.token, "bot-retry-1", 3).await;
+    assert_eq!((s2, r2.as_deref()), (200, Some("true")));
+    assert_eq!(b1, b2, "the very same answer");
+    assert_eq!(scale_calls(&app), 1);
+
+    let (_, replays) = app.get_json("/v1/audit?limit=100").await;
+    let replay = replays["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage"] == "replay")
+        .cloned()
+        .unwrap();
+    assert_eq!(replay["replay"], true);
+    assert_eq!(replay["idempotencyKey"], "bot-retry-1");
+    assert_eq!(replay["result"]["replayOf"], b1["auditId"]);
+    let original = replays["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage"] == "intent" && e["action"] == "scale")
+        .cloned()
+        .unwrap();
+    assert_eq!(original["idempotencyKey"], "bot-retry-1");
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_request_is_refused_and_keys_belong_to_their_caller() {
+    let app = spawn_app().await;
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    scale(&app, &app.token, "k-1", 2).await;
+    let (status, _, body) = scale(&app, &app.token, "k-1", 4).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["type"], "urn:kubegate:problem:idempotency-key-reused");
+    assert_eq!(scale_calls(&app), 1);
+
+    let other = hs_token(&claims("another-bot", &["deployer"]));
+    let (status, replayed, _) = scale(&app, &other, "k-1", 4).await;
+    assert_eq!(
+        (status, replayed),
+        (200, None),
+        "another caller's k-1 is another key"
+    );
+    assert_eq!(scale_calls(&app), 2);
+
+    for bad in ["", "has space", &"x".repeat(256)] {
+        let res = app
+            .client
+            .put(format!(
+                "{}{}",
+                app.address,
+                ns("/deployments/web/replicas")
+            ))
+            .bearer_auth(&app.token)
+            .header("idempotency-key", bad)
+            .json(&json!({"replicas": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{bad:?}");
+    }
+    assert_eq!(scale_calls(&app), 2);
+}
+
+#[tokio::test]
+async fn a_race_of_identical_retries_makes_exactly_one_cluster_call_across_two_replicas() {
+    let a = spawn_app().await;
+    a.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    let b = spawn_app_with(Options {
+        database_url: Some(a.database_url.clone()),
+        ..Default::default()
+    })
+    .await;
+    // b talks to its own fake; the key store is what is shared. Slow both so the race overlaps.
+    a.fake("dev").set_latency(Duration::from_millis(300));
+    b.fake("dev").set_latency(Duration::from_millis(300));
+    b.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    a.fake("dev").clear_requests();
+    b.fake("dev").clear_requests();
+
+    let calls = (0..16).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        async move { scale(app, &app.token, "race-key", 5).await }
+    });
+    let results = join_all(calls).await;
+    let ran = results
+        .iter()
+        .filter(|r| r.0 == 200 && r.1.is_none())
+        .count();
+    let in_flight = results.iter().filter(|r| r.0 == 409).count();
+    assert_eq!(ran, 1, "{results:?}");
+    assert_eq!(
+        ran + in_flight + results.iter().filter(|r| r.1.is_some()).count(),
+        16
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.0 == 409)
+            .all(|r| r.2["type"] == "urn:kubegate:problem:idempotency-key-in-flight")
+    );
+    assert_eq!(
+        scale_calls(&a) + scale_calls(&b),
+        1,
+        "exactly one cluster call"
+    );
+    // Once done, every retry is a replay.
+    let (status, replayed, _) = scale(&b, &b.token, "race-key", 5).await;
+    assert_eq!((status, replayed.as_deref()), (200, Some("true")));
+}
+
+#[tokio::test]
+async fn a_failure_on_kubegates_side_is_not_stored_so_the_retry_runs() {
+    let app = spawn_app().await;
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    app.fake("dev").inject(Fault {
+        status: 503,
+        times: 1,
+        retry_after: None,
+        path_contains: Some("/scale".into()),
+    });
+    let (status, _, _) = scale(&app, &app.token, "k-5xx", 2).await;
+    assert_eq!(status, 503);
+    let (status, replayed, body) = scale(&app, &app.token, "k-5xx", 2).await;
+    assert_eq!((status, replayed), (200, None), "{body}");
+    assert_eq!(body["deployment"]["replicas"]["desired"], 2);
+}
