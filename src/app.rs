@@ -56,7 +56,9 @@ impl Application {
             Some(path) => Some(Arc::new(CheckpointKey::from_pem_file(path)?)),
             None => None,
         };
-        let auth = Arc::new(Auth::from_config(&config.auth)?);
+        let limits =
+            crate::auth::limits::RateLimits::new(config.rate_limit, &config.rate_limit_roles);
+        let auth = Arc::new(Auth::from_config(&config.auth, limits)?);
         auth.watch_policy(config.auth.policy_reload_interval);
         let limits = Limits {
             max_replicas: config.max_replicas,

@@ -106,6 +106,15 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Requests per second allowed to one subject (0: no limit); bursts up to twice that.
+    #[arg(long, env = "KUBEGATE_RATE_LIMIT", default_value_t = 50)]
+    pub rate_limit: u32,
+
+    /// Per-role rates overriding KUBEGATE_RATE_LIMIT, e.g. `viewer=100,deployer=20`; a caller
+    /// gets the highest rate among its roles.
+    #[arg(long, env = "KUBEGATE_RATE_LIMIT_ROLES", value_delimiter = ',', value_parser = parse_role_rate)]
+    pub rate_limit_roles: Vec<(crate::auth::Role, u32)>,
+
     /// How long an Idempotency-Key and its stored answer are kept.
     #[arg(long, env = "KUBEGATE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_ttl: Duration,
@@ -243,6 +252,15 @@ pub struct TokenArgs {
     /// Lifetime.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// Requests per second allowed to one subject (0: no limit); bursts up to twice that.
+    #[arg(long, env = "KUBEGATE_RATE_LIMIT", default_value_t = 50)]
+    pub rate_limit: u32,
+
+    /// Per-role rates overriding KUBEGATE_RATE_LIMIT, e.g. `viewer=100,deployer=20`; a caller
+    /// gets the highest rate among its roles.
+    #[arg(long, env = "KUBEGATE_RATE_LIMIT_ROLES", value_delimiter = ',', value_parser = parse_role_rate)]
+    pub rate_limit_roles: Vec<(crate::auth::Role, u32)>,
+
     /// How long an Idempotency-Key and its stored answer are kept.
     #[arg(long, env = "KUBEGATE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_ttl: Duration,
@@ -282,6 +300,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(d)
+}
+
+fn parse_role_rate(s: &str) -> Result<(crate::auth::Role, u32), String> {
+    let (role, rate) = s
+        .split_once('=')
+        .ok_or("expected role=rate, e.g. viewer=100")?;
+    let role =
+        crate::auth::Role::parse(role.trim()).ok_or_else(|| format!("unknown role {role:?}"))?;
+    let rate = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("{rate:?} is not a number"))?;
+    Ok((role, rate))
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, String> {

@@ -93,6 +93,8 @@ pub enum ApiError {
     Cluster(ClusterError),
     /// The audit log cannot be written, so nothing was done (503).
     AuditUnavailable { detail: String },
+    /// The caller's request budget is spent (429 with Retry-After).
+    RateLimited { retry_after: Duration },
     /// The Idempotency-Key was used for a different request (422).
     IdempotencyKeyReused,
     /// The first request with this Idempotency-Key is still running (409).
@@ -151,6 +153,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
             ),
             Self::Forbidden { .. } => ("forbidden", "Forbidden", StatusCode::FORBIDDEN),
+            Self::RateLimited { .. } => (
+                "rate-limited",
+                "Too many requests",
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
             Self::IdempotencyKeyReused => (
                 "idempotency-key-reused",
                 "Idempotency-Key used for another request",
@@ -266,6 +273,10 @@ impl ApiError {
                 detail.clone()
             }
             Self::Unauthenticated { error } => error.to_string(),
+            Self::RateLimited { retry_after } => format!(
+                "too many requests from this caller; retry in {} s",
+                retry_after.as_secs().max(1)
+            ),
             Self::IdempotencyKeyReused => "this Idempotency-Key was used for a different request (method, path, query or body differ); use a new key".into(),
             Self::IdempotencyKeyInFlight => "the first request with this Idempotency-Key is still running; retry shortly".into(),
             Self::AuditUnavailable { detail } => {
@@ -303,6 +314,7 @@ impl ApiError {
                 Some(retry_after.unwrap_or(Duration::from_secs(1)))
             }
             Self::IdempotencyKeyInFlight => Some(Duration::from_secs(1)),
+            Self::RateLimited { retry_after } => Some(*retry_after + Duration::from_millis(999)),
             _ => None,
         }
     }

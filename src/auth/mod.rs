@@ -3,6 +3,7 @@
 //! broken edit keeps the previous policy (and says so in the log). Token parsing lives only here.
 
 pub mod jwt;
+pub mod limits;
 pub mod policy;
 
 use std::path::PathBuf;
@@ -23,12 +24,13 @@ use crate::config::AuthConfig;
 /// Token verification plus the current policy.
 pub struct Auth {
     pub authenticator: Authenticator,
+    pub limits: limits::RateLimits,
     policy: RwLock<Arc<Policy>>,
     policy_file: Option<PathBuf>,
 }
 
 impl Auth {
-    pub fn from_config(c: &AuthConfig) -> anyhow::Result<Self> {
+    pub fn from_config(c: &AuthConfig, limits: limits::RateLimits) -> anyhow::Result<Self> {
         let authenticator = Authenticator::from_config(c)?;
         let policy = match &c.policy_file {
             Some(path) => {
@@ -38,6 +40,7 @@ impl Auth {
         };
         Ok(Self {
             authenticator,
+            limits,
             policy: RwLock::new(Arc::new(policy)),
             policy_file: c.policy_file.clone(),
         })
@@ -164,7 +167,7 @@ impl FromRequest for Principal {
                     rest.trim().to_owned()
                 }
             };
-            state
+            let principal = state
                 .auth
                 .authenticator
                 .verify(&token)
@@ -172,7 +175,19 @@ impl FromRequest for Principal {
                 .map_err(|error| {
                     tracing::info!(reason = %error, "token refused");
                     ApiError::Unauthenticated { error }
-                })
+                })?;
+            if let Err(wait) = state
+                .auth
+                .limits
+                .check(&principal, &state.auth.grants(&principal))
+            {
+                tracing::info!(subject = %principal.subject, "rate limited");
+                return Err(ApiError::RateLimited { retry_after: wait });
+            }
+            if let Some(ctx) = crate::api::middleware::current() {
+                *ctx.principal.lock().expect("principal") = Some(principal.clone());
+            }
+            Ok(principal)
         })
     }
 }

@@ -184,3 +184,67 @@ async fn a_failure_on_kubegates_side_is_not_stored_so_the_retry_runs() {
     assert_eq!((status, replayed), (200, None), "{body}");
     assert_eq!(body["deployment"]["replicas"]["desired"], 2);
 }
+
+#[tokio::test]
+async fn each_subject_has_its_own_rate_budget_and_a_refusal_is_a_429_with_retry_after() {
+    let app = spawn_app_with(Options {
+        config: Box::new(|c| {
+            c.rate_limit = 2;
+            c.rate_limit_roles = vec![(kubegate::auth::Role::Auditor, 100)];
+        }),
+        ..Default::default()
+    })
+    .await;
+    let eve = hs_token(&claims("eve", &["viewer"]));
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..8 {
+        let res = app
+            .send_as(Some(&eve), reqwest::Method::GET, &ns("/deployments"), None)
+            .await;
+        statuses.push(res.status().as_u16());
+        if res.status().as_u16() == 429 {
+            let retry: u64 = res.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(retry >= 1);
+            last = Some(res.json::<Value>().await.unwrap());
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "a burst of twice the rate: {statuses:?}"
+    );
+    assert_eq!(last.unwrap()["type"], "urn:kubegate:problem:rate-limited");
+    // Someone else is not affected; a role with its own rate gets it.
+    let fred = hs_token(&claims("fred", &["viewer"]));
+    assert_eq!(
+        app.send_as(Some(&fred), reqwest::Method::GET, &ns("/deployments"), None)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let ada = hs_token(&claims("ada", &["auditor", "viewer"]));
+    for _ in 0..10 {
+        assert_eq!(
+            app.send_as(Some(&ada), reqwest::Method::GET, &ns("/deployments"), None)
+                .await
+                .status()
+                .as_u16(),
+            200
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        app.send_as(Some(&eve), reqwest::Method::GET, &ns("/deployments"), None)
+            .await
+            .status()
+            .as_u16(),
+        200,
+        "the budget refills"
+    );
+}

@@ -209,6 +209,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_wait: Duration::from_secs(20),
         audit_reads: false,
         idempotency_ttl: Duration::from_secs(3600),
+        rate_limit: 1000,
+        rate_limit_roles: Vec::new(),
         audit_signing_key: None,
         trusted_proxies: Vec::new(),
         auth: {
