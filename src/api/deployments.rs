@@ -18,7 +18,7 @@ use super::views::{
 use crate::action::{Action, DeploySpec};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::cluster::rollout;
+use crate::cluster::{RolloutReport, rollout};
 use crate::gateway::{Executed, Outcome};
 use crate::validate;
 
@@ -432,12 +432,39 @@ pub async fn rollback_deployment(
     }))
 }
 
-/// Rollout status (`kubectl rollout status`, one look), with early pod issues.
+/// `watch` and `timeoutSeconds` of the rollout status.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RolloutQuery {
+    /// Stream Server-Sent Events until the rollout ends: `progress` events (a RolloutStatus each
+    /// time it changes) and one final `result` event (a RolloutResult); `: keepalive` comments
+    /// every 15 s.
+    #[serde(default)]
+    pub watch: bool,
+    /// Bound of `watch` (default 300, capped by KUBEGATE_MAX_WAIT).
+    pub timeout_seconds: Option<u64>,
+}
+
+/// The last event of a rollout watch.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutResult {
+    /// `succeeded`, `failed`, `timeout`, `deleted` or `error`.
+    pub verdict: String,
+    /// Why it failed: `ProgressDeadlineExceeded`, a pod's waiting reason (`ImagePullBackOff`, ...)
+    /// or `Unschedulable`, or the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub rollout: RolloutView,
+}
+
+/// Rollout status (`kubectl rollout status`), with early pod issues; `watch=true` streams it.
 #[utoipa::path(
     get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}/rollout", tag = "deployments", operation_id = "get_deployment_rollout",
-    params(ObjectPath),
+    params(ObjectPath, RolloutQuery),
     responses(
-        (status = 200, description = "The rollout status", body = RolloutView),
+        (status = 200, description = "The rollout status, or with watch=true a text/event-stream of `progress` (RolloutStatus) events and a final `result` (RolloutResult) event", content((RolloutView = "application/json"), (String = "text/event-stream"))),
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
@@ -446,15 +473,73 @@ pub async fn get_deployment_rollout(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<ObjectPath>,
-) -> Result<web::Json<RolloutView>, ApiError> {
+    query: web::Query<RolloutQuery>,
+) -> Result<HttpResponse, ApiError> {
     check_names(
         &path.namespace,
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
-    let report = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .rollout(&path.namespace, &path.name)
-        .await?;
-    Ok(web::Json(RolloutView::from(&report)))
+    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
+    if !query.watch {
+        let report = c.rollout(&path.namespace, &path.name).await?;
+        return Ok(HttpResponse::Ok().json(RolloutView::from(&report)));
+    }
+    // Answer 404 and friends as problems before committing to a stream.
+    c.rollout(&path.namespace, &path.name).await?;
+    let timeout =
+        std::time::Duration::from_secs(query.timeout_seconds.unwrap_or(300)).min(state.max_wait);
+    let rx = c.rollout_progress(path.namespace.clone(), path.name.clone(), timeout);
+    let heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(15),
+        std::time::Duration::from_secs(15),
+    );
+    let events = futures::stream::unfold(
+        (rx, heartbeat, false),
+        |(mut rx, mut heartbeat, ended)| async move {
+            if ended {
+                return None;
+            }
+            let event = tokio::select! {
+                p = rx.recv() => p,
+                _ = heartbeat.tick() => return Some((Ok::<_, actix_web::Error>(actix_web::web::Bytes::from_static(b": keepalive\n\n")), (rx, heartbeat, false))),
+            };
+            let (text, done) = match event {
+                None => return None,
+                Some(crate::cluster::Progress::Update(r)) => {
+                    (sse("progress", &RolloutView::from(&r)), false)
+                }
+                Some(crate::cluster::Progress::Final { report, verdict }) => {
+                    let reason = match &verdict {
+                        crate::cluster::Verdict::Failed(r) => Some(r.clone()),
+                        crate::cluster::Verdict::Error(e) => Some(e.to_string()),
+                        _ => None,
+                    };
+                    let result = RolloutResult {
+                        verdict: verdict.name().to_owned(),
+                        reason,
+                        rollout: RolloutView::from(&RolloutReport {
+                            timed_out: matches!(verdict, crate::cluster::Verdict::Timeout),
+                            ..report
+                        }),
+                    };
+                    (sse("result", &result), true)
+                }
+            };
+            Some((Ok(actix_web::web::Bytes::from(text)), (rx, heartbeat, done)))
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(events))
+}
+
+fn sse<T: Serialize>(event: &str, data: &T) -> String {
+    format!(
+        "event: {event}\ndata: {}\n\n",
+        serde_json::to_string(data).unwrap_or_default()
+    )
 }
 
 /// Revision history (`kubectl rollout history`).

@@ -59,7 +59,7 @@ use super::{audit, clusters, deployments, health, identity, pods, problem, servi
         pods::delete_pods,
         pods::label_pod,
     ),
-    components(schemas(problem::Problem, problem::FieldError)),
+    components(schemas(problem::Problem, problem::FieldError, deployments::RolloutResult)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness probes"),

@@ -5,7 +5,7 @@
 //! with kubectl's overwrite rule, delete by selector within a bound.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -73,6 +73,75 @@ pub struct RolloutReport {
     pub state: RolloutState,
     pub issues: Vec<PodIssue>,
     pub timed_out: bool,
+}
+
+/// One step of a rollout's progress.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Update(RolloutReport),
+    Final {
+        report: RolloutReport,
+        verdict: Verdict,
+    },
+}
+
+/// How a rollout watch ended.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Succeeded,
+    /// With the reason: `ProgressDeadlineExceeded` or a pod's waiting reason.
+    Failed(String),
+    Timeout,
+    /// The Deployment was deleted.
+    Gone,
+    Error(ClusterError),
+}
+
+impl Verdict {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed(_) => "failed",
+            Self::Timeout => "timeout",
+            Self::Gone => "deleted",
+            Self::Error(_) => "error",
+        }
+    }
+}
+
+/// What makes two reports different enough to send again.
+fn progress_key(r: &RolloutReport) -> String {
+    let s = r.deployment.status.clone().unwrap_or_default();
+    format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+        r.state.message,
+        s.observed_generation,
+        s.replicas,
+        s.updated_replicas,
+        s.ready_replicas,
+        s.available_replicas,
+        r.issues
+            .iter()
+            .map(|i| format!("{}/{}", i.pod, i.reason))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+fn gone_report(ns: &str, name: &str) -> RolloutReport {
+    let mut d = Deployment::default();
+    d.metadata.name = Some(name.to_owned());
+    d.metadata.namespace = Some(ns.to_owned());
+    RolloutReport {
+        deployment: d,
+        state: RolloutState {
+            done: false,
+            failed: true,
+            message: format!("deployment {name:?} is gone"),
+        },
+        issues: Vec::new(),
+        timed_out: false,
+    }
 }
 
 fn annotations_of(d: &Deployment) -> BTreeMap<String, String> {
@@ -365,33 +434,175 @@ impl Cluster {
         }
     }
 
-    /// Wait (polling) until the rollout is done, failed, stuck on a pod issue, or `timeout` passes.
+    /// Wait until the rollout is done, failed, stuck on a pod issue, or `timeout` passes: the same
+    /// watch-driven progress the SSE stream shows, consumed to its verdict.
     pub async fn wait_for_rollout(
         &self,
         ns: &str,
         name: &str,
         timeout: Duration,
     ) -> Result<RolloutReport, ActionError> {
-        let started = Instant::now();
+        let mut rx = self.rollout_progress(ns.to_owned(), name.to_owned(), timeout);
+        let mut last = None;
+        while let Some(p) = rx.recv().await {
+            match p {
+                Progress::Update(r) => last = Some(r),
+                Progress::Final { report, verdict } => {
+                    return match verdict {
+                        Verdict::Error(e) => Err(ActionError::Cluster(e)),
+                        Verdict::Timeout => Ok(RolloutReport {
+                            timed_out: true,
+                            ..report
+                        }),
+                        _ => Ok(report),
+                    };
+                }
+            }
+        }
+        last.ok_or_else(|| ActionError::Conflict("the rollout watch ended unexpectedly".into()))
+    }
+
+    /// Rollout progress as it changes, driven by watches of the Deployment and its pods (not by
+    /// polling), ending with a verdict: succeeded, failed (progress deadline, or a pod stuck in
+    /// ImagePullBackOff, CrashLoopBackOff, ...), timeout, or gone. Stops when the receiver is
+    /// dropped.
+    pub fn rollout_progress(
+        &self,
+        ns: String,
+        name: String,
+        timeout: Duration,
+    ) -> tokio::sync::mpsc::Receiver<Progress> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let cluster = self.clone();
+        tokio::spawn(async move { cluster.drive_progress(&ns, &name, timeout, tx).await });
+        rx
+    }
+
+    async fn drive_progress(
+        &self,
+        ns: &str,
+        name: &str,
+        timeout: Duration,
+        tx: tokio::sync::mpsc::Sender<Progress>,
+    ) {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_seen: Option<String> = None;
+        let mut changes: Option<futures::stream::BoxStream<'static, ()>> = None;
         loop {
-            let report = self.rollout(ns, name).await?;
-            let stuck = !report.issues.is_empty();
-            if report.state.done || report.state.failed || stuck {
-                return Ok(report);
+            let report = match self.rollout(ns, name).await {
+                Ok(r) => r,
+                Err(ActionError::Cluster(e)) => {
+                    let verdict = if matches!(e, ClusterError::NotFound { .. }) {
+                        Verdict::Gone
+                    } else {
+                        Verdict::Error(e)
+                    };
+                    let _ = tx
+                        .send(Progress::Final {
+                            report: gone_report(ns, name),
+                            verdict,
+                        })
+                        .await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Progress::Final {
+                            report: gone_report(ns, name),
+                            verdict: Verdict::Error(ClusterError::Unavailable {
+                                message: e.to_string(),
+                            }),
+                        })
+                        .await;
+                    return;
+                }
+            };
+            let seen = progress_key(&report);
+            if last_seen.as_ref() != Some(&seen) {
+                last_seen = Some(seen);
+                if tx.send(Progress::Update(report.clone())).await.is_err() {
+                    return;
+                }
             }
-            if started.elapsed() >= timeout {
-                return Ok(RolloutReport {
-                    timed_out: true,
-                    ..report
-                });
+            let verdict = if report.state.done {
+                Some(Verdict::Succeeded)
+            } else if report.state.failed {
+                Some(Verdict::Failed("ProgressDeadlineExceeded".into()))
+            } else {
+                report
+                    .issues
+                    .first()
+                    .map(|i| Verdict::Failed(i.reason.clone()))
+            };
+            if let Some(verdict) = verdict {
+                let _ = tx.send(Progress::Final { report, verdict }).await;
+                return;
             }
-            tokio::time::sleep(
-                Duration::from_millis(200).min(timeout.saturating_sub(started.elapsed())),
-            )
-            .await;
+            if changes.is_none() {
+                changes = Some(self.changes(ns, &report.deployment).await);
+            }
+            let stream = changes.as_mut().expect("set above");
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    let _ = tx.send(Progress::Final { report, verdict: Verdict::Timeout }).await;
+                    return;
+                }
+                _ = tx.closed() => return,
+                event = stream.next() => {
+                    if event.is_none() {
+                        // The watch ended (server-side timeout): open new ones.
+                        changes = None;
+                    }
+                }
+            }
         }
     }
 
+    /// A stream that yields whenever the Deployment or one of its pods changes.
+    async fn changes(&self, ns: &str, d: &Deployment) -> futures::stream::BoxStream<'static, ()> {
+        use futures::StreamExt;
+        use kube::api::WatchParams;
+        let fallback = || {
+            futures::stream::unfold((), |_| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Some(((), ()))
+            })
+            .boxed()
+        };
+        let Ok(client) = self.client() else {
+            return fallback();
+        };
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let rv = d
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_else(|| "0".into());
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| selector_string(&s.selector))
+            .unwrap_or_default();
+        let deployments: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), ns);
+        let pods: kube::Api<Pod> = kube::Api::namespaced(client, ns);
+        let dw = deployments
+            .watch(
+                &WatchParams::default()
+                    .fields(&format!("metadata.name={name}"))
+                    .timeout(290),
+                &rv,
+            )
+            .await;
+        let pw = pods
+            .watch(&WatchParams::default().labels(&selector).timeout(290), &rv)
+            .await;
+        match (dw, pw) {
+            (Ok(dw), Ok(pw)) => futures::stream::select(dw.map(|_| ()), pw.map(|_| ())).boxed(),
+            // A cluster that refuses watches still gets progress, by looking every second.
+            _ => fallback(),
+        }
+    }
     /// `kubectl rollout status` now, plus the current ReplicaSet's pod issues.
     pub async fn rollout(&self, ns: &str, name: &str) -> Result<RolloutReport, ActionError> {
         let deployment: Deployment = self.get(ns, name).await?;

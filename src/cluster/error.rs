@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// A failed call to a cluster's API server.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
     /// The object (or its namespace) does not exist.
     #[error("{message}")]

@@ -9,7 +9,9 @@ mod reads;
 mod registry;
 pub mod rollout;
 
-pub use actions::{ActionError, ChangeNote, DeploymentChange, RollbackOutcome, RolloutReport};
+pub use actions::{
+    ActionError, ChangeNote, DeploymentChange, Progress, RollbackOutcome, RolloutReport, Verdict,
+};
 pub use error::ClusterError;
 pub use ops::{FIELD_MANAGER, selector_string};
 pub use reads::ServerVersion;

@@ -20,6 +20,7 @@ pub enum ClusterSource {
 }
 
 /// One named cluster.
+#[derive(Clone)]
 pub struct Cluster {
     pub name: String,
     /// API server URL.

@@ -248,3 +248,130 @@ async fn each_subject_has_its_own_rate_budget_and_a_refusal_is_a_429_with_retry_
         "the budget refills"
     );
 }
+
+/// Read a Server-Sent Events stream to its end: (event, data) pairs.
+async fn sse_events(app: &TestApp, path: &str) -> Vec<(String, Value)> {
+    use futures::StreamExt;
+    let res = app.get(path).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(20), body.next())
+        .await
+        .expect("the stream ends by itself")
+    {
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    text.split("\n\n")
+        .filter(|b| b.starts_with("event:"))
+        .map(|b| {
+            let mut lines = b.lines();
+            let event = lines
+                .next()
+                .unwrap()
+                .trim_start_matches("event: ")
+                .to_owned();
+            let data = lines.next().unwrap().trim_start_matches("data: ");
+            (event, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rollout_progress_streams_from_watches_until_a_verdict() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    fake.set_image_behavior(
+        "app:slow",
+        crate::fake_kube::PodBehavior::ReadyAfter(Duration::from_millis(600)),
+    );
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(2)))
+        .await;
+    fake.settle().await;
+    app.put(&ns("/deployments/web/image"), json!({"image": "app:slow"}))
+        .await;
+    fake.clear_requests();
+
+    let events = sse_events(
+        &app,
+        &ns("/deployments/web/rollout?watch=true&timeoutSeconds=15"),
+    )
+    .await;
+    let (last, result) = events.last().unwrap();
+    assert_eq!(last, "result");
+    assert_eq!(result["verdict"], "succeeded", "{events:?}");
+    assert_eq!(
+        result["rollout"]["message"],
+        "deployment \"web\" successfully rolled out"
+    );
+    let progress: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.0 == "progress")
+        .map(|e| &e.1)
+        .collect();
+    assert!(progress.len() >= 2, "{events:?}");
+    assert_eq!(progress[0]["done"], false);
+    assert!(
+        progress[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Waiting for deployment \"web\" rollout to finish")
+    );
+    let watches = fake
+        .requests()
+        .iter()
+        .filter(|r| r.query.get("watch").map(String::as_str) == Some("true"))
+        .count();
+    assert!(
+        watches >= 2,
+        "driven by watches of the deployment and its pods"
+    );
+}
+
+#[tokio::test]
+async fn a_doomed_rollout_ends_the_stream_early_and_wait_agrees() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    fake.set_image_behavior(
+        "nginx:typo",
+        crate::fake_kube::PodBehavior::Waiting("ErrImagePull".into()),
+    );
+    fake.set_image_behavior("never:1", crate::fake_kube::PodBehavior::NeverReady);
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    fake.settle().await;
+    app.put(
+        &ns("/deployments/web/image"),
+        json!({"image": "nginx:typo"}),
+    )
+    .await;
+
+    let events = sse_events(
+        &app,
+        &ns("/deployments/web/rollout?watch=true&timeoutSeconds=15"),
+    )
+    .await;
+    let result = &events.last().unwrap().1;
+    assert_eq!(
+        (result["verdict"].as_str(), result["reason"].as_str()),
+        (Some("failed"), Some("ErrImagePull"))
+    );
+    assert_eq!(result["rollout"]["issues"][0]["reason"], "ErrImagePull");
+
+    app.put(&ns("/deployments/other"), deploy_body("never:1", Some(1)))
+        .await;
+    let events = sse_events(
+        &app,
+        &ns("/deployments/other/rollout?watch=true&timeoutSeconds=1"),
+    )
+    .await;
+    let result = &events.last().unwrap().1;
+    assert_eq!(result["verdict"], "timeout");
+    assert_eq!(result["rollout"]["timedOut"], true);
+
+    let (status, _) = app
+        .get_json(&ns("/deployments/nope/rollout?watch=true"))
+        .await;
+    assert_eq!(status, 404, "problems come before the stream");
+}
