@@ -280,6 +280,8 @@ pub struct DeploySpec {
     /// The pod's containers (at least one).
     pub containers: Vec<ContainerSpec>,
     /// Desired replicas. Omitted: a new Deployment gets 1; an existing one keeps its current count.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub replicas: Option<i32>,
     /// Labels of the Deployment (the selector label `app: <name>` is always added).
     #[serde(default)]
@@ -289,6 +291,8 @@ pub struct DeploySpec {
     pub annotations: BTreeMap<String, String>,
     pub strategy: Option<StrategySpec>,
     /// Seconds a new pod must be ready before it counts as available.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub min_ready_seconds: Option<i32>,
     /// Why (goes into `kubernetes.io/change-cause` when the pod template changes).
     pub change_cause: Option<String>,
@@ -297,7 +301,11 @@ pub struct DeploySpec {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerSpec {
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     pub name: String,
+    #[schema(
+        pattern = "^([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+(:[0-9]{1,4})?/|localhost(:[0-9]{1,4})?/)?[a-z0-9]+([_-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+    )]
     pub image: String,
     #[serde(default)]
     pub ports: Vec<ContainerPortSpec>,
@@ -313,6 +321,8 @@ pub struct ContainerSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerPortSpec {
+    #[schema(minimum = 1, maximum = 65535)]
+    #[serde(deserialize_with = "integral::plain")]
     pub container_port: i32,
     pub name: Option<String>,
     pub protocol: Option<Protocol>,
@@ -374,11 +384,55 @@ pub enum StrategyType {
 }
 
 /// An integer or a percentage string such as `"25%"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum IntOrPercent {
     Int(i32),
     Percent(String),
+}
+
+impl<'de> Deserialize<'de> for IntOrPercent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Self::Percent(s)),
+            v => integral::from_value(&v)
+                .map(Self::Int)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Integers that also accept JSON numbers with an integral value (`3.0`), as JSON Schema's
+/// `integer` does and as some clients and fuzzers send them.
+pub mod integral {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    pub fn from_value<T: TryFrom<i64>>(v: &Value) -> Result<T, String> {
+        let n = match v {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| format!("{n} is not an integer"))?,
+            other => return Err(format!("expected an integer, found {other}")),
+        };
+        T::try_from(n).map_err(|_| format!("{n} is out of range"))
+    }
+
+    pub fn plain<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+        from_value(&Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+
+    pub fn option<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            v => from_value(&v).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 impl IntOrPercent {
@@ -511,13 +565,19 @@ impl DeploySpec {
 #[schema(example = json!({"port": 80, "targetPort": 8080, "type": "NodePort"}))]
 pub struct ExposeSpec {
     /// The Service's port.
+    #[schema(minimum = 1, maximum = 65535)]
+    #[serde(deserialize_with = "integral::plain")]
     pub port: i32,
     /// The container port traffic goes to (defaults to `port`).
+    #[schema(minimum = 1, maximum = 65535)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub target_port: Option<i32>,
     pub protocol: Option<Protocol>,
     #[serde(rename = "type")]
     pub service_type: Option<ServiceType>,
     /// A fixed node port (30000–32767), NodePort and LoadBalancer only.
+    #[schema(minimum = 30000, maximum = 32767)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub node_port: Option<i32>,
     /// The Service's name (defaults to the Deployment's).
     pub name: Option<String>,
@@ -612,9 +672,15 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServicePortSpec {
+    #[schema(minimum = 1, maximum = 65535)]
+    #[serde(deserialize_with = "integral::plain")]
     pub port: i32,
+    #[schema(minimum = 1, maximum = 65535)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub target_port: Option<i32>,
     pub protocol: Option<Protocol>,
+    #[schema(minimum = 30000, maximum = 32767)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub node_port: Option<i32>,
     /// Required when there is more than one port.
     pub name: Option<String>,

@@ -133,10 +133,13 @@ pub struct AuditQuery {
     pub outcome: Option<String>,
     pub request_id: Option<String>,
     /// Received at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Received before (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Page size, 1–1000 (default 100). Ignored by the NDJSON export, which streams every match.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// From the previous page's `nextCursor`.
     pub cursor: Option<String>,
@@ -168,6 +171,18 @@ fn filter(q: &AuditQuery) -> Result<Filter, ApiError> {
             })
             .transpose()
     };
+    if let Some(Err(m)) = q.namespace.as_deref().map(crate::validate::dns1123_label) {
+        return Err(invalid("namespace", &m));
+    }
+    let cluster_name = |c: &str| {
+        !c.is_empty()
+            && c.len() <= 253
+            && c.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._@:-".contains(c))
+    };
+    if q.cluster.as_deref().is_some_and(|c| !cluster_name(c)) {
+        return Err(invalid("cluster", "not a cluster name"));
+    }
     let before_seq = q
         .cursor
         .as_deref()

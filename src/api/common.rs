@@ -68,6 +68,7 @@ pub struct MutationQuery {
     #[serde(default)]
     pub wait: bool,
     /// Bound of `wait` (default 60, capped by the server's KUBEGATE_MAX_WAIT).
+    #[param(minimum = 1, maximum = 86400)]
     pub timeout_seconds: Option<u64>,
 }
 
@@ -77,6 +78,9 @@ pub struct MutationQuery {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Label selector (`app=web,tier!=db,env in (a,b),!canary`).
+    #[param(
+        pattern = "^(!?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(=|==|!=)([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])? (in|notin) \\(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?(,([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)*\\))(,(!?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(=|==|!=)([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])? (in|notin) \\(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?(,([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)*\\)))*$"
+    )]
     pub label_selector: Option<String>,
 }
 
@@ -86,8 +90,14 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct DeleteCollectionQuery {
     /// Label selector of what to delete; required, and never empty.
+    #[param(
+        required = true,
+        min_length = 1,
+        pattern = "^(!?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(=|==|!=)([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])? (in|notin) \\(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?(,([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)*\\))(,(!?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(=|==|!=)([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?|([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,3}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])? (in|notin) \\(([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?(,([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)*\\)))*$"
+    )]
     pub label_selector: Option<String>,
     /// Refuse (409, nothing deleted) when more objects match (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub max_affected: Option<usize>,
     /// Preview: list what would be deleted, delete nothing.
     #[serde(default)]
@@ -162,6 +172,19 @@ pub fn cluster<'a>(
 }
 
 /// Run an action through the gateway with the query's options.
+/// `timeoutSeconds` beyond a day is refused (the schema says so), below it capped by KUBEGATE_MAX_WAIT.
+fn check_timeout(query: &MutationQuery) -> Result<(), ApiError> {
+    match query.timeout_seconds {
+        Some(t) if !(1..=86400).contains(&t) => Err(ApiError::Validation {
+            errors: vec![FieldError {
+                field: "timeoutSeconds".into(),
+                message: "between 1 and 86400".into(),
+            }],
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub async fn run(
     state: &AppState,
     principal: &Principal,
@@ -170,6 +193,7 @@ pub async fn run(
     query: &MutationQuery,
     reason: Option<String>,
 ) -> Result<Executed, ApiError> {
+    check_timeout(query)?;
     let wait = query.wait.then(|| {
         query
             .timeout_seconds

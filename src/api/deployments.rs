@@ -67,6 +67,8 @@ pub struct RollbackResult {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"replicas": 3, "reason": "traffic peak"}))]
 pub struct ScaleRequest {
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::action::integral::plain")]
     pub replicas: i32,
     pub reason: Option<String>,
 }
@@ -78,6 +80,9 @@ pub struct ScaleRequest {
 pub struct SetImageRequest {
     /// The container to change; may be omitted when there is only one.
     pub container: Option<String>,
+    #[schema(
+        pattern = "^([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+(:[0-9]{1,4})?/|localhost(:[0-9]{1,4})?/)?[a-z0-9]+([_-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+    )]
     pub image: String,
     /// Why (recorded in the change cause).
     pub reason: Option<String>,
@@ -96,8 +101,12 @@ pub struct RestartRequest {
 #[schema(example = json!({"toRevision": 2, "expectRevision": 3}))]
 pub struct RollbackRequest {
     /// The revision to restore; omitted or 0: the previous one.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::action::integral::option")]
     pub to_revision: Option<i64>,
     /// Only roll back if the Deployment is still at this revision (409 otherwise).
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "crate::action::integral::option")]
     pub expect_revision: Option<i64>,
     pub reason: Option<String>,
 }
@@ -443,6 +452,7 @@ pub struct RolloutQuery {
     #[serde(default)]
     pub watch: bool,
     /// Bound of `watch` (default 300, capped by KUBEGATE_MAX_WAIT).
+    #[param(minimum = 1, maximum = 86400)]
     pub timeout_seconds: Option<u64>,
 }
 

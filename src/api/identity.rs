@@ -6,7 +6,7 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::problem::{ApiError, FieldError, Problem};
+use super::problem::{ApiError, Problem};
 use crate::app::AppState;
 use crate::auth::{Grant, Principal, policy};
 
@@ -29,7 +29,7 @@ pub struct AccessReviewRequest {
     /// `read`, an action (`deploy`, `scale`, `set_image`, `restart`, `rollback`, `expose`,
     /// `put_service`, `label`, `delete_deployment`, `delete_service`, `delete_services`,
     /// `delete_pod`, `delete_pods`), or `read_audit`.
-    pub verb: String,
+    pub verb: ReviewVerb,
     pub cluster: String,
     /// Omitted: cluster scope (nodes, namespaces).
     pub namespace: Option<String>,
@@ -49,23 +49,26 @@ pub struct AccessReview {
     pub grant: Option<Grant>,
 }
 
-const VERBS: [&str; 15] = [
-    "read",
-    "read_audit",
-    "deploy",
-    "scale",
-    "set_image",
-    "restart",
-    "rollback",
-    "expose",
-    "put_service",
-    "label",
-    "delete_deployment",
-    "delete_service",
-    "delete_services",
-    "delete_pod",
-    "delete_pods",
-];
+/// What an access review asks about.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewVerb {
+    Read,
+    ReadAudit,
+    Deploy,
+    Scale,
+    SetImage,
+    Restart,
+    Rollback,
+    Expose,
+    PutService,
+    Label,
+    DeleteDeployment,
+    DeleteService,
+    DeleteServices,
+    DeletePod,
+    DeletePods,
+}
 
 /// The caller's identity and effective grants.
 #[utoipa::path(
@@ -96,14 +99,10 @@ pub async fn create_access_review(
     body: web::Json<AccessReviewRequest>,
 ) -> Result<web::Json<AccessReview>, ApiError> {
     let r = body.into_inner();
-    if !VERBS.contains(&r.verb.as_str()) {
-        return Err(ApiError::Validation {
-            errors: vec![FieldError {
-                field: "verb".into(),
-                message: format!("unknown verb; one of: {}", VERBS.join(", ")),
-            }],
-        });
-    }
+    let verb = serde_json::to_value(r.verb)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     let grants = match &r.subject {
         None if r.groups.is_empty() => state.auth.grants(&principal),
         _ => {
@@ -121,7 +120,7 @@ pub async fn create_access_review(
                 .grants_for(r.subject.as_deref().unwrap_or(""), &groups)
         }
     };
-    let d = policy::decide(&grants, &r.verb, &r.cluster, r.namespace.as_deref());
+    let d = policy::decide(&grants, &verb, &r.cluster, r.namespace.as_deref());
     Ok(web::Json(AccessReview {
         allowed: d.allowed,
         reason: d.reason,

@@ -103,30 +103,100 @@ impl Modify for BearerAuth {
             if !path.starts_with("/v1/") {
                 continue;
             }
+            let in_cluster = path.contains("{cluster}");
+            let namespaced = path.contains("{namespace}");
             let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
             ];
-            for op in ops.into_iter().flatten() {
+            for (op, mutating) in ops {
+                let Some(op) = op.as_mut() else { continue };
                 op.security = Some(vec![SecurityRequirement::new(
                     "bearer",
                     Vec::<String>::new(),
                 )]);
-                op.responses
-                    .responses
-                    .entry("401".into())
-                    .or_insert_with(|| {
-                        problem("No valid bearer token (see WWW-Authenticate)").into()
-                    });
-                op.responses
-                    .responses
-                    .entry("403".into())
-                    .or_insert_with(|| problem("The token's grants do not allow this").into());
+                let has_body = op.request_body.is_some();
+                let r = &mut op.responses.responses;
+                let mut add = |code: &str, description: &str| {
+                    r.entry(code.into())
+                        .or_insert_with(|| problem(description).into());
+                };
+                add(
+                    "400",
+                    "Malformed request: unparsable JSON, an unknown field or query parameter, a bad header",
+                );
+                add("401", "No valid bearer token (see WWW-Authenticate)");
+                add("403", "The token's grants do not allow this");
+                add("429", "The caller's rate budget is spent (see Retry-After)");
+                if in_cluster {
+                    add("404", "Unknown cluster, namespace or object");
+                    add(
+                        "502",
+                        "The cluster refused kubegate's credentials or answered unexpectedly",
+                    );
+                    add("503", "The cluster (or the audit log) is unavailable");
+                    add("504", "The cluster did not answer in time");
+                }
+                if namespaced {
+                    add("422", "Invalid request (every invalid field is listed)");
+                }
+                if mutating && path != "/v1/access-reviews" {
+                    add(
+                        "409",
+                        "Conflict with the cluster's state, or the Idempotency-Key's first request is still running",
+                    );
+                    add(
+                        "422",
+                        "Invalid request, or the Idempotency-Key was used for another request",
+                    );
+                    add(
+                        "503",
+                        "The audit log or the cluster is unavailable: nothing was done",
+                    );
+                }
+                if has_body {
+                    add("413", "The body is larger than KUBEGATE_MAX_BODY_BYTES");
+                    add("415", "The body is not JSON");
+                }
+                for param in op.parameters.iter_mut().flatten() {
+                    let utoipa::openapi::RefOr::T(param) = param else {
+                        continue;
+                    };
+                    if let Some((pattern, max)) = name_pattern(path, &param.name) {
+                        let schema = utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .pattern(Some(pattern))
+                            .min_length(Some(1))
+                            .max_length(Some(max));
+                        param.schema = Some(schema.into());
+                    }
+                }
             }
         }
+    }
+}
+
+/// The naming rules of path parameters, as the API server (and kubegate's validation) has them.
+fn name_pattern(path: &str, param: &str) -> Option<(&'static str, usize)> {
+    const LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+    const SUBDOMAIN: &str =
+        "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
+    const DNS1035: &str = "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$";
+    match param {
+        "cluster" => Some(("^[A-Za-z0-9._@:-]+$", 253)),
+        "namespace" => Some((LABEL, 63)),
+        "name" if path.contains("/services/") => Some((DNS1035, 63)),
+        "name" => Some((SUBDOMAIN, 253)),
+        "container" => Some((LABEL, 63)),
+        "cursor" => Some(("^[0-9]{1,18}$", 18)),
+        "auditId" => Some((
+            "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+            36,
+        )),
+        _ => None,
     }
 }
 

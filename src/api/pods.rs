@@ -86,8 +86,10 @@ pub struct LogsQuery {
     /// The container; may be omitted when the pod has one.
     pub container: Option<String>,
     /// Only the last N lines (1–100000).
+    #[param(minimum = 1, maximum = 100000)]
     pub tail_lines: Option<i64>,
     /// Only lines newer than this many seconds.
+    #[param(minimum = 1)]
     pub since_seconds: Option<i64>,
     /// Prefix each line with its RFC 3339 timestamp.
     #[serde(default)]

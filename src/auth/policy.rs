@@ -73,8 +73,9 @@ pub struct Grant {
     pub clusters: Vec<String>,
     #[serde(default = "everything")]
     pub namespaces: Vec<String>,
-    /// Where the grant comes from (`policy:<binding>` or `token`), filled in by kubegate.
-    #[serde(default, skip_deserializing)]
+    /// Where the grant comes from (`policy:<binding>` or `token`); set by kubegate (a value in a
+    /// policy file is replaced).
+    #[serde(default)]
     pub source: String,
 }
 

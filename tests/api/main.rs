@@ -6,6 +6,7 @@ mod auth;
 mod bots;
 mod cli;
 mod clusters;
+mod contract;
 mod deployments;
 mod errors;
 mod fake_kube;
