@@ -300,6 +300,7 @@ pub struct DeploySpec {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}], "env": [{"name": "LOG_LEVEL", "value": "info"}], "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}))]
 pub struct ContainerSpec {
     #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     pub name: String,
@@ -320,6 +321,7 @@ pub struct ContainerSpec {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"containerPort": 8080, "name": "http", "protocol": "TCP"}))]
 pub struct ContainerPortSpec {
     #[schema(minimum = 1, maximum = 65535)]
     #[serde(deserialize_with = "integral::plain")]
@@ -329,6 +331,7 @@ pub struct ContainerPortSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[schema(example = "TCP")]
 pub enum Protocol {
     #[serde(rename = "TCP")]
     Tcp,
@@ -350,6 +353,7 @@ impl Protocol {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "LOG_LEVEL", "value": "info"}))]
 pub struct EnvVarSpec {
     pub name: String,
     #[serde(default)]
@@ -358,6 +362,7 @@ pub struct EnvVarSpec {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}))]
 pub struct ResourcesSpec {
     /// e.g. `{"cpu": "100m", "memory": "128Mi"}`
     #[serde(default)]
@@ -368,6 +373,7 @@ pub struct ResourcesSpec {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"type": "RollingUpdate", "maxSurge": 1, "maxUnavailable": "0%"}))]
 pub struct StrategySpec {
     #[serde(rename = "type")]
     pub strategy_type: StrategyType,
@@ -378,6 +384,7 @@ pub struct StrategySpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = "RollingUpdate")]
 pub enum StrategyType {
     RollingUpdate,
     Recreate,
@@ -386,6 +393,7 @@ pub enum StrategyType {
 /// An integer or a percentage string such as `"25%"`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(example = "25%")]
 pub enum IntOrPercent {
     Int(i32),
     Percent(String),
@@ -584,6 +592,7 @@ pub struct ExposeSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = "NodePort")]
 pub enum ServiceType {
     ClusterIP,
     NodePort,
@@ -671,6 +680,7 @@ pub struct ServiceSpec {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}))]
 pub struct ServicePortSpec {
     #[schema(minimum = 1, maximum = 65535)]
     #[serde(deserialize_with = "integral::plain")]

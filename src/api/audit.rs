@@ -17,6 +17,7 @@ use crate::auth::Principal;
 /// One audit entry.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"seq": 42, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "stage": "outcome", "outcome": "succeeded", "receivedAt": "2026-11-26T09:30:00.123456Z", "completedAt": "2026-11-26T09:30:00.164012Z", "requestId": "bot-7f3a", "subject": "alice", "issuer": "kubegate", "groups": ["sre"], "decision": null, "sourceIp": "10.0.3.7", "userAgent": "shop-bot/1.2", "action": "scale", "method": "PUT", "path": "/v1/clusters/dev/namespaces/shop/deployments/web/replicas", "cluster": "dev", "namespace": "shop", "resourceKind": "deployment", "resourceName": "web", "request": {"replicas": 3}, "httpStatus": 200, "problemType": null, "upstreamError": null, "result": {"replicasBefore": 1, "replicasAfter": 3}, "dryRun": false, "replay": false, "idempotencyKey": null, "prevHash": "5f0c…", "hash": "9a7e…"}))]
 pub struct AuditEntry {
     /// Position in the hash chain.
     pub seq: i64,
@@ -109,6 +110,7 @@ impl From<Stored> for AuditEntry {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [], "nextCursor": "41"}))]
 pub struct AuditPage {
     /// Newest first.
     pub items: Vec<AuditEntry>,
@@ -338,6 +340,7 @@ pub async fn verify_audit_log(
 /// A signed statement of the chain head.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"seq": 42, "hash": "9a7e0c…", "signedAt": "2026-11-26T10:00:00Z", "keyId": "3f2a9c1d0b8e7f65", "signature": "c0ffee…", "signedAtUs": 1795687200000000_i64}))]
 pub struct CheckpointView {
     pub seq: i64,
     /// The head's hash (hex).
@@ -351,6 +354,7 @@ pub struct CheckpointView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
 pub struct CheckpointList {
     pub items: Vec<CheckpointView>,
 }

@@ -19,6 +19,7 @@ use crate::cluster::{self, ClusterSource, Probe, ServerVersion};
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Cluster)]
+#[schema(example = json!({"name": "dev", "server": "https://10.0.0.1:6443/", "source": "kubeconfig", "defaultNamespace": "default", "reachable": true, "version": {"gitVersion": "v1.33.2", "major": "1", "minor": "33", "platform": "linux/amd64", "goVersion": "go1.24.4", "buildDate": "2026-06-01T00:00:00Z"}}))]
 pub struct ClusterView {
     /// The name used in URLs (the kubeconfig context name, or the in-cluster name).
     #[schema(example = "kind-dev")]
@@ -43,6 +44,7 @@ pub struct ClusterView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = ClusterSource)]
+#[schema(example = "kubeconfig")]
 pub enum ClusterSourceView {
     Kubeconfig,
     InCluster,
@@ -51,6 +53,7 @@ pub enum ClusterSourceView {
 /// The API server's version (`kubectl version`).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"gitVersion": "v1.33.2", "major": "1", "minor": "33", "platform": "linux/amd64", "goVersion": "go1.24.4", "buildDate": "2026-06-01T00:00:00Z"}))]
 pub struct KubernetesVersion {
     #[schema(example = "v1.33.1")]
     pub git_version: String,
@@ -62,6 +65,7 @@ pub struct KubernetesVersion {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"name": "dev", "server": "https://10.0.0.1:6443/", "source": "kubeconfig", "defaultNamespace": "default", "reachable": true, "version": {"gitVersion": "v1.33.2", "major": "1", "minor": "33", "platform": "linux/amd64", "goVersion": "go1.24.4", "buildDate": "2026-06-01T00:00:00Z"}}]}))]
 pub struct ClusterList {
     pub items: Vec<ClusterView>,
 }
@@ -70,6 +74,7 @@ pub struct ClusterList {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Namespace)]
+#[schema(example = json!({"name": "shop", "phase": "Active", "labels": {"kubernetes.io/metadata.name": "shop"}, "createdAt": "2026-11-01T12:00:00Z"}))]
 pub struct NamespaceView {
     pub name: String,
     /// `Active` or `Terminating`.
@@ -82,6 +87,7 @@ pub struct NamespaceView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"name": "default", "phase": "Active", "labels": {}}]}))]
 pub struct NamespaceList {
     pub items: Vec<NamespaceView>,
 }
@@ -90,6 +96,7 @@ pub struct NamespaceList {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Node)]
+#[schema(example = json!({"name": "node-1", "status": "Ready", "ready": true, "unschedulable": false, "roles": ["control-plane"], "kubeletVersion": "v1.33.2", "internalIp": "10.0.0.10", "osImage": "Debian GNU/Linux 12 (bookworm)", "kernelVersion": "6.1.0", "containerRuntime": "containerd://1.7.24", "capacity": {"cpu": "2", "memory": "8129508Ki", "pods": "110"}}))]
 pub struct NodeView {
     pub name: String,
     /// kubectl's STATUS column: `Ready`, `NotReady` or `Unknown`, with `,SchedulingDisabled`
@@ -116,6 +123,7 @@ pub struct NodeView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
 pub struct NodeList {
     pub items: Vec<NodeView>,
 }

@@ -107,6 +107,7 @@ pub struct DeleteCollectionQuery {
 /// What every mutation answers besides its result.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
 pub struct ActionInfo {
     /// Identifies this action (also on the `kubegate.io/audit-id` annotation of template changes).
     pub audit_id: String,

@@ -25,6 +25,7 @@ use crate::validate;
 /// The result of a change to a Deployment.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"deployment": {"name": "web", "namespace": "shop", "revision": 3, "replicas": {"desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0}, "images": [{"container": "web", "image": "nginx:1.27"}], "selector": "app=web", "strategy": {"type": "RollingUpdate", "maxSurge": "25%", "maxUnavailable": "25%"}, "paused": false, "generation": 4, "observedGeneration": 4, "conditions": [], "changeCause": "kubegate set image web web=nginx:1.27 by alice: CVE fix", "labels": {"app": "web"}, "annotations": {}, "createdAt": "2026-11-20T08:00:00Z"}, "created": false, "templateChanged": true, "revisionBefore": 2, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
 pub struct DeploymentResult {
     pub deployment: DeploymentView,
     /// The Deployment did not exist before.
@@ -45,6 +46,7 @@ pub struct DeploymentResult {
 /// The result of a rollback.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"deployment": {"name": "web", "namespace": "shop", "revision": 3, "replicas": {"desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0}, "images": [{"container": "web", "image": "nginx:1.27"}], "selector": "app=web", "strategy": {"type": "RollingUpdate", "maxSurge": "25%", "maxUnavailable": "25%"}, "paused": false, "generation": 4, "observedGeneration": 4, "conditions": [], "changeCause": "kubegate set image web web=nginx:1.27 by alice: CVE fix", "labels": {"app": "web"}, "annotations": {}, "createdAt": "2026-11-20T08:00:00Z"}, "message": "deployment.apps/web rolled back", "skipped": false, "fromRevision": 3, "toRevision": 2, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
 pub struct RollbackResult {
     pub deployment: DeploymentView,
     /// kubectl's answer: `deployment.apps/web rolled back`, or
@@ -91,6 +93,7 @@ pub struct SetImageRequest {
 /// `POST .../deployments/{name}/restart`
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"reason": "flush caches"}))]
 pub struct RestartRequest {
     pub reason: Option<String>,
 }
@@ -256,6 +259,7 @@ pub async fn delete_deployment(
 /// Names deleted by a delete.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"deleted": ["web-5d8c7b9f4c-x2k9p"], "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
 pub struct DeleteResult {
     /// What was deleted (or, with `dryRun`, would be).
     pub deleted: Vec<String>,
@@ -459,6 +463,7 @@ pub struct RolloutQuery {
 /// The last event of a rollout watch.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"verdict": "failed", "reason": "ImagePullBackOff", "rollout": {"message": "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...", "done": false, "failed": false, "timedOut": false, "generation": 5, "observedGeneration": 5, "replicas": {"desired": 3, "updated": 1, "ready": 3, "available": 3, "unavailable": 0}, "issues": [{"pod": "web-7c9d6f5b8-kq2mz", "container": "web", "reason": "ImagePullBackOff"}]}}))]
 pub struct RolloutResult {
     /// `succeeded`, `failed`, `timeout`, `deleted` or `error`.
     pub verdict: String,

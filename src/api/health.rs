@@ -12,6 +12,7 @@ use crate::db;
 
 /// `/healthz` body.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
 pub struct Health {
     /// Always `ok` when the process answers.
     #[schema(example = "ok")]
@@ -21,6 +22,7 @@ pub struct Health {
 /// `/readyz` body.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"ready": true, "database": {"reachable": true, "pendingMigrations": []}, "clusters": [{"name": "dev", "reachable": true}], "notes": []}))]
 pub struct Readiness {
     /// True when kubegate can serve: the database answers and every migration is applied.
     pub ready: bool,
@@ -33,6 +35,7 @@ pub struct Readiness {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"reachable": true, "pendingMigrations": []}))]
 pub struct DatabaseCheck {
     pub reachable: bool,
     /// Versions of embedded migrations not yet applied.
@@ -42,6 +45,7 @@ pub struct DatabaseCheck {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"name": "dev", "reachable": true}))]
 pub struct ClusterCheck {
     pub name: String,
     pub reachable: bool,

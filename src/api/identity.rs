@@ -13,6 +13,7 @@ use crate::auth::{Grant, Principal, policy};
 /// The caller as kubegate sees it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"subject": "alice", "issuer": "kubegate", "groups": ["sre"], "grants": [{"role": "deployer", "clusters": ["dev"], "namespaces": ["*"], "source": "token"}]}))]
 pub struct Identity {
     pub subject: String,
     pub issuer: String,
@@ -41,6 +42,7 @@ pub struct AccessReviewRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"allowed": true, "reason": "scale allowed by deployer on clusters dev namespaces shop-* (policy:shop-team)", "grant": {"role": "deployer", "clusters": ["dev"], "namespaces": ["shop-*"], "source": "policy:shop-team"}}))]
 pub struct AccessReview {
     pub allowed: bool,
     /// Why: the grant that allows it, or the role that is missing.
@@ -52,6 +54,7 @@ pub struct AccessReview {
 /// What an access review asks about.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "scale")]
 pub enum ReviewVerb {
     Read,
     ReadAudit,

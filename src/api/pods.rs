@@ -252,6 +252,7 @@ pub async fn delete_pods(
 /// The labels after a change.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"labels": {"app": "web", "tier": "frontend"}, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
 pub struct LabelsResult {
     pub labels: BTreeMap<String, String>,
     #[serde(flatten)]

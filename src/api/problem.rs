@@ -54,6 +54,7 @@ pub struct Problem {
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"field": "containers[0].image", "message": "\"NGINX\" is not a valid image reference: repository path components are lower case letters, digits and separators"}))]
 pub struct FieldError {
     /// The field, as a JSON path or parameter name (e.g. `spec.replicas`, `cluster`).
     pub field: String,

@@ -22,6 +22,7 @@ use crate::validate;
 /// The result of creating or updating a Service.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"service": {"name": "web", "namespace": "shop", "type": "ClusterIP", "clusterIp": "10.96.12.34", "ports": [{"port": 80, "targetPort": "8080", "protocol": "TCP"}], "selector": {"app": "web"}, "readyEndpoints": 0, "loadBalancerIngress": [], "labels": {}}, "created": true, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
 pub struct ServiceResult {
     pub service: ServiceView,
     pub created: bool,

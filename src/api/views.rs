@@ -15,6 +15,7 @@ use crate::cluster::{RolloutReport, selector_string};
 
 /// A container's image (`kubectl get deployments -o wide` IMAGES).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"container": "web", "image": "nginx:1.27"}))]
 pub struct ContainerImage {
     pub container: String,
     pub image: String,
@@ -22,6 +23,7 @@ pub struct ContainerImage {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"desired": 3, "updated": 1, "ready": 3, "available": 3, "unavailable": 0}))]
 pub struct ReplicaCounts {
     /// `spec.replicas`.
     pub desired: i32,
@@ -33,6 +35,7 @@ pub struct ReplicaCounts {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "ReplicaSet \"web-5d8c7b9f4c\" has successfully progressed.", "lastUpdateTime": "2026-11-26T09:30:05Z"}))]
 pub struct Condition {
     #[serde(rename = "type")]
     pub condition_type: String,
@@ -47,6 +50,7 @@ pub struct Condition {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"type": "RollingUpdate", "maxSurge": "25%", "maxUnavailable": "25%"}))]
 pub struct Strategy {
     #[serde(rename = "type")]
     pub strategy_type: String,
@@ -60,6 +64,7 @@ pub struct Strategy {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Deployment)]
+#[schema(example = json!({"name": "web", "namespace": "shop", "revision": 3, "replicas": {"desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0}, "images": [{"container": "web", "image": "nginx:1.27"}], "selector": "app=web", "strategy": {"type": "RollingUpdate", "maxSurge": "25%", "maxUnavailable": "25%"}, "paused": false, "generation": 4, "observedGeneration": 4, "conditions": [], "changeCause": "kubegate set image web web=nginx:1.27 by alice: CVE fix", "labels": {"app": "web"}, "annotations": {}, "createdAt": "2026-11-20T08:00:00Z"}))]
 pub struct DeploymentView {
     pub name: String,
     pub namespace: String,
@@ -84,6 +89,7 @@ pub struct DeploymentView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
 pub struct DeploymentList {
     pub items: Vec<DeploymentView>,
 }
@@ -160,6 +166,7 @@ impl From<&Deployment> for DeploymentView {
 
 /// A pod that keeps the rollout from progressing, seen before kubectl would say so.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"pod": "web-7c9d6f5b8-kq2mz", "container": "web", "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nginx:1.27-typo\""}))]
 pub struct PodIssueView {
     pub pod: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +193,7 @@ impl From<&PodIssue> for PodIssueView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = RolloutStatus)]
+#[schema(example = json!({"message": "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available...", "done": false, "failed": false, "timedOut": false, "generation": 5, "observedGeneration": 5, "replicas": {"desired": 3, "updated": 3, "ready": 2, "available": 2, "unavailable": 1}, "issues": []}))]
 pub struct RolloutView {
     /// kubectl's message, e.g. `deployment "web" successfully rolled out`.
     pub message: String,
@@ -220,6 +228,7 @@ impl From<&RolloutReport> for RolloutView {
 /// One revision of `kubectl rollout history`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"revision": 2, "changeCause": "kubegate set image web web=nginx:1.27 by alice", "images": [{"container": "web", "image": "nginx:1.27"}], "replicaSet": "web-5d8c7b9f4c", "replicas": 3, "current": true, "createdAt": "2026-11-26T09:30:00Z"}))]
 pub struct RevisionView {
     pub revision: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,6 +243,7 @@ pub struct RevisionView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{"revision": 1, "images": [{"container": "web", "image": "nginx:1.26"}], "replicaSet": "web-6b7f9c8d5", "replicas": 0, "current": false}, {"revision": 2, "changeCause": "kubegate set image web web=nginx:1.27 by alice", "images": [{"container": "web", "image": "nginx:1.27"}], "replicaSet": "web-5d8c7b9f4c", "replicas": 3, "current": true}]}))]
 pub struct RevisionList {
     pub items: Vec<RevisionView>,
 }
@@ -241,6 +251,7 @@ pub struct RevisionList {
 /// One revision with its pod template (`kubectl rollout history --revision=N`).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"revision": 2, "changeCause": "kubegate set image web web=nginx:1.27 by alice", "images": [{"container": "web", "image": "nginx:1.27"}], "replicaSet": "web-5d8c7b9f4c", "replicas": 0, "current": false, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}))]
 pub struct RevisionDetail {
     #[serde(flatten)]
     pub summary: RevisionView,
@@ -267,6 +278,7 @@ pub fn revision_view(r: &Revision, current: Option<&str>) -> RevisionView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = ReplicaSet)]
+#[schema(example = json!({"name": "web-5d8c7b9f4c", "revision": 3, "desired": 3, "current": 3, "ready": 3, "available": 3, "owner": "Deployment/web", "images": [{"container": "web", "image": "nginx:1.27"}], "labels": {"app": "web", "pod-template-hash": "5d8c7b9f4c"}}))]
 pub struct ReplicaSetView {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,6 +297,7 @@ pub struct ReplicaSetView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
 pub struct ReplicaSetList {
     pub items: Vec<ReplicaSetView>,
 }
@@ -320,6 +333,7 @@ impl From<&ReplicaSet> for ReplicaSetView {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"port": 80, "targetPort": "8080", "protocol": "TCP", "nodePort": 30080}))]
 pub struct ServicePort {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -335,6 +349,7 @@ pub struct ServicePort {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Service)]
+#[schema(example = json!({"name": "web", "namespace": "shop", "type": "NodePort", "clusterIp": "10.96.12.34", "ports": [{"port": 80, "targetPort": "8080", "protocol": "TCP", "nodePort": 30080}], "selector": {"app": "web"}, "readyEndpoints": 3, "loadBalancerIngress": [], "labels": {"app": "web"}, "createdAt": "2026-11-26T09:31:00Z"}))]
 pub struct ServiceView {
     pub name: String,
     pub namespace: String,
@@ -356,6 +371,7 @@ pub struct ServiceView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
 pub struct ServiceList {
     pub items: Vec<ServiceView>,
 }
@@ -423,6 +439,7 @@ fn pod_ready(p: &Pod) -> bool {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "web", "image": "nginx:1.27", "ready": false, "restartCount": 0, "state": "waiting", "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nginx:1.27\""}))]
 pub struct ContainerView {
     pub name: String,
     pub image: String,
@@ -440,6 +457,7 @@ pub struct ContainerView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Pod)]
+#[schema(example = json!({"name": "web-5d8c7b9f4c-x2k9p", "namespace": "shop", "phase": "Running", "status": "Running", "readyContainers": 1, "totalContainers": 1, "restarts": 0, "node": "node-1", "ip": "10.244.0.12", "containers": [{"name": "web", "image": "nginx:1.27", "ready": true, "restartCount": 0, "state": "running"}], "labels": {"app": "web"}, "createdAt": "2026-11-26T09:30:01Z"}))]
 pub struct PodView {
     pub name: String,
     pub namespace: String,
@@ -461,6 +479,7 @@ pub struct PodView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
 pub struct PodList {
     pub items: Vec<PodView>,
 }

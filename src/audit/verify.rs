@@ -12,6 +12,7 @@ use super::{Stored, chain_hash, checkpoint_message, checkpoints, hex};
 /// The result of a verification.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"intact": false, "checked": 16, "fromSeq": 1, "toSeq": 16, "headHash": "9a7e0c…", "checkpointsVerified": 1, "firstBreak": {"seq": 17, "reason": "entry 17 is missing (next present is 18)"}}))]
 pub struct Verification {
     /// True when the whole range is intact.
     pub intact: bool,
@@ -30,6 +31,7 @@ pub struct Verification {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"seq": 17, "reason": "the entry's content does not match its hash (it was edited)"}))]
 pub struct Break {
     /// Sequence number of the first entry that does not verify.
     pub seq: i64,

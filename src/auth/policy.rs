@@ -14,6 +14,7 @@ use utoipa::ToSchema;
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
+#[schema(example = "deployer")]
 pub enum Role {
     Viewer,
     Deployer,
@@ -67,6 +68,7 @@ pub fn role_for(verb: &str) -> Role {
 /// A role on clusters and namespaces (glob patterns: `*` any run, `?` one character).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"role": "deployer", "clusters": ["dev", "staging-*"], "namespaces": ["shop-*"], "source": "policy:shop-team"}))]
 pub struct Grant {
     pub role: Role,
     #[serde(default = "everything")]

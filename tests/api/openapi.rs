@@ -38,6 +38,19 @@ fn every_operation_is_named_tagged_summarised_and_every_response_described() {
                 op["summary"].as_str().is_some_and(|s| !s.is_empty()),
                 "{id}: no summary"
             );
+            if path.starts_with("/v1/") {
+                assert_eq!(
+                    op["security"],
+                    serde_json::json!([{"bearer": []}]),
+                    "{id}: no security requirement"
+                );
+                for code in ["400", "401", "403", "429"] {
+                    assert!(
+                        op["responses"].get(code).is_some(),
+                        "{id}: {code} undocumented"
+                    );
+                }
+            }
             for (code, res) in op["responses"].as_object().unwrap() {
                 assert!(
                     res["description"].as_str().is_some_and(|d| !d.is_empty()),
@@ -46,6 +59,17 @@ fn every_operation_is_named_tagged_summarised_and_every_response_described() {
                 assert!(res["content"].is_object(), "{id} {code}: no body type");
             }
         }
+    }
+}
+
+#[test]
+fn every_schema_has_an_example() {
+    let spec: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        assert!(
+            schema.get("example").is_some() || schema.get("examples").is_some(),
+            "{name} has no example"
+        );
     }
 }
 
