@@ -145,7 +145,6 @@ fn deployment_result(e: Executed, dry_run: bool) -> Result<(bool, DeploymentResu
         (status = 200, description = "The Deployments", body = DeploymentList),
         (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid namespace or selector", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_deployments(
@@ -172,7 +171,6 @@ pub async fn list_deployments(
         (status = 200, description = "The Deployment", body = DeploymentView),
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_deployment(
@@ -202,7 +200,6 @@ pub async fn get_deployment(
         (status = 404, description = "Unknown cluster or namespace", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Conflict with the cluster's state", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request, or rejected by the API server", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn deploy_deployment(
@@ -233,7 +230,6 @@ pub async fn deploy_deployment(
         (status = 200, description = "Deleted", body = DeleteResult),
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_deployment(
@@ -293,7 +289,6 @@ impl DeleteResult {
         (status = 200, description = "Scaled", body = DeploymentResult),
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid replicas", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn scale_deployment(
@@ -329,7 +324,6 @@ pub async fn scale_deployment(
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Deployment changed meanwhile", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid image, or no such container (the problem names the containers)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn set_deployment_image(
@@ -366,7 +360,6 @@ pub async fn set_deployment_image(
         (status = 200, description = "Restart rolling out", body = DeploymentResult),
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Deployment is paused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn restart_deployment(
@@ -401,7 +394,6 @@ pub async fn restart_deployment(
         (status = 404, description = "Unknown cluster, Deployment, or revision (`unable to find specified revision N in history`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No history, paused, or not at `expectRevision` any more", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid revision", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn rollback_deployment(
@@ -481,7 +473,6 @@ pub struct RolloutResult {
     responses(
         (status = 200, description = "The rollout status, or with watch=true a text/event-stream of `progress` (RolloutStatus) events and a final `result` (RolloutResult) event", content((RolloutView = "application/json"), (String = "text/event-stream"))),
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_deployment_rollout(
@@ -564,7 +555,6 @@ fn sse<T: Serialize>(event: &str, data: &T) -> String {
     responses(
         (status = 200, description = "The revisions, oldest first", body = RevisionList),
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_deployment_revisions(
@@ -606,7 +596,6 @@ pub struct RevisionPath {
         (status = 200, description = "The revision", body = RevisionDetail),
         (status = 400, description = "The revision is not a number", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown cluster, Deployment or revision", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_deployment_revision(
@@ -646,7 +635,6 @@ pub async fn get_deployment_revision(
         (status = 200, description = "The ReplicaSets", body = ReplicaSetList),
         (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid namespace or selector", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_replicasets(

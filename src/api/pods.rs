@@ -33,7 +33,6 @@ use crate::validate;
         (status = 200, description = "The pods", body = PodList),
         (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid namespace or selector", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_pods(
@@ -60,7 +59,6 @@ pub async fn list_pods(
         (status = 200, description = "The pod", body = PodView),
         (status = 404, description = "Unknown cluster or pod", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_pod(
@@ -111,7 +109,6 @@ pub struct LogsQuery {
         (status = 400, description = "No such container, container not started, or no previous instance", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown cluster or pod", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_pod_logs(
@@ -188,7 +185,6 @@ pub async fn get_pod_logs(
     responses(
         (status = 200, description = "Deleted", body = DeleteResult),
         (status = 404, description = "Unknown cluster or pod", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_pod(
@@ -220,7 +216,6 @@ pub async fn delete_pod(
         (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "More than maxAffected match; nothing deleted", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or invalid selector", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_pods(

@@ -59,7 +59,6 @@ fn service_result(e: Executed, dry_run: bool) -> Result<HttpResponse, ApiError> 
         (status = 200, description = "The Services", body = ServiceList),
         (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid namespace or selector", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_services(
@@ -88,7 +87,6 @@ pub async fn list_services(
         (status = 200, description = "The Service", body = ServiceView),
         (status = 404, description = "Unknown cluster or Service", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_service(
@@ -123,7 +121,6 @@ pub async fn get_service(
         (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A Service of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid ports or type, or rejected by the API server (e.g. node port taken)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn expose_deployment(
@@ -158,7 +155,6 @@ pub async fn expose_deployment(
         (status = 201, description = "Created", body = ServiceResult),
         (status = 404, description = "Unknown cluster or namespace", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request, or rejected by the API server", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn put_service(
@@ -190,7 +186,6 @@ pub async fn put_service(
     responses(
         (status = 200, description = "Deleted", body = DeleteResult),
         (status = 404, description = "Unknown cluster or Service", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_service(
@@ -236,7 +231,6 @@ pub fn collection_selector(q: &DeleteCollectionQuery) -> Result<(String, usize),
         (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "More than maxAffected match; nothing deleted", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or invalid selector", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_services(
