@@ -7,6 +7,7 @@ mod bots;
 mod cli;
 mod clusters;
 mod contract;
+mod deploy_manifests;
 mod deployments;
 mod errors;
 mod fake_kube;
