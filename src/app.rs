@@ -17,6 +17,7 @@ use crate::auth::Auth;
 use crate::cluster::ClusterRegistry;
 use crate::config::Config;
 use crate::db;
+use crate::metrics::Metrics;
 
 /// What handlers share.
 pub struct AppState {
@@ -31,11 +32,16 @@ pub struct AppState {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub idempotency_ttl: Duration,
     pub max_body_bytes: usize,
+    pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM: /readyz fails while in-flight requests finish.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct Application {
     port: u16,
-    server: Server,
+    servers: Vec<Server>,
+    state: web::Data<AppState>,
+    shutdown_delay: Duration,
 }
 
 impl Application {
@@ -44,8 +50,9 @@ impl Application {
         crate::install_crypto_provider();
         let db = db::pool(&config)?;
         db::migrate(&db).await?;
-        let clusters = ClusterRegistry::load(&config).await?;
-        let audit = AuditLog::start(db.clone());
+        let metrics = Arc::new(Metrics::new());
+        let clusters = ClusterRegistry::load(&config, Some(metrics.clone())).await?;
+        let audit = AuditLog::start(db.clone()).with_metrics(metrics.clone());
         // Intents older than any action can last were left by a crash: close them as unknown.
         let longest = config.max_wait + config.cluster_timeout * 4 + Duration::from_secs(60);
         audit
@@ -76,29 +83,52 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
             idempotency_ttl: config.idempotency_ttl,
             max_body_bytes: config.max_body_bytes,
+            metrics,
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         });
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("KUBEGATE_LISTEN: cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let max_body = config.max_body_bytes;
+        let separate_metrics = config.metrics_listen.is_some();
+        let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
-                .configure(|cfg| api::configure(cfg, max_body))
+                .app_data(app_state.clone())
+                .configure(|cfg| api::configure(cfg, max_body, !separate_metrics))
                 .wrap(from_fn(api::idempotency::idempotency))
                 .wrap(from_fn(api::middleware::request_context))
         })
         .listen(listener)?
-        // On SIGTERM/SIGINT actix stops accepting and waits this long for in-flight requests.
+        // kubegate handles SIGTERM/SIGINT itself (see `run`): readiness fails first.
+        .disable_signals()
         .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
         if let Some(workers) = config.workers {
             server = server.workers(usize::from(workers));
         }
+        let mut servers = vec![server.run()];
+        if let Some(addr) = config.metrics_listen {
+            let metrics_state = state.clone();
+            let metrics = HttpServer::new(move || {
+                App::new()
+                    .app_data(metrics_state.clone())
+                    .route("/metrics", web::get().to(api::health::metrics))
+            })
+            .bind(addr)
+            .with_context(|| format!("KUBEGATE_METRICS_LISTEN: cannot listen on {addr}"))?
+            .workers(1)
+            .disable_signals()
+            .run();
+            tracing::info!(%addr, "metrics listening");
+            servers.push(metrics);
+        }
         tracing::info!(%address, "kubegate listening");
         Ok(Self {
             port: address.port(),
-            server: server.run(),
+            servers,
+            state,
+            shutdown_delay: config.shutdown_delay,
         })
     }
 
@@ -106,8 +136,45 @@ impl Application {
         self.port
     }
 
-    /// Serve until shut down by a signal.
+    /// Serve until SIGTERM or SIGINT: then /readyz fails, after KUBEGATE_SHUTDOWN_DELAY the
+    /// listeners close, in-flight requests get KUBEGATE_SHUTDOWN_TIMEOUT to finish (their audit
+    /// outcomes included), and the process exits.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let handles: Vec<_> = self.servers.iter().map(|s| s.handle()).collect();
+        let state = self.state.clone();
+        let delay = self.shutdown_delay;
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!(
+                ?delay,
+                "shutting down: readiness fails, then the listeners close"
+            );
+            state
+                .draining
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            for h in handles {
+                h.stop(true).await;
+            }
+        });
+        // Every listener runs at once (the main one and, if separate, the metrics one).
+        futures::future::try_join_all(self.servers)
+            .await
+            .map(|_| ())
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // No signal handling available: run until the process is killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }

@@ -106,6 +106,15 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// On SIGTERM, fail /readyz for this long (so load balancers stop sending traffic) before
+    /// closing the listener; then in-flight requests get KUBEGATE_SHUTDOWN_TIMEOUT.
+    #[arg(long, env = "KUBEGATE_SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Serve /metrics on this address instead of the main port (keeps it off the public listener).
+    #[arg(long, env = "KUBEGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Requests per second allowed to one subject (0: no limit); bursts up to twice that.
     #[arg(long, env = "KUBEGATE_RATE_LIMIT", default_value_t = 50)]
     pub rate_limit: u32,

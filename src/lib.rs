@@ -22,6 +22,8 @@ pub mod db;
 pub mod gateway;
 /// Idempotency keys in PostgreSQL: claim, replay, release.
 pub mod idempotency;
+/// Prometheus metrics (requests, cluster calls, audit appends, replays, rate limits).
+pub mod metrics;
 /// Structured logging (JSON or human-readable) and the request-id that ties logs together.
 pub mod telemetry;
 /// Input rules shared by actions: names, labels, selectors, image references, quantities.

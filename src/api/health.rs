@@ -64,6 +64,13 @@ pub async fn healthz() -> web::Json<Health> {
     })
 }
 
+/// Prometheus metrics in the text exposition format (no token needed; see KUBEGATE_METRICS_LISTEN).
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
 /// Readiness: database reachable and migrated; cluster reachability reported.
 #[utoipa::path(
     get, path = "/readyz", tag = "health", operation_id = "get_readiness",
@@ -82,8 +89,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 .map(|c| async move { (c.name.clone(), c.probe().await) })
         )
     );
-    let ready = database.reachable && database.pending_migrations.is_empty();
+    let draining = state.draining.load(std::sync::atomic::Ordering::SeqCst);
+    let ready = database.reachable && database.pending_migrations.is_empty() && !draining;
     let mut notes = Vec::new();
+    if draining {
+        notes.push("shutting down: finishing in-flight requests".to_owned());
+    }
     if state.clusters.is_empty() {
         notes.push(
             "no clusters configured: set KUBECONFIG or run kubegate inside a cluster".to_owned(),

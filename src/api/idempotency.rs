@@ -137,6 +137,7 @@ pub async fn idempotency(
         Ok(Claim::Mismatch) => refuse(req, ApiError::IdempotencyKeyReused),
         Ok(Claim::InFlight) => refuse(req, ApiError::IdempotencyKeyInFlight),
         Ok(Claim::Replay(stored)) => {
+            state.metrics.idempotent_replays.inc();
             replay_audit(&state, &principal, ctx.as_deref(), &key, &stored).await;
             let mut res = HttpResponse::build(
                 StatusCode::from_u16(stored.status.unwrap_or(200) as u16).unwrap_or(StatusCode::OK),

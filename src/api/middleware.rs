@@ -102,7 +102,11 @@ pub async fn request_context(
         method = %req.method(),
         path = %req.path(),
     );
-    let quiet = matches!(req.path(), "/healthz" | "/readyz");
+    let quiet = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
     let started = Instant::now();
     let state = req
         .app_data::<actix_web::web::Data<crate::app::AppState>>()
@@ -162,6 +166,13 @@ pub async fn request_context(
     };
     let status = res.status();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(state) = &state {
+        state
+            .metrics
+            .http_requests
+            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .observe(elapsed_ms / 1000.0);
+    }
     if status.is_server_error() {
         let cause = res.response().error().map(|e| format!("{e:?}"));
         tracing::error!(

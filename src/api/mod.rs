@@ -23,7 +23,11 @@ use utoipa_swagger_ui::SwaggerUi;
 use problem::ApiError;
 
 /// Register every route and the extractor configuration.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+/// `with_metrics`: serve `/metrics` here (not when KUBEGATE_METRICS_LISTEN moves it elsewhere).
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metrics: bool) {
+    if with_metrics {
+        cfg.service(resource("/metrics", "GET").route(web::get().to(health::metrics)));
+    }
     cfg.app_data(
         web::JsonConfig::default()
             .limit(max_body_bytes)

@@ -90,6 +90,7 @@ struct Batch {
 pub struct AuditLog {
     tx: mpsc::Sender<Batch>,
     pool: PgPool,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, prev_hash, hash";
@@ -126,11 +127,33 @@ impl AuditLog {
                 }
             }
         });
-        Self { tx, pool }
+        Self {
+            tx,
+            pool,
+            metrics: None,
+        }
+    }
+
+    /// Record append latencies and failures.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Append entries (in order); returns their sequence numbers once committed.
     pub async fn append(&self, entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
+        let started = std::time::Instant::now();
+        let result = self.append_unmeasured(entries).await;
+        if let Some(m) = &self.metrics {
+            m.audit_appends.observe(started.elapsed().as_secs_f64());
+            if result.is_err() {
+                m.audit_append_failures.inc();
+            }
+        }
+        result
+    }
+
+    async fn append_unmeasured(&self, entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Batch { entries, reply })

@@ -182,6 +182,7 @@ impl FromRequest for Principal {
                 .check(&principal, &state.auth.grants(&principal))
             {
                 tracing::info!(subject = %principal.subject, "rate limited");
+                state.metrics.rate_limited.inc();
                 return Err(ApiError::RateLimited { retry_after: wait });
             }
             if let Some(ctx) = crate::api::middleware::current() {

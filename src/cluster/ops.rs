@@ -53,7 +53,7 @@ impl Cluster {
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
-        Ok(self.call(api.list(&lp)).await?.items)
+        Ok(self.call("list", api.list(&lp)).await?.items)
     }
 
     pub async fn get<K>(&self, ns: &str, name: &str) -> Result<K, ClusterError>
@@ -62,7 +62,7 @@ impl Cluster {
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
-        self.call(api.get(name)).await
+        self.call("get", api.get(name)).await
     }
 
     pub async fn get_opt<K>(&self, ns: &str, name: &str) -> Result<Option<K>, ClusterError>
@@ -71,7 +71,7 @@ impl Cluster {
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
-        self.call(api.get_opt(name)).await
+        self.call("get", api.get_opt(name)).await
     }
 
     /// Server-side apply as kubegate, taking over the fields it sends (`force`).
@@ -89,7 +89,8 @@ impl Cluster {
         let api: Api<K> = self.api(ns)?;
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
         pp.dry_run = dry_run;
-        self.call(api.patch(name, &pp, &Patch::Apply(body))).await
+        self.call("apply", api.patch(name, &pp, &Patch::Apply(body)))
+            .await
     }
 
     pub async fn patch<K, P>(
@@ -110,7 +111,7 @@ impl Cluster {
             dry_run,
             ..Default::default()
         };
-        self.call(api.patch(name, &pp, patch)).await
+        self.call("patch", api.patch(name, &pp, patch)).await
     }
 
     pub async fn create<K>(&self, ns: &str, obj: &K, dry_run: bool) -> Result<K, ClusterError>
@@ -127,7 +128,7 @@ impl Cluster {
             dry_run,
             field_manager: Some(FIELD_MANAGER.into()),
         };
-        self.call(api.create(&pp, obj)).await
+        self.call("create", api.create(&pp, obj)).await
     }
 
     /// Delete one object; with `uid`, only that incarnation (so a same-named newcomer survives).
@@ -151,7 +152,7 @@ impl Cluster {
             }),
             ..DeleteParams::background()
         };
-        self.call(api.delete(name, &dp)).await.map(|_| ())
+        self.call("delete", api.delete(name, &dp)).await.map(|_| ())
     }
 
     /// `/scale` of a Deployment: the way `kubectl scale` does it.
@@ -170,7 +171,7 @@ impl Cluster {
         };
         let patch = serde_json::json!({"spec": {"replicas": replicas}});
         let scale = self
-            .call(api.patch_scale(name, &pp, &Patch::Merge(&patch)))
+            .call("scale", api.patch_scale(name, &pp, &Patch::Merge(&patch)))
             .await?;
         Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(replicas))
     }
@@ -220,7 +221,7 @@ impl Cluster {
         params: &kube::api::LogParams,
     ) -> Result<String, ClusterError> {
         let api: Api<Pod> = self.api(ns)?;
-        self.call(api.logs(name, params)).await
+        self.call("logs", api.logs(name, params)).await
     }
 
     /// A following log stream; not under the call deadline (it lasts as long as the pod or client).
@@ -232,6 +233,6 @@ impl Cluster {
     ) -> Result<impl futures::AsyncBufRead + use<>, ClusterError> {
         let api: Api<Pod> = self.api(ns)?;
         // Only the opening of the stream is bounded.
-        self.call(api.log_stream(name, params)).await
+        self.call("logs", api.log_stream(name, params)).await
     }
 }

@@ -33,11 +33,17 @@ impl From<k8s_openapi::apimachinery::pkg::version::Info> for ServerVersion {
 impl Cluster {
     pub async fn list_namespaces(&self) -> Result<Vec<Namespace>, ClusterError> {
         let api: Api<Namespace> = Api::all(self.client()?);
-        Ok(self.call(api.list(&ListParams::default())).await?.items)
+        Ok(self
+            .call("list", api.list(&ListParams::default()))
+            .await?
+            .items)
     }
 
     pub async fn list_nodes(&self) -> Result<Vec<Node>, ClusterError> {
         let api: Api<Node> = Api::all(self.client()?);
-        Ok(self.call(api.list(&ListParams::default())).await?.items)
+        Ok(self
+            .call("list", api.list(&ListParams::default()))
+            .await?
+            .items)
     }
 }

@@ -31,6 +31,7 @@ pub struct Cluster {
     client: Result<kube::Client, String>,
     timeout: Duration,
     probe_timeout: Duration,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// The result of asking a cluster for its version.
@@ -48,14 +49,31 @@ impl Cluster {
     }
 
     /// Run one non-streaming call under the cluster deadline.
-    pub(crate) async fn call<T, F>(&self, fut: F) -> Result<T, ClusterError>
+    pub(crate) async fn call<T, F>(&self, verb: &'static str, fut: F) -> Result<T, ClusterError>
     where
         F: Future<Output = Result<T, kube::Error>>,
     {
-        tokio::time::timeout(self.timeout, fut)
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| ClusterError::Timeout(self.timeout))?
-            .map_err(ClusterError::from_kube)
+            .map_err(|_| ClusterError::Timeout(self.timeout))
+            .and_then(|r| r.map_err(ClusterError::from_kube));
+        if let Some(m) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(ClusterError::Timeout(_)) => "timeout",
+                Err(
+                    ClusterError::Unavailable { .. }
+                    | ClusterError::Throttled { .. }
+                    | ClusterError::NotUsable { .. },
+                ) => "unavailable",
+                Err(_) => "error",
+            };
+            m.cluster_calls
+                .with_label_values(&[self.name.as_str(), verb, outcome])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
     }
 
     /// Is the API server answering? Asks `/version` under the short probe deadline.
@@ -91,13 +109,17 @@ pub struct ClusterRegistry {
 impl ClusterRegistry {
     /// Load clusters from the kubeconfig(s) and, when configured, the in-cluster service account.
     /// A context whose settings cannot make a client is still listed, as not usable, with why.
-    pub async fn load(config: &Config) -> anyhow::Result<Self> {
+    pub async fn load(
+        config: &Config,
+        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> anyhow::Result<Self> {
         let mut clusters = BTreeMap::new();
         let timeouts = (config.cluster_timeout, config.cluster_probe_timeout);
 
         if let Some(kubeconfig) = read_kubeconfig(config.kubeconfig.as_deref())? {
             for context in &kubeconfig.contexts {
-                let cluster = from_context(&kubeconfig, &context.name, timeouts).await;
+                let mut cluster = from_context(&kubeconfig, &context.name, timeouts).await;
+                cluster.metrics = metrics.clone();
                 insert_unique(&mut clusters, cluster, "KUBECONFIG")?;
             }
         }
@@ -118,7 +140,8 @@ impl ClusterRegistry {
             let kube_config = kube::Config::incluster().map_err(|e| {
                 anyhow::anyhow!("KUBEGATE_IN_CLUSTER: in-cluster configuration unavailable: {e}")
             })?;
-            let cluster = build(name, ClusterSource::InCluster, Ok(kube_config), timeouts);
+            let mut cluster = build(name, ClusterSource::InCluster, Ok(kube_config), timeouts);
+            cluster.metrics = metrics.clone();
             insert_unique(&mut clusters, cluster, "KUBEGATE_IN_CLUSTER_NAME")?;
         }
 
@@ -251,6 +274,7 @@ fn build(
         client,
         timeout,
         probe_timeout,
+        metrics: None,
     }
 }
 

@@ -19,26 +19,27 @@ fn serve_help_documents_every_setting_with_its_environment_variable() {
         .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for var in [
-        "KUBEGATE_LISTEN",
-        "DATABASE_URL",
-        "KUBEGATE_DATABASE_MAX_CONNECTIONS",
-        "KUBEGATE_DATABASE_TIMEOUT",
-        "KUBECONFIG",
-        "KUBEGATE_IN_CLUSTER",
-        "KUBEGATE_IN_CLUSTER_NAME",
-        "KUBEGATE_CLUSTER_TIMEOUT",
-        "KUBEGATE_CLUSTER_PROBE_TIMEOUT",
-        "KUBEGATE_LOG_FORMAT",
-        "KUBEGATE_LOG",
-        "KUBEGATE_SHUTDOWN_TIMEOUT",
-        "KUBEGATE_WORKERS",
-        "KUBEGATE_MAX_BODY_BYTES",
-    ] {
+    // Every setting in the code is in --help with its variable, and in the README's table.
+    let vars: Vec<&str> = include_str!("../../src/config.rs")
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        // `kubegate audit verify`'s own setting.
+        .filter(|v| *v != "KUBEGATE_AUDIT_PUBLIC_KEY")
+        .collect();
+    assert!(vars.len() > 30, "found {vars:?}");
+    let readme = include_str!("../../README.md");
+    for var in vars {
         assert!(
             help.contains(&format!("[env: {var}")),
             "--help does not document {var}:\n{help}"
         );
+        if var != "DATABASE_URL" || readme.contains("| `DATABASE_URL` |") {
+            assert!(
+                readme.contains(&format!("| `{var}` |")),
+                "the README's configuration table lacks {var}"
+            );
+        }
     }
 }
 
@@ -144,4 +145,78 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
         .unwrap();
     assert!(status.success(), "clean exit: {status:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
+    let fake = FakeKube::start().await;
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBEGATE_LISTEN", "127.0.0.1:0")
+        .env("KUBEGATE_IN_CLUSTER", "never")
+        .env("KUBEGATE_WORKERS", "1")
+        .env("KUBEGATE_SHUTDOWN_DELAY", "1500ms")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("kubegate exited early");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if v["message"] == "kubegate listening" {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    assert_eq!(
+        reqwest::get(format!("http://{address}/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = reqwest::get(format!("http://{address}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        503,
+        "readiness fails first, while the listener still answers"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["notes"].to_string().contains("shutting down"));
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        reqwest::get(format!("http://{address}/healthz"))
+            .await
+            .is_err(),
+        "closed after the delay"
+    );
 }

@@ -210,6 +210,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         audit_reads: false,
         idempotency_ttl: Duration::from_secs(3600),
         rate_limit: 1000,
+        shutdown_delay: Duration::ZERO,
+        metrics_listen: None,
         rate_limit_roles: Vec::new(),
         audit_signing_key: None,
         trusted_proxies: Vec::new(),

@@ -15,6 +15,7 @@ mod fake_kube_behaviour;
 mod health;
 mod helpers;
 mod kubectl_crosscheck;
+mod metrics;
 mod openapi;
 mod pods;
 mod services;

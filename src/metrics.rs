@@ -1,0 +1,95 @@
+//! Prometheus metrics: HTTP requests by route pattern, method and status with latency; cluster
+//! calls by cluster, verb and outcome with latency; audit appends (latency, failures); idempotent
+//! replays; rate-limit rejections. Served at `/metrics` without a token, on the main port or on
+//! KUBEGATE_METRICS_LISTEN. One registry per application (tests run several side by side).
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: HistogramVec,
+    pub cluster_calls: HistogramVec,
+    pub audit_appends: prometheus::Histogram,
+    pub audit_append_failures: IntCounter,
+    pub idempotent_replays: IntCounter,
+    pub rate_limited: IntCounter,
+}
+
+const LATENCY: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("kubegate".into()), None).expect("a registry");
+        let http_requests = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP requests by route pattern, method and status",
+            )
+            .buckets(LATENCY.to_vec()),
+            &["route", "method", "status"],
+        )
+        .expect("metric");
+        let cluster_calls = HistogramVec::new(
+            HistogramOpts::new(
+                "cluster_call_duration_seconds",
+                "Calls to clusters' API servers by cluster, verb and outcome",
+            )
+            .buckets(LATENCY.to_vec()),
+            &["cluster", "verb", "outcome"],
+        )
+        .expect("metric");
+        let audit_appends = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "audit_append_duration_seconds",
+                "Audit log appends (one batch transaction each, as a request waits for it)",
+            )
+            .buckets(LATENCY.to_vec()),
+        )
+        .expect("metric");
+        let audit_append_failures =
+            IntCounter::new("audit_append_failures_total", "Audit appends that failed")
+                .expect("metric");
+        let idempotent_replays = IntCounter::new(
+            "idempotent_replays_total",
+            "Requests answered from an Idempotency-Key's stored answer",
+        )
+        .expect("metric");
+        let rate_limited =
+            IntCounter::new("rate_limited_total", "Requests refused by a rate limit")
+                .expect("metric");
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cluster_calls.clone()),
+            Box::new(audit_appends.clone()),
+            Box::new(audit_append_failures.clone()),
+            Box::new(idempotent_replays.clone()),
+            Box::new(rate_limited.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        Self {
+            registry,
+            http_requests,
+            cluster_calls,
+            audit_appends,
+            audit_append_failures,
+            idempotent_replays,
+            rate_limited,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
