@@ -37,6 +37,27 @@ pub struct AppState {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl AppState {
+    /// The cluster of that name; an unknown name answers 404 naming the clusters the caller may see.
+    pub fn cluster(
+        &self,
+        principal: &crate::auth::Principal,
+        name: &str,
+    ) -> Result<&crate::cluster::Cluster, crate::api::problem::ApiError> {
+        self.clusters
+            .get(name)
+            .ok_or_else(|| crate::api::problem::ApiError::UnknownCluster {
+                name: name.to_owned(),
+                known: self
+                    .clusters
+                    .names()
+                    .into_iter()
+                    .filter(|c| self.auth.sees_cluster(principal, c))
+                    .collect(),
+            })
+    }
+}
+
 pub struct Application {
     port: u16,
     servers: Vec<Server>,

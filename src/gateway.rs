@@ -84,7 +84,7 @@ pub async fn execute(
             return Err(e);
         }
     };
-    let cluster = crate::api::clusters::find(state, principal, &req.target.cluster)?;
+    let cluster = state.cluster(principal, &req.target.cluster)?;
 
     // Write-ahead: the intent is committed before the cluster hears anything; if it cannot be
     // written, nothing happens.

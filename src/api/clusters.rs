@@ -128,26 +128,6 @@ pub struct NodeList {
     pub items: Vec<NodeView>,
 }
 
-/// The cluster of that name; an unknown name answers 404 naming the clusters the caller may see.
-pub(crate) fn find<'a>(
-    state: &'a AppState,
-    principal: &Principal,
-    name: &str,
-) -> Result<&'a cluster::Cluster, ApiError> {
-    state
-        .clusters
-        .get(name)
-        .ok_or_else(|| ApiError::UnknownCluster {
-            name: name.to_owned(),
-            known: state
-                .clusters
-                .names()
-                .into_iter()
-                .filter(|c| state.auth.sees_cluster(principal, c))
-                .collect(),
-        })
-}
-
 /// A cluster the caller has some grant on (otherwise 403, whether it exists or not).
 fn visible<'a>(
     state: &'a AppState,
@@ -159,7 +139,7 @@ fn visible<'a>(
             detail: format!("no grant names cluster {name:?}"),
         });
     }
-    find(state, principal, name)
+    state.cluster(principal, name)
 }
 
 fn view(c: &cluster::Cluster, probe: Probe) -> ClusterView {
@@ -243,7 +223,7 @@ pub async fn list_namespaces(
     path: web::Path<String>,
 ) -> Result<web::Json<NamespaceList>, ApiError> {
     state.auth.authorize(&principal, "read", &path, None)?;
-    let items = find(&state, &principal, &path)?.list_namespaces().await?;
+    let items = state.cluster(&principal, &path)?.list_namespaces().await?;
     Ok(web::Json(NamespaceList {
         items: items.into_iter().map(NamespaceView::from).collect(),
     }))
@@ -267,7 +247,7 @@ pub async fn list_nodes(
     path: web::Path<String>,
 ) -> Result<web::Json<NodeList>, ApiError> {
     state.auth.authorize(&principal, "read", &path, None)?;
-    let items = find(&state, &principal, &path)?.list_nodes().await?;
+    let items = state.cluster(&principal, &path)?.list_nodes().await?;
     Ok(web::Json(NodeList {
         items: items.into_iter().map(NodeView::from).collect(),
     }))

@@ -169,7 +169,7 @@ pub fn cluster<'a>(
     state
         .auth
         .authorize(principal, "read", name, Some(namespace))?;
-    super::clusters::find(state, principal, name)
+    state.cluster(principal, name)
 }
 
 /// Run an action through the gateway with the query's options.
