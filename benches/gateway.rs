@@ -1,0 +1,245 @@
+//! What kubegate adds on top of talking to a cluster directly, and how far one replica goes.
+//! Starts PostgreSQL-backed kubegate (the release binary, as a child process so its RSS is its
+//! own) in front of the fake Kubernetes API server, and measures each scenario through kubegate
+//! and, for the cluster calls, directly with kube-rs against the same fake at the same
+//! concurrency, plus kubectl as a subprocess where it is installed. Prints a markdown table.
+//!
+//!     cargo bench --bench gateway                 # short mode: 2 s per scenario
+//!     BENCH_SECONDS=10 cargo bench --bench gateway
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/api/fake_kube/mod.rs"]
+mod fake_kube;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+
+struct Stats {
+    ops: usize,
+    per_sec: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+}
+
+/// Run `f` from `clients` tasks for `seconds`; latencies in ms.
+async fn load<F, Fut>(clients: usize, seconds: u64, f: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    assert!(f(c * 1_000_000 + i).await, "a request failed");
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    i += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize];
+    Stats {
+        ops: all.len(),
+        per_sec: all.len() as f64 / started.elapsed().as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+        p999: at(0.999),
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn row(name: &str, clients: usize, via: &Stats, direct: Option<&Stats>) {
+    let added = direct
+        .map(|d| format!("{:.3} / {:.3}", via.p50 - d.p50, via.p99 - d.p99))
+        .unwrap_or_else(|| "—".into());
+    println!(
+        "| {name} | {clients} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {added} |",
+        via.per_sec,
+        via.p50,
+        via.p99,
+        via.p999,
+        direct
+            .map(|d| format!("{:.0} / {:.3} / {:.3}", d.per_sec, d.p50, d.p99))
+            .unwrap_or_else(|| "—".into()),
+    );
+    let _ = via.ops;
+}
+
+fn main() {
+    kubegate::install_crypto_provider();
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        // PostgreSQL: a throwaway database on DATABASE_URL's server.
+        let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("kubegate_bench_{}", uuid::Uuid::new_v4().simple());
+        let admin_pool = sqlx::PgPool::connect(&admin).await.expect("PostgreSQL at DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&admin_pool).await.unwrap();
+        let mut db_url = url::Url::parse(&admin).unwrap();
+        db_url.set_path(&name);
+
+        let fake = fake_kube::FakeKube::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(&kubeconfig, fake_kube::FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubegate"))
+            .arg("serve")
+            .env("DATABASE_URL", db_url.as_str())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBEGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KUBEGATE_IN_CLUSTER", "never")
+            .env("KUBEGATE_JWT_HS_SECRET", SECRET)
+            .env("KUBEGATE_RATE_LIMIT", "0")
+            .env("KUBEGATE_DATABASE_MAX_CONNECTIONS", "20")
+            .env("KUBEGATE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+        for _ in 0..100 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle_rss = rss_kib(pid, "VmRSS:");
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"iss": "kubegate", "aud": "kubegate", "sub": "bench", "iat": now, "exp": now + 3600, "kubegate_roles": ["admin"]}),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let ns = format!("{base}/v1/clusters/dev/namespaces/default");
+        let res = http.put(format!("{ns}/deployments/web")).bearer_auth(&token).json(&json!({"containers": [{"name": "web", "image": "nginx:1"}], "replicas": 1})).send().await.unwrap();
+        assert!(res.status().is_success(), "{:?}", res.text().await);
+        fake.settle().await;
+
+        let mut config = kube::Config::new(fake.url.parse().unwrap());
+        config.default_retry = false;
+        let direct: kube::Api<Deployment> = kube::Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
+
+        println!("Machine: {} cores, {}; kubegate {} (release), fake Kubernetes API server in-process, PostgreSQL on loopback; {seconds} s per scenario.\n",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim(),
+            env!("CARGO_PKG_VERSION"));
+        println!("| scenario | clients | ops/s | p50 ms | p99 ms | p99.9 ms | direct kube-rs ops/s / p50 / p99 | added p50 / p99 ms |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |");
+
+        let h = http.clone();
+        let b = base.clone();
+        let ceiling = load(64, seconds, move |_| {
+            let (h, b) = (h.clone(), b.clone());
+            async move { h.get(format!("{b}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await;
+        row("load generator ceiling (GET /healthz)", 64, &ceiling, None);
+
+        for clients in [1usize, 64] {
+            let (h, n, t) = (http.clone(), ns.clone(), token.clone());
+            let via = load(clients, seconds, move |_| {
+                let (h, n, t) = (h.clone(), n.clone(), t.clone());
+                async move { h.get(format!("{n}/deployments/web/rollout")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
+            })
+            .await;
+            let d = direct.clone();
+            let base_line = load(clients, seconds, move |_| {
+                let d = d.clone();
+                async move { d.get("web").await.is_ok() }
+            })
+            .await;
+            row("read rollout status", clients, &via, Some(&base_line));
+        }
+        for clients in [1usize, 8, 64] {
+            let (h, n, t) = (http.clone(), ns.clone(), token.clone());
+            let via = load(clients, seconds, move |i| {
+                let (h, n, t) = (h.clone(), n.clone(), t.clone());
+                async move {
+                    h.put(format!("{n}/deployments/web/replicas")).bearer_auth(&t).json(&json!({"replicas": 1 + (i % 3)})).send().await.is_ok_and(|r| r.status().is_success())
+                }
+            })
+            .await;
+            let d = direct.clone();
+            let base_line = load(clients, seconds, move |i| {
+                let d = d.clone();
+                async move {
+                    let pp = PatchParams { field_manager: Some("bench".into()), ..Default::default() };
+                    d.patch_scale("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 1 + (i % 3)}}))).await.is_ok()
+                }
+            })
+            .await;
+            row("audited scale", clients, &via, Some(&base_line));
+        }
+        let peak_rss = rss_kib(pid, "VmHWM:");
+        let (h, b, t) = (http.clone(), base.clone(), token.clone());
+        let audit = load(8, seconds, move |_| {
+            let (h, b, t) = (h.clone(), b.clone(), t.clone());
+            async move { h.get(format!("{b}/v1/audit?limit=100")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await;
+        row("audit query, newest 100", 8, &audit, None);
+
+        // kubectl as a subprocess per operation (what chatops bots that shell out pay).
+        let kubectl = std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok();
+        if kubectl {
+            let kc = kubeconfig.clone();
+            let s = load(1, seconds, move |_| {
+                let kc = kc.clone();
+                async move {
+                    tokio::process::Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web"]).output().await.is_ok_and(|o| o.status.success())
+                }
+            })
+            .await;
+            row("kubectl get (subprocess)", 1, &s, None);
+        } else {
+            println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+        }
+        println!("\nkubegate RSS: idle {:.1} MiB, peak under load {:.1} MiB.", idle_rss as f64 / 1024.0, peak_rss as f64 / 1024.0);
+
+        let _ = child.kill().await;
+        drop(admin_pool.close());
+        let cleanup = sqlx::PgPool::connect(&admin).await.unwrap();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&cleanup).await;
+    });
+}
