@@ -750,7 +750,7 @@ impl ServiceSpec {
 }
 
 /// `kubectl label`: labels to set and to remove.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"set": {"tier": "frontend"}, "remove": ["canary"], "overwrite": false}))]
 pub struct LabelChange {

@@ -14,6 +14,8 @@ pub mod audit;
 pub mod auth;
 /// Named Kubernetes clusters (kubeconfig contexts, in-cluster) and every kube-rs call.
 pub mod cluster;
+/// kubectl-syntax command lines for chatops: tokenizer and parser into a typed `Command`.
+pub mod command;
 /// Every setting, as one clap struct; `kubegate serve --help` is the configuration reference.
 pub mod config;
 /// PostgreSQL pool and the embedded, forward-only migrations.

@@ -1,0 +1,889 @@
+//! kubectl-syntax command lines for chatops (issue 9): a tokenizer and a parser that turn
+//! `kubectl scale deployment/web --replicas=3 -n shop` into a typed [`Command`]. Nothing here runs
+//! a shell or a kubectl binary, and nothing touches a cluster: the result is plain data that the
+//! command endpoint (not built yet) turns into the same reads and `Action`s the REST API uses.
+//!
+//! What is accepted is exactly [`SUPPORTED`]; anything else (`exec`, `apply -f`, unknown flags,
+//! stray arguments) is a [`ParseError`] that says what is supported.
+
+use std::collections::BTreeMap;
+
+use crate::action::{LabelChange, LabelledKind, ServiceType};
+
+/// The longest command line accepted, in bytes. Chat messages are short; this bounds the work.
+pub const MAX_LEN: usize = 2048;
+
+/// The forms the parser accepts, for error messages and documentation.
+pub const SUPPORTED: &str = "get [deployments|pods|services|replicasets|nodes|all] [-l SELECTOR]; \
+describe deployment|pod|service NAME; logs POD [-c CONTAINER] [--tail N]; \
+create deployment NAME --image=IMAGE [--replicas=N] [--port=P]; run NAME --image=IMAGE [--port=P]; \
+expose deployment NAME --port=P [--target-port=T] [--type=T] [--name=S]; \
+scale deployment/NAME --replicas=N; set image deployment/NAME CONTAINER=IMAGE; \
+rollout status|history|undo|restart deployment/NAME [--to-revision=N]; \
+label deployment|pod|service NAME k=v [k-]... [--overwrite]; delete deployment|service|pod NAME; \
+delete service|pod -l SELECTOR; version; cluster-info; \
+each with optional -n NAMESPACE and --dry-run=server, and an optional leading kubectl";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub command: Command,
+    /// `-n` / `--namespace`, when given.
+    pub namespace: Option<String>,
+    /// `--dry-run=server`.
+    pub dry_run: bool,
+}
+
+/// What a command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Get {
+        resource: GetResource,
+        selector: Option<String>,
+    },
+    Describe {
+        kind: LabelledKind,
+        name: String,
+    },
+    Logs {
+        pod: String,
+        container: Option<String>,
+        tail: Option<i64>,
+    },
+    /// `create deployment` and `run` (a Deployment, like kubegate's deploy).
+    CreateDeployment {
+        name: String,
+        image: String,
+        replicas: Option<i32>,
+        port: Option<i32>,
+    },
+    Expose {
+        deployment: String,
+        port: i32,
+        target_port: Option<String>,
+        service_type: Option<ServiceType>,
+        name: Option<String>,
+    },
+    Scale {
+        name: String,
+        replicas: i32,
+    },
+    SetImage {
+        name: String,
+        /// Container name → image, in the order given.
+        images: Vec<(String, String)>,
+    },
+    RolloutStatus {
+        name: String,
+    },
+    RolloutHistory {
+        name: String,
+    },
+    RolloutUndo {
+        name: String,
+        to_revision: Option<i64>,
+    },
+    RolloutRestart {
+        name: String,
+    },
+    Label {
+        kind: LabelledKind,
+        name: String,
+        change: LabelChange,
+    },
+    Delete {
+        kind: LabelledKind,
+        name: String,
+    },
+    DeleteSelected {
+        kind: LabelledKind,
+        selector: String,
+    },
+    Version,
+    ClusterInfo,
+}
+
+/// What `get` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetResource {
+    Deployments,
+    Pods,
+    Services,
+    ReplicaSets,
+    Nodes,
+    /// `get all`: deployments, replicasets, services and pods.
+    All,
+}
+
+/// Why a command line was refused. Every message is meant for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the command is empty; supported: {SUPPORTED}")]
+    Empty,
+    #[error("the command is longer than {MAX_LEN} bytes")]
+    TooLong,
+    #[error("unterminated {0} quote")]
+    UnterminatedQuote(char),
+    #[error("`{0}` is not supported; supported: {SUPPORTED}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(msg: impl Into<String>) -> ParseError {
+    ParseError::Invalid(msg.into())
+}
+
+/// Split a command line into words the way a POSIX shell quotes, and nothing more: whitespace
+/// separates words, single quotes keep everything literal, double quotes keep everything but `\"`
+/// and `\\` literal, a backslash outside quotes escapes the next character. `;`, `|`, `$`, `` ` ``,
+/// `#`, `>` and the like are ordinary characters: there is no shell behind this.
+///
+/// Hand-written rather than `shlex`: `shlex` treats `#` as the start of a comment and silently
+/// drops the rest of the line, which would run a different command than the one typed.
+pub fn tokenize(line: &str) -> Result<Vec<String>, ParseError> {
+    if line.len() > MAX_LEN {
+        return Err(ParseError::TooLong);
+    }
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err(ParseError::UnterminatedQuote('\'')),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err(ParseError::UnterminatedQuote('"')),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err(ParseError::UnterminatedQuote('"')),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(c) = chars.next() {
+                    word.push(c);
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// Flags each verb accepts (besides `-n`/`--namespace` and `--dry-run`). `true` means the flag
+/// takes a value.
+const FLAG_SPECS: &[(&str, &[(&str, bool)])] = &[
+    ("get", &[("selector", true)]),
+    ("describe", &[]),
+    ("logs", &[("container", true), ("tail", true)]),
+    (
+        "create",
+        &[("image", true), ("replicas", true), ("port", true)],
+    ),
+    ("run", &[("image", true), ("port", true)]),
+    (
+        "expose",
+        &[
+            ("port", true),
+            ("target-port", true),
+            ("type", true),
+            ("name", true),
+        ],
+    ),
+    ("scale", &[("replicas", true)]),
+    ("set", &[]),
+    ("rollout", &[("to-revision", true)]),
+    ("label", &[("overwrite", false)]),
+    ("delete", &[("selector", true)]),
+    ("version", &[]),
+    ("cluster-info", &[]),
+];
+
+/// Short flags kubectl spells with one letter.
+fn long_name(short: char) -> Option<&'static str> {
+    match short {
+        'n' => Some("namespace"),
+        'l' => Some("selector"),
+        'c' => Some("container"),
+        _ => None,
+    }
+}
+
+/// Words left after flags are taken out, and the flags' values.
+struct Args {
+    positional: Vec<String>,
+    flags: BTreeMap<&'static str, String>,
+}
+
+impl Args {
+    fn flag(&self, name: &str) -> Option<&str> {
+        self.flags.get(name).map(String::as_str)
+    }
+
+    fn int<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ParseError> {
+        self.flag(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| invalid(format!("--{name} must be a whole number, not `{v}`")))
+            })
+            .transpose()
+    }
+}
+
+fn split_flags(verb: &str, words: &[String]) -> Result<Args, ParseError> {
+    let allowed = FLAG_SPECS
+        .iter()
+        .find(|(v, _)| *v == verb)
+        .map(|(_, f)| *f)
+        .unwrap_or(&[]);
+    let spec = |name: &str| -> Option<(&'static str, bool)> {
+        match name {
+            "namespace" => Some(("namespace", true)),
+            "dry-run" => Some(("dry-run", true)),
+            _ => allowed.iter().find(|(n, _)| *n == name).copied(),
+        }
+    };
+    let mut positional = Vec::new();
+    let mut flags = BTreeMap::new();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        let (name, inline): (String, Option<String>) = if let Some(rest) = w.strip_prefix("--") {
+            match rest.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (rest.to_owned(), None),
+            }
+        } else if w.len() > 1 && w.starts_with('-') && !w.ends_with('-') {
+            // `-n shop`, `-nshop`, `-n=shop`.
+            let mut cs = w[1..].chars();
+            let short = cs.next().unwrap_or('-');
+            let rest: String = cs.collect();
+            let long = long_name(short)
+                .ok_or_else(|| ParseError::Unsupported(format!("flag -{short} of `{verb}`")))?;
+            let rest = rest.strip_prefix('=').unwrap_or(&rest).to_owned();
+            (long.to_owned(), (!rest.is_empty()).then_some(rest))
+        } else {
+            positional.push(w.clone());
+            continue;
+        };
+        let (name, takes_value) = spec(&name)
+            .ok_or_else(|| ParseError::Unsupported(format!("flag --{name} of `{verb}`")))?;
+        let value = match (takes_value, inline) {
+            (true, Some(v)) => v,
+            // `--dry-run` alone means kubectl's deprecated client default: refuse below.
+            (true, None) if name == "dry-run" => String::new(),
+            (true, None) => it
+                .next()
+                .cloned()
+                .ok_or_else(|| invalid(format!("--{name} needs a value")))?,
+            (false, None) => "true".to_owned(),
+            (false, Some(v)) => match v.as_str() {
+                "true" | "false" => v,
+                _ => return Err(invalid(format!("--{name} is true or false, not `{v}`"))),
+            },
+        };
+        if flags.insert(name, value).is_some() {
+            return Err(invalid(format!("--{name} is given twice")));
+        }
+    }
+    Ok(Args { positional, flags })
+}
+
+/// `deployment/NAME`, `deployments/NAME`, `deploy/NAME` or `deployment NAME`: the name, and the
+/// positional words after it.
+fn deployment_ref<'a>(verb: &str, pos: &'a [String]) -> Result<(String, &'a [String]), ParseError> {
+    let Some(first) = pos.first() else {
+        return Err(invalid(format!("`{verb}` needs deployment/NAME")));
+    };
+    if let Some((kind, name)) = first.split_once('/') {
+        kind_of(kind)
+            .filter(|k| *k == LabelledKind::Deployment)
+            .ok_or_else(|| ParseError::Unsupported(format!("{verb} {kind}")))?;
+        return Ok((name.to_owned(), &pos[1..]));
+    }
+    match kind_of(first) {
+        Some(LabelledKind::Deployment) => match pos.get(1) {
+            Some(name) => Ok((name.clone(), &pos[2..])),
+            None => Err(invalid(format!("`{verb} deployment` needs a NAME"))),
+        },
+        _ => Err(ParseError::Unsupported(format!("{verb} {first}"))),
+    }
+}
+
+fn kind_of(word: &str) -> Option<LabelledKind> {
+    match word {
+        "deployment" | "deployments" | "deploy" | "deployment.apps" => {
+            Some(LabelledKind::Deployment)
+        }
+        "service" | "services" | "svc" => Some(LabelledKind::Service),
+        "pod" | "pods" | "po" => Some(LabelledKind::Pod),
+        _ => None,
+    }
+}
+
+/// `KIND NAME` or `KIND/NAME` for describe, label and delete.
+fn kind_and_name<'a>(
+    verb: &str,
+    pos: &'a [String],
+) -> Result<(LabelledKind, Option<String>, &'a [String]), ParseError> {
+    let Some(first) = pos.first() else {
+        return Err(invalid(format!("`{verb}` needs a kind and a NAME")));
+    };
+    let (kind, name, rest) = match first.split_once('/') {
+        Some((k, n)) => (k, Some(n.to_owned()), &pos[1..]),
+        None => (
+            first.as_str(),
+            pos.get(1).cloned(),
+            pos.get(2..).unwrap_or(&[]),
+        ),
+    };
+    let kind = kind_of(kind).ok_or_else(|| ParseError::Unsupported(format!("{verb} {kind}")))?;
+    Ok((kind, name, rest))
+}
+
+fn no_more(verb: &str, rest: &[String]) -> Result<(), ParseError> {
+    match rest.first() {
+        None => Ok(()),
+        Some(w) => Err(invalid(format!("unexpected argument `{w}` to `{verb}`"))),
+    }
+}
+
+fn required(args: &Args, verb: &str, flag: &str) -> Result<String, ParseError> {
+    args.flag(flag)
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(format!("`{verb}` needs --{flag}")))
+}
+
+/// Parse one command line.
+pub fn parse(line: &str) -> Result<Parsed, ParseError> {
+    let words = tokenize(line)?;
+    let words = match words.first().map(String::as_str) {
+        Some("kubectl") => &words[1..],
+        _ => &words[..],
+    };
+    let Some(verb) = words.first() else {
+        return Err(ParseError::Empty);
+    };
+    let verb = verb.as_str();
+    if !FLAG_SPECS.iter().any(|(v, _)| *v == verb) {
+        return Err(ParseError::Unsupported(verb.to_owned()));
+    }
+    let args = split_flags(verb, &words[1..])?;
+    let dry_run = match args.flag("dry-run") {
+        None | Some("none") => false,
+        Some("server") => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "--dry-run={other} is not supported: kubegate runs --dry-run=server"
+            )));
+        }
+    };
+    let namespace = args.flag("namespace").map(str::to_owned);
+    let pos = &args.positional[..];
+    let command = match verb {
+        "get" => {
+            let resource = match pos.first().map(String::as_str) {
+                Some("deployments" | "deployment" | "deploy") => GetResource::Deployments,
+                Some("pods" | "pod" | "po") => GetResource::Pods,
+                Some("services" | "service" | "svc") => GetResource::Services,
+                Some("replicasets" | "replicaset" | "rs") => GetResource::ReplicaSets,
+                Some("nodes" | "node" | "no") => GetResource::Nodes,
+                Some("all") => GetResource::All,
+                Some(other) => return Err(ParseError::Unsupported(format!("get {other}"))),
+                None => return Err(invalid("`get` needs a resource, e.g. `get pods`")),
+            };
+            no_more("get", &pos[1..])?;
+            Command::Get {
+                resource,
+                selector: args.flag("selector").map(str::to_owned),
+            }
+        }
+        "describe" => {
+            let (kind, name, rest) = kind_and_name(verb, pos)?;
+            no_more(verb, rest)?;
+            Command::Describe {
+                kind,
+                name: name.ok_or_else(|| invalid("`describe` needs a NAME"))?,
+            }
+        }
+        "logs" => {
+            let pod = match pos.first() {
+                Some(p) => p.strip_prefix("pod/").unwrap_or(p).to_owned(),
+                None => return Err(invalid("`logs` needs a POD")),
+            };
+            no_more(verb, &pos[1..])?;
+            Command::Logs {
+                pod,
+                container: args.flag("container").map(str::to_owned),
+                tail: args.int("tail")?,
+            }
+        }
+        "create" | "run" => {
+            let rest = if verb == "create" {
+                match pos.first().map(String::as_str) {
+                    Some("deployment" | "deploy") => &pos[1..],
+                    Some(other) => return Err(ParseError::Unsupported(format!("create {other}"))),
+                    None => return Err(invalid("`create` needs `deployment NAME`")),
+                }
+            } else {
+                pos
+            };
+            let name = rest
+                .first()
+                .cloned()
+                .ok_or_else(|| invalid(format!("`{verb}` needs a NAME")))?;
+            no_more(verb, &rest[1..])?;
+            Command::CreateDeployment {
+                name,
+                image: required(&args, verb, "image")?,
+                replicas: args.int("replicas")?,
+                port: args.int("port")?,
+            }
+        }
+        "expose" => {
+            let (deployment, rest) = deployment_ref(verb, pos)?;
+            no_more(verb, rest)?;
+            let port = args
+                .int("port")?
+                .ok_or_else(|| invalid("`expose` needs --port"))?;
+            let service_type = args
+                .flag("type")
+                .map(|t| match t {
+                    "ClusterIP" => Ok(ServiceType::ClusterIP),
+                    "NodePort" => Ok(ServiceType::NodePort),
+                    "LoadBalancer" => Ok(ServiceType::LoadBalancer),
+                    "ExternalName" => Ok(ServiceType::ExternalName),
+                    other => Err(invalid(format!(
+                        "--type is ClusterIP, NodePort, LoadBalancer or ExternalName, not `{other}`"
+                    ))),
+                })
+                .transpose()?;
+            Command::Expose {
+                deployment,
+                port,
+                target_port: args.flag("target-port").map(str::to_owned),
+                service_type,
+                name: args.flag("name").map(str::to_owned),
+            }
+        }
+        "scale" => {
+            let (name, rest) = deployment_ref(verb, pos)?;
+            no_more(verb, rest)?;
+            Command::Scale {
+                name,
+                replicas: args
+                    .int("replicas")?
+                    .ok_or_else(|| invalid("`scale` needs --replicas"))?,
+            }
+        }
+        "set" => {
+            match pos.first().map(String::as_str) {
+                Some("image") => {}
+                Some(other) => return Err(ParseError::Unsupported(format!("set {other}"))),
+                None => return Err(invalid("`set` needs `image deployment/NAME C=IMAGE`")),
+            }
+            let (name, rest) = deployment_ref("set image", &pos[1..])?;
+            if rest.is_empty() {
+                return Err(invalid("`set image` needs CONTAINER=IMAGE"));
+            }
+            let images = rest
+                .iter()
+                .map(|w| match w.split_once('=') {
+                    Some((c, i)) if !c.is_empty() && !i.is_empty() => {
+                        Ok((c.to_owned(), i.to_owned()))
+                    }
+                    _ => Err(invalid(format!(
+                        "`{w}` is not CONTAINER=IMAGE (use `*=IMAGE` for every container)"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+            Command::SetImage { name, images }
+        }
+        "rollout" => {
+            let sub = pos
+                .first()
+                .map(String::as_str)
+                .ok_or_else(|| invalid("`rollout` needs status, history, undo or restart"))?;
+            let (name, rest) = deployment_ref(verb, &pos[1..])?;
+            no_more(verb, rest)?;
+            let to_revision = args.int("to-revision")?;
+            if to_revision.is_some() && sub != "undo" {
+                return Err(invalid("--to-revision belongs to `rollout undo`"));
+            }
+            match sub {
+                "status" => Command::RolloutStatus { name },
+                "history" => Command::RolloutHistory { name },
+                "undo" => Command::RolloutUndo { name, to_revision },
+                "restart" => Command::RolloutRestart { name },
+                other => return Err(ParseError::Unsupported(format!("rollout {other}"))),
+            }
+        }
+        "label" => {
+            let (kind, name, rest) = kind_and_name(verb, pos)?;
+            let name = name.ok_or_else(|| invalid("`label` needs a NAME"))?;
+            if rest.is_empty() {
+                return Err(invalid("`label` needs at least one k=v or k-"));
+            }
+            let mut change = LabelChange {
+                set: BTreeMap::new(),
+                remove: Vec::new(),
+                overwrite: args.flag("overwrite") == Some("true"),
+            };
+            for w in rest {
+                if let Some((k, v)) = w.split_once('=') {
+                    if change.set.insert(k.to_owned(), v.to_owned()).is_some() {
+                        return Err(invalid(format!("label `{k}` is given twice")));
+                    }
+                } else if let Some(k) = w.strip_suffix('-') {
+                    change.remove.push(k.to_owned());
+                } else {
+                    return Err(invalid(format!("`{w}` is neither k=v nor k-")));
+                }
+            }
+            Command::Label { kind, name, change }
+        }
+        "delete" => {
+            let (kind, name, rest) = kind_and_name(verb, pos)?;
+            no_more(verb, rest)?;
+            match (name, args.flag("selector")) {
+                (Some(name), None) => Command::Delete { kind, name },
+                (None, Some(sel)) if kind != LabelledKind::Deployment => Command::DeleteSelected {
+                    kind,
+                    selector: sel.to_owned(),
+                },
+                (None, Some(_)) => {
+                    return Err(ParseError::Unsupported("delete deployment -l".to_owned()));
+                }
+                (Some(_), Some(_)) => return Err(invalid("give a NAME or -l SELECTOR, not both")),
+                (None, None) => return Err(invalid("`delete` needs a NAME or -l SELECTOR")),
+            }
+        }
+        "version" => {
+            no_more(verb, pos)?;
+            Command::Version
+        }
+        "cluster-info" => {
+            no_more(verb, pos)?;
+            Command::ClusterInfo
+        }
+        other => return Err(ParseError::Unsupported(other.to_owned())),
+    };
+    Ok(Parsed {
+        command,
+        namespace,
+        dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(line: &str) -> Command {
+        match parse(line) {
+            Ok(p) => p.command,
+            Err(e) => panic!("`{line}` was refused: {e}"),
+        }
+    }
+
+    fn refused(line: &str) -> ParseError {
+        match parse(line) {
+            Ok(p) => panic!("`{line}` was accepted as {p:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_tokenizer_quotes_like_a_shell_and_keeps_metacharacters_literal() {
+        assert_eq!(
+            tokenize(r#"label pod 'a b' x="y \"z\"" c\ d"#).unwrap(),
+            ["label", "pod", "a b", r#"x=y "z""#, "c d"]
+        );
+        assert_eq!(
+            tokenize("get pods; rm -rf / | cat $(id) `x` #c > f").unwrap(),
+            [
+                "get", "pods;", "rm", "-rf", "/", "|", "cat", "$(id)", "`x`", "#c", ">", "f"
+            ]
+        );
+        assert_eq!(tokenize("  \t ").unwrap(), Vec::<String>::new());
+        assert_eq!(tokenize("''").unwrap(), [""]);
+        assert_eq!(
+            tokenize("scale 'déploiement/ünï'").unwrap(),
+            ["scale", "déploiement/ünï"]
+        );
+        assert_eq!(
+            tokenize("get 'pods").unwrap_err(),
+            ParseError::UnterminatedQuote('\'')
+        );
+        assert_eq!(
+            tokenize("get \"pods").unwrap_err(),
+            ParseError::UnterminatedQuote('"')
+        );
+        assert_eq!(
+            tokenize(&"a ".repeat(MAX_LEN)).unwrap_err(),
+            ParseError::TooLong
+        );
+    }
+
+    #[test]
+    fn every_supported_form_parses() {
+        assert_eq!(
+            parse("kubectl get pods -l app=web -n shop").unwrap(),
+            Parsed {
+                command: Command::Get {
+                    resource: GetResource::Pods,
+                    selector: Some("app=web".into())
+                },
+                namespace: Some("shop".into()),
+                dry_run: false,
+            }
+        );
+        for (line, resource) in [
+            ("get deployments", GetResource::Deployments),
+            ("get deploy", GetResource::Deployments),
+            ("get svc", GetResource::Services),
+            ("get rs", GetResource::ReplicaSets),
+            ("get nodes", GetResource::Nodes),
+            ("get all", GetResource::All),
+        ] {
+            assert_eq!(
+                cmd(line),
+                Command::Get {
+                    resource,
+                    selector: None
+                }
+            );
+        }
+        assert_eq!(
+            cmd("describe deployment web"),
+            Command::Describe {
+                kind: LabelledKind::Deployment,
+                name: "web".into()
+            }
+        );
+        assert_eq!(
+            cmd("describe svc/web"),
+            Command::Describe {
+                kind: LabelledKind::Service,
+                name: "web".into()
+            }
+        );
+        assert_eq!(
+            cmd("logs web-1 -c app --tail 20"),
+            Command::Logs {
+                pod: "web-1".into(),
+                container: Some("app".into()),
+                tail: Some(20)
+            }
+        );
+        let web = Command::CreateDeployment {
+            name: "web".into(),
+            image: "nginx:1.27".into(),
+            replicas: Some(3),
+            port: Some(80),
+        };
+        assert_eq!(
+            cmd("create deployment web --image=nginx:1.27 --replicas=3 --port=80"),
+            web
+        );
+        assert_eq!(
+            cmd("create deployment web --image nginx:1.27 --replicas 3 --port 80"),
+            web
+        );
+        assert_eq!(
+            cmd("run web --image=nginx:1.27"),
+            Command::CreateDeployment {
+                name: "web".into(),
+                image: "nginx:1.27".into(),
+                replicas: None,
+                port: None
+            }
+        );
+        assert_eq!(
+            cmd("expose deployment web --port 80 --target-port=http --type=NodePort --name web-np"),
+            Command::Expose {
+                deployment: "web".into(),
+                port: 80,
+                target_port: Some("http".into()),
+                service_type: Some(ServiceType::NodePort),
+                name: Some("web-np".into())
+            }
+        );
+        for line in [
+            "scale deployment/web --replicas=5",
+            "scale deployments/web --replicas=5",
+            "scale deployment web --replicas 5",
+            "kubectl scale deploy/web --replicas=5",
+        ] {
+            assert_eq!(
+                cmd(line),
+                Command::Scale {
+                    name: "web".into(),
+                    replicas: 5
+                },
+                "{line}"
+            );
+        }
+        assert_eq!(
+            cmd("set image deployment/web app=nginx:1.28 side=envoy:1"),
+            Command::SetImage {
+                name: "web".into(),
+                images: vec![
+                    ("app".into(), "nginx:1.28".into()),
+                    ("side".into(), "envoy:1".into())
+                ]
+            }
+        );
+        assert_eq!(
+            cmd("rollout status deployment/web"),
+            Command::RolloutStatus { name: "web".into() }
+        );
+        assert_eq!(
+            cmd("rollout history deployment web"),
+            Command::RolloutHistory { name: "web".into() }
+        );
+        assert_eq!(
+            cmd("rollout undo deployment/web --to-revision=2"),
+            Command::RolloutUndo {
+                name: "web".into(),
+                to_revision: Some(2)
+            }
+        );
+        assert_eq!(
+            cmd("rollout restart deployment/web"),
+            Command::RolloutRestart { name: "web".into() }
+        );
+        assert_eq!(
+            cmd("label pod web-1 tier=frontend canary- --overwrite"),
+            Command::Label {
+                kind: LabelledKind::Pod,
+                name: "web-1".into(),
+                change: LabelChange {
+                    set: [("tier".to_owned(), "frontend".to_owned())].into(),
+                    remove: vec!["canary".into()],
+                    overwrite: true
+                }
+            }
+        );
+        assert_eq!(
+            cmd("delete service web"),
+            Command::Delete {
+                kind: LabelledKind::Service,
+                name: "web".into()
+            }
+        );
+        assert_eq!(
+            cmd("delete pods -l 'app in (web, api)'"),
+            Command::DeleteSelected {
+                kind: LabelledKind::Pod,
+                selector: "app in (web, api)".into()
+            }
+        );
+        assert_eq!(cmd("version"), Command::Version);
+        assert_eq!(cmd("kubectl cluster-info"), Command::ClusterInfo);
+        let p = parse("scale deployment/web --replicas=0 --dry-run=server -nshop").unwrap();
+        assert!(p.dry_run);
+        assert_eq!(p.namespace.as_deref(), Some("shop"));
+        assert_eq!(
+            parse("get pods --namespace=kube-system")
+                .unwrap()
+                .namespace
+                .as_deref(),
+            Some("kube-system")
+        );
+    }
+
+    #[test]
+    fn what_is_not_supported_is_refused_naming_what_is() {
+        for line in [
+            "exec web-1 -- sh",
+            "port-forward web-1 8080:80",
+            "proxy",
+            "apply -f x.yaml",
+            "get secrets",
+            "create secret generic x",
+            "scale statefulset/db --replicas=1",
+            "delete deployment -l app=web",
+            "rollout pause deployment/web",
+            "get pods -o yaml",
+            "get pods --all-namespaces",
+            "label pod web --selector app=x k=v",
+            "; rm -rf /",
+        ] {
+            let e = refused(line);
+            assert!(matches!(e, ParseError::Unsupported(_)), "`{line}`: {e:?}");
+            assert!(e.to_string().contains("supported: get"), "{e}");
+        }
+        assert_eq!(refused(""), ParseError::Empty);
+        assert_eq!(refused("kubectl"), ParseError::Empty);
+    }
+
+    #[test]
+    fn malformed_commands_say_what_is_wrong() {
+        for (line, says) in [
+            ("scale deployment/web", "needs --replicas"),
+            ("scale deployment/web --replicas=three", "whole number"),
+            ("scale deployment/web --replicas", "needs a value"),
+            ("scale deployment/web --replicas=1 --replicas=2", "twice"),
+            (
+                "scale deployment/web extra --replicas=1",
+                "unexpected argument `extra`",
+            ),
+            ("create deployment web", "needs --image"),
+            ("set image deployment/web nginx", "CONTAINER=IMAGE"),
+            ("label pod web", "at least one"),
+            ("label pod web tier", "neither k=v nor k-"),
+            ("label pod web --overwrite=maybe a=b", "true or false"),
+            (
+                "rollout status deployment/web --to-revision=2",
+                "belongs to `rollout undo`",
+            ),
+            ("delete pod web -l app=web", "not both"),
+            (
+                "expose deployment web --port=80 --type=Ingress",
+                "--type is",
+            ),
+            (
+                "get pods --dry-run=client",
+                "kubegate runs --dry-run=server",
+            ),
+            ("get", "needs a resource"),
+        ] {
+            let e = refused(line);
+            assert!(matches!(e, ParseError::Invalid(_)), "`{line}` gave {e:?}");
+            assert!(e.to_string().contains(says), "`{line}` said `{e}`");
+        }
+    }
+}
