@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::action::{LabelChange, LabelledKind, ServiceType};
+use crate::action::{Action, ExposeSpec, LabelChange, LabelledKind, ServiceType};
 
 /// The longest command line accepted, in bytes. Chat messages are short; this bounds the work.
 pub const MAX_LEN: usize = 2048;
@@ -60,7 +60,7 @@ pub enum Command {
     Expose {
         deployment: String,
         port: i32,
-        target_port: Option<String>,
+        target_port: Option<i32>,
         service_type: Option<ServiceType>,
         name: Option<String>,
     },
@@ -70,8 +70,9 @@ pub enum Command {
     },
     SetImage {
         name: String,
-        /// Container name → image, in the order given.
-        images: Vec<(String, String)>,
+        /// The container; `None` for `*=IMAGE` (every container).
+        container: Option<String>,
+        image: String,
     },
     RolloutStatus {
         name: String,
@@ -101,6 +102,76 @@ pub enum Command {
     },
     Version,
     ClusterInfo,
+}
+
+impl Command {
+    /// The `Action` a mutating command runs: the same value the REST endpoint for that operation
+    /// builds, so validation, authorization, audit and dry-run cannot differ between the two.
+    /// `None` for reads, and for `create deployment` / `run`, whose kubectl meaning (refuse an
+    /// existing Deployment) is not the REST deploy's create-or-update.
+    pub fn action(&self, max_affected: usize) -> Option<Action> {
+        Some(match self.clone() {
+            Self::Scale { name, replicas } => Action::Scale { name, replicas },
+            Self::SetImage {
+                name,
+                container,
+                image,
+            } => Action::SetImage {
+                name,
+                container,
+                image,
+            },
+            Self::RolloutRestart { name } => Action::Restart { name },
+            Self::RolloutUndo { name, to_revision } => Action::Rollback {
+                name,
+                to_revision: to_revision.unwrap_or(0),
+                expect_revision: None,
+            },
+            Self::Expose {
+                deployment,
+                port,
+                target_port,
+                service_type,
+                name,
+            } => Action::Expose {
+                deployment,
+                spec: ExposeSpec {
+                    port,
+                    target_port,
+                    protocol: None,
+                    service_type,
+                    node_port: None,
+                    name,
+                },
+            },
+            Self::Label { kind, name, change } => Action::Label { kind, name, change },
+            Self::Delete { kind, name } => match kind {
+                LabelledKind::Deployment => Action::DeleteDeployment { name },
+                LabelledKind::Service => Action::DeleteService { name },
+                LabelledKind::Pod => Action::DeletePod { name },
+            },
+            Self::DeleteSelected { kind, selector } => match kind {
+                LabelledKind::Service => Action::DeleteServices {
+                    selector,
+                    max_affected,
+                },
+                LabelledKind::Pod => Action::DeletePods {
+                    selector,
+                    max_affected,
+                },
+                // The parser refuses `delete deployment -l`.
+                LabelledKind::Deployment => return None,
+            },
+            Self::Get { .. }
+            | Self::Describe { .. }
+            | Self::Logs { .. }
+            | Self::CreateDeployment { .. }
+            | Self::RolloutStatus { .. }
+            | Self::RolloutHistory { .. }
+            | Self::Version
+            | Self::ClusterInfo => return None,
+        })
+    }
 }
 
 /// What `get` lists.
@@ -493,7 +564,7 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
             Command::Expose {
                 deployment,
                 port,
-                target_port: args.flag("target-port").map(str::to_owned),
+                target_port: args.int("target-port")?,
                 service_type,
                 name: args.flag("name").map(str::to_owned),
             }
@@ -515,21 +586,22 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
                 None => return Err(invalid("`set` needs `image deployment/NAME C=IMAGE`")),
             }
             let (name, rest) = deployment_ref("set image", &pos[1..])?;
-            if rest.is_empty() {
-                return Err(invalid("`set image` needs CONTAINER=IMAGE"));
+            let [pair] = rest else {
+                return Err(invalid(
+                    "`set image` takes one CONTAINER=IMAGE per command (`*=IMAGE` sets every container)",
+                ));
+            };
+            let Some((container, image)) = pair
+                .split_once('=')
+                .filter(|(c, i)| !c.is_empty() && !i.is_empty())
+            else {
+                return Err(invalid(format!("`{pair}` is not CONTAINER=IMAGE")));
+            };
+            Command::SetImage {
+                name,
+                container: (container != "*").then(|| container.to_owned()),
+                image: image.to_owned(),
             }
-            let images = rest
-                .iter()
-                .map(|w| match w.split_once('=') {
-                    Some((c, i)) if !c.is_empty() && !i.is_empty() => {
-                        Ok((c.to_owned(), i.to_owned()))
-                    }
-                    _ => Err(invalid(format!(
-                        "`{w}` is not CONTAINER=IMAGE (use `*=IMAGE` for every container)"
-                    ))),
-                })
-                .collect::<Result<_, _>>()?;
-            Command::SetImage { name, images }
         }
         "rollout" => {
             let sub = pos
@@ -732,11 +804,11 @@ mod tests {
             }
         );
         assert_eq!(
-            cmd("expose deployment web --port 80 --target-port=http --type=NodePort --name web-np"),
+            cmd("expose deployment web --port 80 --target-port=8080 --type=NodePort --name web-np"),
             Command::Expose {
                 deployment: "web".into(),
                 port: 80,
-                target_port: Some("http".into()),
+                target_port: Some(8080),
                 service_type: Some(ServiceType::NodePort),
                 name: Some("web-np".into())
             }
@@ -757,13 +829,19 @@ mod tests {
             );
         }
         assert_eq!(
-            cmd("set image deployment/web app=nginx:1.28 side=envoy:1"),
+            cmd("set image deployment/web app=nginx:1.28"),
             Command::SetImage {
                 name: "web".into(),
-                images: vec![
-                    ("app".into(), "nginx:1.28".into()),
-                    ("side".into(), "envoy:1".into())
-                ]
+                container: Some("app".into()),
+                image: "nginx:1.28".into(),
+            }
+        );
+        assert_eq!(
+            cmd("set image deploy/web *=nginx:1.28"),
+            Command::SetImage {
+                name: "web".into(),
+                container: None,
+                image: "nginx:1.28".into(),
             }
         );
         assert_eq!(
@@ -863,6 +941,14 @@ mod tests {
             ),
             ("create deployment web", "needs --image"),
             ("set image deployment/web nginx", "CONTAINER=IMAGE"),
+            (
+                "set image deployment/web a=x:1 b=y:1",
+                "one CONTAINER=IMAGE per command",
+            ),
+            (
+                "expose deployment web --port=80 --target-port=http",
+                "whole number",
+            ),
             ("label pod web", "at least one"),
             ("label pod web tier", "neither k=v nor k-"),
             ("label pod web --overwrite=maybe a=b", "true or false"),
@@ -884,6 +970,126 @@ mod tests {
             let e = refused(line);
             assert!(matches!(e, ParseError::Invalid(_)), "`{line}` gave {e:?}");
             assert!(e.to_string().contains(says), "`{line}` said `{e}`");
+        }
+    }
+
+    /// The audit log's view of an action: verb, resource and request summary.
+    fn audited(a: &Action) -> (String, (&'static str, String), serde_json::Value) {
+        (a.verb().to_owned(), a.resource(), a.summary())
+    }
+
+    #[test]
+    fn mutating_commands_become_the_actions_the_rest_endpoints_build() {
+        let label = LabelChange {
+            set: [("tier".to_owned(), "web".to_owned())].into(),
+            remove: vec!["canary".into()],
+            overwrite: false,
+        };
+        for (line, want) in [
+            (
+                "scale deployment/web --replicas=3",
+                Action::Scale {
+                    name: "web".into(),
+                    replicas: 3,
+                },
+            ),
+            (
+                "set image deployment/web app=nginx:1.28",
+                Action::SetImage {
+                    name: "web".into(),
+                    container: Some("app".into()),
+                    image: "nginx:1.28".into(),
+                },
+            ),
+            (
+                "rollout restart deployment/web",
+                Action::Restart { name: "web".into() },
+            ),
+            (
+                "rollout undo deployment/web",
+                Action::Rollback {
+                    name: "web".into(),
+                    to_revision: 0,
+                    expect_revision: None,
+                },
+            ),
+            (
+                "rollout undo deployment/web --to-revision=2",
+                Action::Rollback {
+                    name: "web".into(),
+                    to_revision: 2,
+                    expect_revision: None,
+                },
+            ),
+            (
+                "expose deployment web --port=80 --type=LoadBalancer",
+                Action::Expose {
+                    deployment: "web".into(),
+                    spec: ExposeSpec {
+                        port: 80,
+                        target_port: None,
+                        protocol: None,
+                        service_type: Some(ServiceType::LoadBalancer),
+                        node_port: None,
+                        name: None,
+                    },
+                },
+            ),
+            (
+                "label deployment web tier=web canary-",
+                Action::Label {
+                    kind: LabelledKind::Deployment,
+                    name: "web".into(),
+                    change: label.clone(),
+                },
+            ),
+            (
+                "delete deployment web",
+                Action::DeleteDeployment { name: "web".into() },
+            ),
+            (
+                "delete svc web",
+                Action::DeleteService { name: "web".into() },
+            ),
+            (
+                "delete pod web-1",
+                Action::DeletePod {
+                    name: "web-1".into(),
+                },
+            ),
+            (
+                "delete pods -l app=web",
+                Action::DeletePods {
+                    selector: "app=web".into(),
+                    max_affected: 7,
+                },
+            ),
+            (
+                "delete services -l app=web",
+                Action::DeleteServices {
+                    selector: "app=web".into(),
+                    max_affected: 7,
+                },
+            ),
+        ] {
+            let got = cmd(line)
+                .action(7)
+                .unwrap_or_else(|| panic!("`{line}` has no action"));
+            assert_eq!(audited(&got), audited(&want), "{line}");
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{line}");
+        }
+        for read in [
+            "get pods",
+            "describe pod web-1",
+            "logs web-1",
+            "rollout status deployment/web",
+            "rollout history deployment/web",
+            "version",
+            "cluster-info",
+            "create deployment web --image=nginx",
+            "run web --image=nginx",
+        ] {
+            assert!(cmd(read).action(7).is_none(), "{read}");
         }
     }
 }
