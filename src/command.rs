@@ -303,6 +303,10 @@ const FLAG_SPECS: &[(&str, &[(&str, bool)])] = &[
     ("cluster-info", &[]),
 ];
 
+fn flag_spec(verb: &str) -> Option<&'static [(&'static str, bool)]> {
+    FLAG_SPECS.iter().find(|(v, _)| *v == verb).map(|(_, f)| *f)
+}
+
 /// Short flags kubectl spells with one letter.
 fn long_name(short: char) -> Option<&'static str> {
     match short {
@@ -335,11 +339,7 @@ impl Args {
 }
 
 fn split_flags(verb: &str, words: &[String]) -> Result<Args, ParseError> {
-    let allowed = FLAG_SPECS
-        .iter()
-        .find(|(v, _)| *v == verb)
-        .map(|(_, f)| *f)
-        .unwrap_or(&[]);
+    let allowed = flag_spec(verb).unwrap_or(&[]);
     let spec = |name: &str| -> Option<(&'static str, bool)> {
         match name {
             "namespace" => Some(("namespace", true)),
@@ -395,21 +395,15 @@ fn split_flags(verb: &str, words: &[String]) -> Result<Args, ParseError> {
 /// `deployment/NAME`, `deployments/NAME`, `deploy/NAME` or `deployment NAME`: the name, and the
 /// positional words after it.
 fn deployment_ref<'a>(verb: &str, pos: &'a [String]) -> Result<(String, &'a [String]), ParseError> {
-    let Some(first) = pos.first() else {
+    if pos.is_empty() {
         return Err(invalid(format!("`{verb}` needs deployment/NAME")));
-    };
-    if let Some((kind, name)) = first.split_once('/') {
-        kind_of(kind)
-            .filter(|k| *k == LabelledKind::Deployment)
-            .ok_or_else(|| ParseError::Unsupported(format!("{verb} {kind}")))?;
-        return Ok((name.to_owned(), &pos[1..]));
     }
-    match kind_of(first) {
-        Some(LabelledKind::Deployment) => match pos.get(1) {
-            Some(name) => Ok((name.clone(), &pos[2..])),
-            None => Err(invalid(format!("`{verb} deployment` needs a NAME"))),
-        },
-        _ => Err(ParseError::Unsupported(format!("{verb} {first}"))),
+    match kind_and_name(verb, pos)? {
+        (LabelledKind::Deployment, Some(name), rest) => Ok((name, rest)),
+        (LabelledKind::Deployment, None, _) => {
+            Err(invalid(format!("`{verb} deployment` needs a NAME")))
+        }
+        _ => Err(ParseError::Unsupported(format!("{verb} {}", pos[0]))),
     }
 }
 
@@ -468,7 +462,7 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
         return Err(ParseError::Empty);
     };
     let verb = verb.as_str();
-    if !FLAG_SPECS.iter().any(|(v, _)| *v == verb) {
+    if flag_spec(verb).is_none() {
         return Err(ParseError::Unsupported(verb.to_owned()));
     }
     let args = split_flags(verb, &words[1..])?;
@@ -485,15 +479,17 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
     let pos = &args.positional[..];
     let command = match verb {
         "get" => {
-            let resource = match pos.first().map(String::as_str) {
-                Some("deployments" | "deployment" | "deploy") => GetResource::Deployments,
-                Some("pods" | "pod" | "po") => GetResource::Pods,
-                Some("services" | "service" | "svc") => GetResource::Services,
-                Some("replicasets" | "replicaset" | "rs") => GetResource::ReplicaSets,
-                Some("nodes" | "node" | "no") => GetResource::Nodes,
-                Some("all") => GetResource::All,
-                Some(other) => return Err(ParseError::Unsupported(format!("get {other}"))),
-                None => return Err(invalid("`get` needs a resource, e.g. `get pods`")),
+            let Some(what) = pos.first().map(String::as_str) else {
+                return Err(invalid("`get` needs a resource, e.g. `get pods`"));
+            };
+            let resource = match (kind_of(what), what) {
+                (Some(LabelledKind::Deployment), _) => GetResource::Deployments,
+                (Some(LabelledKind::Service), _) => GetResource::Services,
+                (Some(LabelledKind::Pod), _) => GetResource::Pods,
+                (None, "replicasets" | "replicaset" | "rs") => GetResource::ReplicaSets,
+                (None, "nodes" | "node" | "no") => GetResource::Nodes,
+                (None, "all") => GetResource::All,
+                (None, other) => return Err(ParseError::Unsupported(format!("get {other}"))),
             };
             no_more("get", &pos[1..])?;
             Command::Get {
