@@ -24,6 +24,12 @@ pub enum Action {
         name: String,
         spec: DeploySpec,
     },
+    /// `kubectl create deployment` / `kubectl run`: like deploy, but an existing Deployment is a
+    /// conflict (409) and nothing changes.
+    Create {
+        name: String,
+        spec: DeploySpec,
+    },
     Scale {
         name: String,
         replicas: i32,
@@ -86,6 +92,7 @@ impl Action {
     pub fn verb(&self) -> &'static str {
         match self {
             Self::Deploy { .. } => "deploy",
+            Self::Create { .. } => "create",
             Self::Scale { .. } => "scale",
             Self::SetImage { .. } => "set_image",
             Self::Restart { .. } => "restart",
@@ -104,13 +111,13 @@ impl Action {
     /// What a human reads in `kubectl rollout history` (the change cause's "what").
     pub fn describe(&self) -> String {
         match self {
-            Self::Deploy { name, spec } => {
+            Self::Deploy { name, spec } | Self::Create { name, spec } => {
                 let images: Vec<String> = spec
                     .containers
                     .iter()
                     .map(|c| format!("{}={}", c.name, c.image))
                     .collect();
-                format!("deploy {name} {}", images.join(","))
+                format!("{} {name} {}", self.verb(), images.join(","))
             }
             Self::Scale { name, replicas } => format!("scale {name} --replicas={replicas}"),
             Self::SetImage {
@@ -150,7 +157,7 @@ impl Action {
             }
         };
         match self {
-            Self::Deploy { name, spec } => {
+            Self::Deploy { name, spec } | Self::Create { name, spec } => {
                 deployment_name(&mut e, name);
                 spec.validate(&mut e, limits);
             }
@@ -462,6 +469,40 @@ impl IntOrPercent {
 }
 
 impl DeploySpec {
+    /// What `kubectl create deployment NAME --image=I [--replicas=N] [--port=P]` asks for: one
+    /// container, and the replicas and port when given.
+    pub fn simple(
+        container: String,
+        image: String,
+        replicas: Option<i32>,
+        port: Option<i32>,
+    ) -> Self {
+        Self {
+            containers: vec![ContainerSpec {
+                name: container,
+                image,
+                ports: port
+                    .map(|p| ContainerPortSpec {
+                        container_port: p,
+                        name: None,
+                        protocol: None,
+                    })
+                    .into_iter()
+                    .collect(),
+                env: Vec::new(),
+                resources: None,
+                command: Vec::new(),
+                args: Vec::new(),
+            }],
+            replicas,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            strategy: None,
+            min_ready_seconds: None,
+            change_cause: None,
+        }
+    }
+
     fn validate(&self, e: &mut Errors, limits: &Limits) {
         e.check(
             !self.containers.is_empty(),
@@ -788,6 +829,7 @@ impl Action {
     pub fn resource(&self) -> (&'static str, String) {
         match self {
             Self::Deploy { name, .. }
+            | Self::Create { name, .. }
             | Self::Scale { name, .. }
             | Self::SetImage { name, .. }
             | Self::Restart { name }
@@ -819,7 +861,7 @@ impl Action {
     pub fn summary(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
-            Self::Deploy { spec, .. } => {
+            Self::Deploy { spec, .. } | Self::Create { spec, .. } => {
                 let mut v = serde_json::to_value(spec).unwrap_or_default();
                 if let Some(cs) = v["containers"].as_array_mut() {
                     for c in cs {
@@ -837,7 +879,7 @@ impl Action {
                         }
                     }
                 }
-                json!({"deploy": v})
+                json!({ self.verb(): v })
             }
             Self::Scale { replicas, .. } => json!({"replicas": replicas}),
             Self::SetImage {

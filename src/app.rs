@@ -35,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: /readyz fails while in-flight requests finish.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Slack slash commands, when a signing secret is set.
+    pub slack: Option<crate::api::slack::Slack>,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             metrics,
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            slack: crate::api::slack::Slack::from_config(&config.slack)?,
         });
 
         let listener = TcpListener::bind(config.listen)

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::action::{Action, ExposeSpec, LabelChange, LabelledKind, ServiceType};
+use crate::action::{Action, DeploySpec, ExposeSpec, LabelChange, LabelledKind, ServiceType};
 
 /// The longest command line accepted, in bytes. Chat messages are short; this bounds the work.
 pub const MAX_LEN: usize = 2048;
@@ -22,7 +22,8 @@ scale deployment/NAME --replicas=N; set image deployment/NAME CONTAINER=IMAGE; \
 rollout status|history|undo|restart deployment/NAME [--to-revision=N]; \
 label deployment|pod|service NAME k=v [k-]... [--overwrite]; delete deployment|service|pod NAME; \
 delete service|pod -l SELECTOR; version; cluster-info; \
-each with optional -n NAMESPACE and --dry-run=server, and an optional leading kubectl";
+each with optional -n NAMESPACE, --context CLUSTER and --dry-run=server, and an optional leading kubectl; \
+changes that roll out take --wait [--timeout=90s]; rollout status takes --watch=false and --timeout";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +31,14 @@ pub struct Parsed {
     pub command: Command,
     /// `-n` / `--namespace`, when given.
     pub namespace: Option<String>,
+    /// `--context`: the cluster, when given (kubegate's clusters are kubeconfig contexts).
+    pub context: Option<String>,
     /// `--dry-run=server`.
     pub dry_run: bool,
+    /// `--wait` (kubegate's): answer when the rollout a change starts is done, failed or timed out.
+    pub wait: bool,
+    /// `--timeout`: the bound of `--wait` and of `rollout status`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What a command line asks for.
@@ -53,6 +60,8 @@ pub enum Command {
     /// `create deployment` and `run` (a Deployment, like kubegate's deploy).
     CreateDeployment {
         name: String,
+        /// kubectl's container name: the image's name for `create`, NAME for `run`.
+        container: String,
         image: String,
         replicas: Option<i32>,
         port: Option<i32>,
@@ -74,8 +83,10 @@ pub enum Command {
         container: Option<String>,
         image: String,
     },
+    /// `rollout status` waits for the rollout like kubectl; `--watch=false` answers at once.
     RolloutStatus {
         name: String,
+        watch: bool,
     },
     RolloutHistory {
         name: String,
@@ -107,10 +118,20 @@ pub enum Command {
 impl Command {
     /// The `Action` a mutating command runs: the same value the REST endpoint for that operation
     /// builds, so validation, authorization, audit and dry-run cannot differ between the two.
-    /// `None` for reads, and for `create deployment` / `run`, whose kubectl meaning (refuse an
-    /// existing Deployment) is not the REST deploy's create-or-update.
+    /// `None` for reads. `create deployment` / `run` become `Action::Create`, which refuses an
+    /// existing Deployment as kubectl does (the REST deploy creates or updates).
     pub fn action(&self, max_affected: usize) -> Option<Action> {
         Some(match self.clone() {
+            Self::CreateDeployment {
+                name,
+                container,
+                image,
+                replicas,
+                port,
+            } => Action::Create {
+                name,
+                spec: DeploySpec::simple(container, image, replicas, port),
+            },
             Self::Scale { name, replicas } => Action::Scale { name, replicas },
             Self::SetImage {
                 name,
@@ -165,7 +186,6 @@ impl Command {
             Self::Get { .. }
             | Self::Describe { .. }
             | Self::Logs { .. }
-            | Self::CreateDeployment { .. }
             | Self::RolloutStatus { .. }
             | Self::RolloutHistory { .. }
             | Self::Version
@@ -274,17 +294,31 @@ pub fn tokenize(line: &str) -> Result<Vec<String>, ParseError> {
     Ok(words)
 }
 
-/// Flags each verb accepts (besides `-n`/`--namespace` and `--dry-run`). `true` means the flag
-/// takes a value.
+/// Flags each verb accepts (besides `-n`/`--namespace`, `--context` and `--dry-run`). `true`
+/// means the flag takes a value.
 const FLAG_SPECS: &[(&str, &[(&str, bool)])] = &[
     ("get", &[("selector", true)]),
     ("describe", &[]),
     ("logs", &[("container", true), ("tail", true)]),
     (
         "create",
-        &[("image", true), ("replicas", true), ("port", true)],
+        &[
+            ("image", true),
+            ("replicas", true),
+            ("port", true),
+            ("wait", false),
+            ("timeout", true),
+        ],
     ),
-    ("run", &[("image", true), ("port", true)]),
+    (
+        "run",
+        &[
+            ("image", true),
+            ("port", true),
+            ("wait", false),
+            ("timeout", true),
+        ],
+    ),
     (
         "expose",
         &[
@@ -294,9 +328,20 @@ const FLAG_SPECS: &[(&str, &[(&str, bool)])] = &[
             ("name", true),
         ],
     ),
-    ("scale", &[("replicas", true)]),
-    ("set", &[]),
-    ("rollout", &[("to-revision", true)]),
+    (
+        "scale",
+        &[("replicas", true), ("wait", false), ("timeout", true)],
+    ),
+    ("set", &[("wait", false), ("timeout", true)]),
+    (
+        "rollout",
+        &[
+            ("to-revision", true),
+            ("watch", false),
+            ("wait", false),
+            ("timeout", true),
+        ],
+    ),
     ("label", &[("overwrite", false)]),
     ("delete", &[("selector", true)]),
     ("version", &[]),
@@ -343,6 +388,7 @@ fn split_flags(verb: &str, words: &[String]) -> Result<Args, ParseError> {
     let spec = |name: &str| -> Option<(&'static str, bool)> {
         match name {
             "namespace" => Some(("namespace", true)),
+            "context" => Some(("context", true)),
             "dry-run" => Some(("dry-run", true)),
             _ => allowed.iter().find(|(n, _)| *n == name).copied(),
         }
@@ -458,6 +504,25 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
         Some("kubectl") => &words[1..],
         _ => &words[..],
     };
+    // kubectl's global flags may come before the verb: `kubectl -n shop get pods`.
+    let mut leading = Vec::new();
+    let mut i = 0;
+    while let Some(w) = words.get(i).filter(|w| w.starts_with('-')) {
+        let takes_next = matches!(w.as_str(), "-n" | "--namespace" | "--context");
+        let inline = w.starts_with("--namespace=")
+            || w.starts_with("--context=")
+            || (w.starts_with("-n") && w.len() > 2);
+        if !takes_next && !inline {
+            return Err(ParseError::Unsupported(format!("flag {w} before the verb")));
+        }
+        if takes_next && words.get(i + 1).is_none() {
+            return Err(invalid(format!("{w} needs a value")));
+        }
+        let n = if takes_next { 2 } else { 1 };
+        leading.extend(words.iter().skip(i).take(n).cloned());
+        i += n;
+    }
+    let words = &words[i..];
     let Some(verb) = words.first() else {
         return Err(ParseError::Empty);
     };
@@ -465,7 +530,11 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
     if flag_spec(verb).is_none() {
         return Err(ParseError::Unsupported(verb.to_owned()));
     }
-    let args = split_flags(verb, &words[1..])?;
+    let rest: Vec<String> = leading
+        .into_iter()
+        .chain(words[1..].iter().cloned())
+        .collect();
+    let args = split_flags(verb, &rest)?;
     let dry_run = match args.flag("dry-run") {
         None | Some("none") => false,
         Some("server") => true,
@@ -476,6 +545,9 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
         }
     };
     let namespace = args.flag("namespace").map(str::to_owned);
+    let context = args.flag("context").map(str::to_owned);
+    let wait = args.flag("wait") == Some("true");
+    let timeout = args.flag("timeout").map(duration).transpose()?;
     let pos = &args.positional[..];
     let command = match verb {
         "get" => {
@@ -532,9 +604,15 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
                 .cloned()
                 .ok_or_else(|| invalid(format!("`{verb}` needs a NAME")))?;
             no_more(verb, &rest[1..])?;
+            let image = required(&args, verb, "image")?;
             Command::CreateDeployment {
+                container: if verb == "run" {
+                    name.clone()
+                } else {
+                    container_name(&image)
+                },
                 name,
-                image: required(&args, verb, "image")?,
+                image,
                 replicas: args.int("replicas")?,
                 port: args.int("port")?,
             }
@@ -610,8 +688,19 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
             if to_revision.is_some() && sub != "undo" {
                 return Err(invalid("--to-revision belongs to `rollout undo`"));
             }
+            if args.flag("watch").is_some() && sub != "status" {
+                return Err(invalid("--watch belongs to `rollout status`"));
+            }
+            if wait && !matches!(sub, "undo" | "restart") {
+                return Err(invalid(
+                    "--wait belongs to changes; `rollout status` waits by itself",
+                ));
+            }
             match sub {
-                "status" => Command::RolloutStatus { name },
+                "status" => Command::RolloutStatus {
+                    name,
+                    watch: args.flag("watch") != Some("false"),
+                },
                 "history" => Command::RolloutHistory { name },
                 "undo" => Command::RolloutUndo { name, to_revision },
                 "restart" => Command::RolloutRestart { name },
@@ -668,11 +757,67 @@ pub fn parse(line: &str) -> Result<Parsed, ParseError> {
         }
         other => return Err(ParseError::Unsupported(other.to_owned())),
     };
+    if args.flag("timeout").is_some()
+        && !wait
+        && !matches!(command, Command::RolloutStatus { watch: true, .. })
+    {
+        return Err(invalid(
+            "--timeout bounds --wait or `rollout status`; give --wait too",
+        ));
+    }
     Ok(Parsed {
         command,
         namespace,
+        context,
         dry_run,
+        wait,
+        timeout,
     })
+}
+
+/// `kubectl create deployment`'s container name: the image's last path part without tag or
+/// digest, `_` made `-`.
+fn container_name(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let last = last.split(':').next().unwrap_or(last);
+    let last = last.split('@').next().unwrap_or(last);
+    last.replace('_', "-")
+}
+
+/// kubectl's `--timeout` values: `90s`, `5m`, `1h`, `1m30s`, or plain seconds; at least a second.
+fn duration(v: &str) -> Result<std::time::Duration, ParseError> {
+    let bad = || invalid(format!("--timeout is a duration like 90s or 5m, not `{v}`"));
+    let secs = if let Ok(n) = v.parse::<u64>() {
+        n
+    } else {
+        let (mut total, mut num) = (0u64, String::new());
+        for c in v.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let unit = match c {
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(bad()),
+            };
+            let n: u64 = num.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|x| total.checked_add(x))
+                .ok_or_else(bad)?;
+            num.clear();
+        }
+        if !num.is_empty() {
+            return Err(bad());
+        }
+        total
+    };
+    if secs == 0 || secs > 86_400 {
+        return Err(invalid("--timeout is between 1s and 24h"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -735,7 +880,10 @@ mod tests {
                     selector: Some("app=web".into())
                 },
                 namespace: Some("shop".into()),
+                context: None,
                 dry_run: false,
+                wait: false,
+                timeout: None,
             }
         );
         for (line, resource) in [
@@ -778,6 +926,7 @@ mod tests {
         );
         let web = Command::CreateDeployment {
             name: "web".into(),
+            container: "nginx".into(),
             image: "nginx:1.27".into(),
             replicas: Some(3),
             port: Some(80),
@@ -794,6 +943,7 @@ mod tests {
             cmd("run web --image=nginx:1.27"),
             Command::CreateDeployment {
                 name: "web".into(),
+                container: "web".into(),
                 image: "nginx:1.27".into(),
                 replicas: None,
                 port: None
@@ -842,7 +992,33 @@ mod tests {
         );
         assert_eq!(
             cmd("rollout status deployment/web"),
-            Command::RolloutStatus { name: "web".into() }
+            Command::RolloutStatus {
+                name: "web".into(),
+                watch: true
+            }
+        );
+        assert_eq!(
+            cmd("rollout status deployment/web --watch=false"),
+            Command::RolloutStatus {
+                name: "web".into(),
+                watch: false
+            }
+        );
+        let p =
+            parse("kubectl --context prod scale deploy/web --replicas 2 --wait --timeout=1m30s")
+                .unwrap();
+        assert_eq!(p.context.as_deref(), Some("prod"));
+        assert!(p.wait);
+        assert_eq!(p.timeout, Some(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            cmd("create deployment api --image=registry.example.com:5000/team/my_api:1.2@sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+            Command::CreateDeployment {
+                name: "api".into(),
+                container: "my-api".into(),
+                image: "registry.example.com:5000/team/my_api:1.2@sha256:0000000000000000000000000000000000000000000000000000000000000000".into(),
+                replicas: None,
+                port: None
+            }
         );
         assert_eq!(
             cmd("rollout history deployment web"),
@@ -921,6 +1097,19 @@ mod tests {
             assert!(e.to_string().contains("supported: get"), "{e}");
         }
         assert_eq!(refused(""), ParseError::Empty);
+        assert_eq!(refused("kubectl -n shop"), ParseError::Empty);
+        assert!(matches!(refused("kubectl -n"), ParseError::Invalid(_)));
+        assert!(matches!(
+            refused("--all-namespaces get pods"),
+            ParseError::Unsupported(_)
+        ));
+        assert_eq!(
+            parse("kubectl -n shop --context=dev get pods")
+                .unwrap()
+                .namespace
+                .as_deref(),
+            Some("shop")
+        );
         assert_eq!(refused("kubectl"), ParseError::Empty);
     }
 
@@ -957,6 +1146,16 @@ mod tests {
                 "expose deployment web --port=80 --type=Ingress",
                 "--type is",
             ),
+            (
+                "scale deployment/web --replicas=1 --timeout=5m",
+                "give --wait too",
+            ),
+            (
+                "rollout status deployment/web --timeout=forever",
+                "a duration like 90s",
+            ),
+            ("rollout history deployment/web --watch", "--watch belongs"),
+            ("rollout status deployment/web --wait", "waits by itself"),
             (
                 "get pods --dry-run=client",
                 "kubegate runs --dry-run=server",
@@ -1082,8 +1281,6 @@ mod tests {
             "rollout history deployment/web",
             "version",
             "cluster-info",
-            "create deployment web --image=nginx",
-            "run web --image=nginx",
         ] {
             assert!(cmd(read).action(7).is_none(), "{read}");
         }

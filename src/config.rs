@@ -19,6 +19,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up; boxing the settings would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the HTTP service.
     Serve(Config),
@@ -142,6 +144,48 @@ pub struct Config {
 
     #[command(flatten)]
     pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub slack: SlackConfig,
+}
+
+/// Slack slash commands (`POST /v1/integrations/slack/commands`); off without a signing secret.
+#[derive(Debug, Clone, Args)]
+pub struct SlackConfig {
+    /// The Slack app's signing secret; requests are authenticated by their signature with it.
+    /// Unset: the Slack endpoint answers 404.
+    #[arg(long, env = "KUBEGATE_SLACK_SIGNING_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub slack_signing_secret: Option<SecretString>,
+
+    /// The subject the Slack app acts as: the policy file grants it `delegate` and the most its
+    /// users may do; each command runs for the Slack user's subject (`people[].aliases`).
+    #[arg(long, env = "KUBEGATE_SLACK_SUBJECT", default_value = "slack")]
+    pub slack_subject: String,
+
+    /// The cluster of a command without `--context` (when the channel names none). Unset and
+    /// one cluster configured: that one.
+    #[arg(long, env = "KUBEGATE_SLACK_DEFAULT_CLUSTER")]
+    pub slack_default_cluster: Option<String>,
+
+    /// Results of long commands are posted to Slack's `response_url` only when it starts with this.
+    #[arg(
+        long,
+        env = "KUBEGATE_SLACK_RESPONSE_URL_PREFIX",
+        default_value = "https://hooks.slack.com/"
+    )]
+    pub slack_response_url_prefix: String,
+}
+
+impl Default for SlackConfig {
+    /// The same defaults as the command line: off.
+    fn default() -> Self {
+        Self {
+            slack_signing_secret: None,
+            slack_subject: "slack".into(),
+            slack_default_cluster: None,
+            slack_response_url_prefix: "https://hooks.slack.com/".into(),
+        }
+    }
 }
 
 /// Token verification and the policy.

@@ -91,7 +91,12 @@ pub async fn execute(
     let intent = Entry {
         stage: "intent".into(),
         outcome: "pending".into(),
-        decision: decision.grant.as_ref().map(|g| g.describe()),
+        // The grant that allowed it; acting for someone, the person's and the bot's.
+        decision: if principal.delegated_by.is_some() {
+            Some(decision.reason.clone())
+        } else {
+            decision.grant.as_ref().map(|g| g.describe())
+        },
         ..base.clone()
     };
     if let Err(e) = state.audit.append(vec![intent.clone()]).await {
@@ -201,6 +206,9 @@ async fn act(
         Action::Deploy { name, spec } => {
             Outcome::Deployment(cluster.deploy(ns, name, spec, note, dry).await?)
         }
+        Action::Create { name, spec } => {
+            Outcome::Deployment(cluster.create_deployment(ns, name, spec, note, dry).await?)
+        }
         Action::Scale { name, replicas } => {
             Outcome::Deployment(cluster.scale(ns, name, *replicas, dry).await?)
         }
@@ -287,6 +295,7 @@ fn base_entry(
         subject: Some(principal.subject.clone()),
         issuer: Some(principal.issuer.clone()),
         groups: principal.groups.iter().cloned().collect(),
+        delegated_by: principal.delegated_by.as_ref().map(|b| b.subject.clone()),
         source_ip: ctx.and_then(|c| c.source_ip.clone()),
         user_agent: ctx.and_then(|c| c.user_agent.clone()),
         action: Some(req.action.verb().to_owned()),
@@ -348,8 +357,13 @@ pub async fn audit_unrouted(
     if ctx.audit_id.lock().expect("audit id").is_some() || !ctx.path.starts_with("/v1/") {
         return;
     }
+    // Slack answers every command with 200 (a message); its handler records what it refuses.
+    if ctx.path.starts_with("/v1/integrations/slack/") && res.status().as_u16() < 400 {
+        return;
+    }
     let read = matches!(ctx.method.as_str(), "GET" | "HEAD" | "OPTIONS")
-        || ctx.path == "/v1/access-reviews";
+        || ctx.path == "/v1/access-reviews"
+        || ctx.read_only.load(std::sync::atomic::Ordering::Relaxed);
     if read && !state.audit_reads {
         return;
     }
@@ -384,6 +398,10 @@ pub async fn audit_unrouted(
         request_id: Some(ctx.request_id.clone()),
         subject: principal.as_ref().map(|p| p.subject.clone()),
         issuer: principal.as_ref().map(|p| p.issuer.clone()),
+        delegated_by: principal
+            .as_ref()
+            .and_then(|p| p.delegated_by.as_ref())
+            .map(|b| b.subject.clone()),
         groups: principal
             .map(|p| p.groups.into_iter().collect())
             .unwrap_or_default(),
@@ -405,10 +423,63 @@ pub async fn audit_unrouted(
     }
 }
 
+/// The audit entry of a request refused before the gateway saw an action (a chat user nobody
+/// mapped, a channel's limits, an unparsable command line) whose answer is not an HTTP error.
+pub async fn audit_refused(
+    state: &AppState,
+    principal: &Principal,
+    err: &ApiError,
+    target: Option<&Target>,
+) {
+    use actix_web::ResponseError;
+    let ctx = middleware::current();
+    let status = err.status_code().as_u16();
+    let audit_id = uuid::Uuid::new_v4();
+    let entry = Entry {
+        audit_id,
+        stage: "rejected".into(),
+        outcome: match status {
+            401 => "unauthenticated",
+            403 => "denied",
+            s if s < 500 => "invalid",
+            _ => "failed",
+        }
+        .into(),
+        received_at_us: ctx
+            .as_ref()
+            .map(|c| c.received_at_us)
+            .unwrap_or_else(now_us),
+        completed_at_us: Some(now_us()),
+        request_id: ctx.as_ref().map(|c| c.request_id.clone()),
+        subject: Some(principal.subject.clone()),
+        issuer: Some(principal.issuer.clone()),
+        groups: principal.groups.iter().cloned().collect(),
+        delegated_by: principal.delegated_by.as_ref().map(|b| b.subject.clone()),
+        decision: Some(err.problem().detail),
+        source_ip: ctx.as_ref().and_then(|c| c.source_ip.clone()),
+        user_agent: ctx.as_ref().and_then(|c| c.user_agent.clone()),
+        http_method: ctx.as_ref().map(|c| c.method.clone()),
+        http_path: ctx.as_ref().map(|c| c.path.clone()),
+        http_status: Some(i32::from(status)),
+        problem_type: Some(err.problem().problem_type),
+        cluster: target.map(|t| t.cluster.clone()),
+        namespace: target.map(|t| t.namespace.clone()),
+        ..Entry::default()
+    };
+    match state.audit.append(vec![entry]).await {
+        Ok(_) => {
+            if let Some(c) = ctx {
+                *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not audit a refused request"),
+    }
+}
+
 /// `kubernetes.io/change-cause`: what, who, and why when given.
 fn change_cause(req: &ActionRequest, who: &str) -> String {
     let what = match (&req.action, &req.reason) {
-        (Action::Deploy { spec, .. }, None) => spec
+        (Action::Deploy { spec, .. } | Action::Create { spec, .. }, None) => spec
             .change_cause
             .clone()
             .map(|c| format!("{}: {c}", req.action.describe())),

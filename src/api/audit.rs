@@ -31,9 +31,13 @@ pub struct AuditEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
     pub request_id: Option<String>,
+    /// Who the action is for: the caller, or the person a bot acted for.
     pub subject: Option<String>,
     pub issuer: Option<String>,
     pub groups: Vec<String>,
+    /// The subject of the bot that acted for `subject` (`X-On-Behalf-Of`, or a chat integration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegated_by: Option<String>,
     /// The grant that allowed it, or why it was refused.
     pub decision: Option<String>,
     pub source_ip: Option<String>,
@@ -84,6 +88,7 @@ impl From<Stored> for AuditEntry {
             subject: e.subject,
             issuer: e.issuer,
             groups: e.groups,
+            delegated_by: e.delegated_by,
             decision: e.decision,
             source_ip: e.source_ip,
             user_agent: e.user_agent,
@@ -125,6 +130,8 @@ pub struct AuditPage {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub subject: Option<String>,
+    /// Entries a bot sent for someone (the bot's subject).
+    pub delegated_by: Option<String>,
     /// The action verb, e.g. `scale`.
     pub action: Option<String>,
     pub cluster: Option<String>,
@@ -195,6 +202,7 @@ fn filter(q: &AuditQuery) -> Result<Filter, ApiError> {
         .transpose()?;
     Ok(Filter {
         subject: q.subject.clone(),
+        delegated_by: q.delegated_by.clone(),
         action: q.action.clone(),
         cluster: q.cluster.clone(),
         namespace: q.namespace.clone(),

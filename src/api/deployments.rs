@@ -114,7 +114,10 @@ pub struct RollbackRequest {
     pub reason: Option<String>,
 }
 
-fn deployment_result(e: Executed, dry_run: bool) -> Result<(bool, DeploymentResult), ApiError> {
+pub(crate) fn deployment_result(
+    e: Executed,
+    dry_run: bool,
+) -> Result<(bool, DeploymentResult), ApiError> {
     let Outcome::Deployment(c) = e.outcome else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "unexpected outcome for a deployment action"

@@ -98,6 +98,12 @@ pub async fn idempotency(
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
+    // The person a bot acts for is part of the request: the same key for someone else is reuse.
+    let on_behalf_of = req
+        .headers()
+        .get(crate::auth::ON_BEHALF_OF)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
     let mut fp = digest::Context::new(&digest::SHA256);
     for part in [
         req.method().as_str().as_bytes(),
@@ -105,6 +111,8 @@ pub async fn idempotency(
         req.path().as_bytes(),
         b"?",
         req.query_string().as_bytes(),
+        b"\n",
+        &on_behalf_of,
         b"\n",
         &body,
     ] {

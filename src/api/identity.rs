@@ -20,6 +20,10 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// Every grant in effect: from the policy file and from the token.
     pub grants: Vec<Grant>,
+    /// The bot acting for this person (`X-On-Behalf-Of`): requests are allowed only where both
+    /// the person's and the bot's grants allow them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegated_by: Option<String>,
 }
 
 /// `POST /v1/access-reviews`
@@ -27,7 +31,7 @@ pub struct Identity {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"verb": "scale", "cluster": "prod", "namespace": "shop"}))]
 pub struct AccessReviewRequest {
-    /// `read`, an action (`deploy`, `scale`, `set_image`, `restart`, `rollback`, `expose`,
+    /// `read`, `delegate`, an action (`deploy`, `create`, `scale`, `set_image`, `restart`, `rollback`, `expose`,
     /// `put_service`, `label`, `delete_deployment`, `delete_service`, `delete_services`,
     /// `delete_pod`, `delete_pods`), or `read_audit`.
     pub verb: ReviewVerb,
@@ -58,7 +62,9 @@ pub struct AccessReview {
 pub enum ReviewVerb {
     Read,
     ReadAudit,
+    Delegate,
     Deploy,
+    Create,
     Scale,
     SetImage,
     Restart,
@@ -81,6 +87,7 @@ pub enum ReviewVerb {
 pub async fn get_whoami(state: web::Data<AppState>, principal: Principal) -> web::Json<Identity> {
     web::Json(Identity {
         grants: state.auth.grants(&principal),
+        delegated_by: principal.delegated_by.as_ref().map(|b| b.subject.clone()),
         subject: principal.subject,
         issuer: principal.issuer,
         groups: principal.groups.into_iter().collect(),
@@ -106,8 +113,13 @@ pub async fn create_access_review(
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let grants = match &r.subject {
-        None if r.groups.is_empty() => state.auth.grants(&principal),
+    let d = match &r.subject {
+        // The caller itself (for a bot acting for a person: both must be allowed).
+        None if r.groups.is_empty() => {
+            state
+                .auth
+                .decide(&principal, &verb, &r.cluster, r.namespace.as_deref())
+        }
         _ => {
             // Reviewing someone else reveals their grants: admins of that place only.
             state.auth.authorize(
@@ -117,13 +129,13 @@ pub async fn create_access_review(
                 r.namespace.as_deref(),
             )?;
             let groups: BTreeSet<String> = r.groups.iter().cloned().collect();
-            state
+            let grants = state
                 .auth
                 .policy()
-                .grants_for(r.subject.as_deref().unwrap_or(""), &groups)
+                .grants_for(r.subject.as_deref().unwrap_or(""), &groups);
+            policy::decide(&grants, &verb, &r.cluster, r.namespace.as_deref())
         }
     };
-    let d = policy::decide(&grants, &verb, &r.cluster, r.namespace.as_deref());
     Ok(web::Json(AccessReview {
         allowed: d.allowed,
         reason: d.reason,

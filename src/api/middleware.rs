@@ -35,6 +35,8 @@ pub struct RequestContext {
     pub audit_id: std::sync::Mutex<Option<String>>,
     /// The verified caller, once the token extractor ran.
     pub principal: std::sync::Mutex<Option<crate::auth::Principal>>,
+    /// The request only read (a read command through `POST .../commands`): audited as a read.
+    pub read_only: std::sync::atomic::AtomicBool,
     /// A well-formed Idempotency-Key of the request, for the audit log.
     pub idempotency_key: Option<String>,
     /// The bearer token, kept only to name the caller of a request refused before its handler
@@ -49,6 +51,15 @@ tokio::task_local! {
 /// The context of the request being handled on this task, if any.
 pub fn current() -> Option<std::sync::Arc<RequestContext>> {
     CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Run `f` as part of the request `ctx` describes (work that outlives the response, such as a
+/// chat command finished later, is audited with its request's id and caller).
+pub async fn within<F: std::future::Future>(
+    ctx: std::sync::Arc<RequestContext>,
+    f: F,
+) -> F::Output {
+    CURRENT.scope(ctx, f).await
 }
 
 /// The id of the request being handled on this task, if any.
@@ -128,6 +139,7 @@ pub async fn request_context(
         received_at_us: crate::audit::now_us(),
         audit_id: std::sync::Mutex::new(None),
         principal: std::sync::Mutex::new(None),
+        read_only: std::sync::atomic::AtomicBool::new(false),
         idempotency_key: req
             .headers()
             .get("idempotency-key")

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod clusters;
+pub mod commands;
 pub mod common;
 pub mod deployments;
 pub mod health;
@@ -14,6 +15,7 @@ pub mod openapi;
 pub mod pods;
 pub mod problem;
 pub mod services;
+pub mod slack;
 pub mod views;
 
 use actix_web::{HttpRequest, Resource, web};
@@ -45,6 +47,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metri
     )
     .service(
         resource("/v1/clusters/{cluster}/nodes", "GET").route(web::get().to(clusters::list_nodes)),
+    )
+    .service(
+        resource("/v1/clusters/{cluster}/commands", "POST")
+            .route(web::post().to(commands::run_command)),
+    )
+    .service(
+        resource("/v1/integrations/slack/commands", "POST")
+            .route(web::post().to(slack::slack_command)),
     )
     .service(resource("/v1/whoami", "GET").route(web::get().to(identity::get_whoami)))
     .service(

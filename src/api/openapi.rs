@@ -8,7 +8,9 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
 
-use super::{audit, clusters, deployments, health, identity, pods, problem, services};
+use super::{
+    audit, clusters, commands, deployments, health, identity, pods, problem, services, slack,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,6 +60,8 @@ use super::{audit, clusters, deployments, health, identity, pods, problem, servi
         pods::delete_pod,
         pods::delete_pods,
         pods::label_pod,
+        commands::run_command,
+        slack::slack_command,
     ),
     components(schemas(problem::Problem, problem::FieldError, deployments::RolloutResult)),
     modifiers(&BearerAuth),
@@ -69,6 +73,7 @@ use super::{audit, clusters, deployments, health, identity, pods, problem, servi
         (name = "deployments", description = "Deploy, scale, set image, restart, rollout status, history and undo, labels; ReplicaSets"),
         (name = "services", description = "Expose Deployments, create, update and delete Services"),
         (name = "pods", description = "Pods, their logs, deletion and labels"),
+        (name = "commands", description = "kubectl command lines for chatops, run as the REST operations above"),
     )
 )]
 pub struct ApiDoc;
@@ -99,8 +104,26 @@ impl Modify for BearerAuth {
                 )
                 .build()
         };
+        components.add_security_scheme(
+            "slackSignature",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Slack-Signature",
+                    "Slack's request signature (v0=HMAC-SHA256 of v0:timestamp:body with the app's signing secret), with X-Slack-Request-Timestamp",
+                ),
+            )),
+        );
         for (path, item) in doc.paths.paths.iter_mut() {
             if !path.starts_with("/v1/") {
+                continue;
+            }
+            if path.starts_with("/v1/integrations/slack/") {
+                if let Some(op) = item.post.as_mut() {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "slackSignature",
+                        Vec::<String>::new(),
+                    )]);
+                }
                 continue;
             }
             let in_cluster = path.contains("{cluster}");

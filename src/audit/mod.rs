@@ -49,6 +49,10 @@ pub struct Entry {
     pub dry_run: bool,
     pub replay: bool,
     pub idempotency_key: Option<String>,
+    /// The subject of the bot that acted for `subject`, when one did. Left out of the
+    /// canonical form when absent, so entries from before delegation existed hash as they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegated_by: Option<String>,
 }
 
 /// A stored entry with its place in the chain.
@@ -93,7 +97,7 @@ pub struct AuditLog {
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
-const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, prev_hash, hash";
+const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash";
 
 impl AuditLog {
     pub fn start(pool: PgPool) -> Self {
@@ -207,10 +211,10 @@ impl AuditLog {
 
 const ROWS_PER_STATEMENT: usize = 8;
 
-const INSERT_BATCH: &str = "INSERT INTO audit_event (seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, prev_hash, hash) \
-    SELECT seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, ARRAY(SELECT jsonb_array_elements_text(groups::jsonb)), decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, prev_hash, hash \
-    FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[], $23::text[], $24::text[], $25::text[], $26::bool[], $27::bool[], $28::text[], $29::bytea[], $30::bytea[]) \
-    AS t(seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, prev_hash, hash)";
+const INSERT_BATCH: &str = "INSERT INTO audit_event (seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash) \
+    SELECT seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, ARRAY(SELECT jsonb_array_elements_text(groups::jsonb)), decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash \
+    FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[], $23::text[], $24::text[], $25::text[], $26::bool[], $27::bool[], $28::text[], $29::text[], $30::bytea[], $31::bytea[]) \
+    AS t(seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash)";
 
 async fn write(pool: &PgPool, entries: &[&Entry]) -> Result<Vec<i64>, String> {
     let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
@@ -267,6 +271,7 @@ async fn write(pool: &PgPool, entries: &[&Entry]) -> Result<Vec<i64>, String> {
             .bind(col!(|r| r.1.dry_run))
             .bind(col!(|r| r.1.replay))
             .bind(col!(|r| r.1.idempotency_key.clone()))
+            .bind(col!(|r| r.1.delegated_by.clone()))
             .bind(col!(|r| r.2.clone()))
             .bind(col!(|r| r.3.clone()))
             .execute(&mut *tx)
@@ -287,6 +292,7 @@ async fn write(pool: &PgPool, entries: &[&Entry]) -> Result<Vec<i64>, String> {
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub subject: Option<String>,
+    pub delegated_by: Option<String>,
     pub action: Option<String>,
     pub cluster: Option<String>,
     pub namespace: Option<String>,
@@ -309,6 +315,7 @@ fn filtered(f: &Filter) -> QueryBuilder<Postgres> {
         }
     };
     eq("subject", &f.subject);
+    eq("delegated_by", &f.delegated_by);
     eq("action", &f.action);
     eq("cluster", &f.cluster);
     eq("namespace", &f.namespace);

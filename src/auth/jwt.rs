@@ -25,6 +25,9 @@ pub struct Principal {
     pub groups: BTreeSet<String>,
     /// Grants carried by the token's roles claim.
     pub token_grants: Vec<Grant>,
+    /// When a bot acts for this person (`X-On-Behalf-Of`, a chat integration): the bot. The
+    /// person's grants then count only within the bot's own.
+    pub delegated_by: Option<Box<Principal>>,
 }
 
 /// Why a token was refused (the 401's `error_description`; never echoes the token).
@@ -287,6 +290,7 @@ impl Authenticator {
             issuer: self.issuer.clone(),
             groups,
             token_grants,
+            delegated_by: None,
         })
     }
 }

@@ -17,6 +17,9 @@ use futures::future::LocalBoxFuture;
 pub use jwt::{AuthError, Authenticator, Principal};
 pub use policy::{Decision, Grant, Policy, Role};
 
+/// The header a bot names the person it acts for with.
+pub const ON_BEHALF_OF: &str = "x-on-behalf-of";
+
 use crate::api::problem::ApiError;
 use crate::app::AppState;
 use crate::config::AuthConfig;
@@ -57,6 +60,9 @@ impl Auth {
         grants
     }
 
+    /// The decision for a caller; for a bot acting for a person, all three must hold: the bot
+    /// may delegate here, the bot itself may do it, and the person may do it. The person's grant
+    /// is the one named.
     pub fn decide(
         &self,
         p: &Principal,
@@ -64,7 +70,73 @@ impl Auth {
         cluster: &str,
         namespace: Option<&str>,
     ) -> Decision {
-        policy::decide(&self.grants(p), verb, cluster, namespace)
+        let person = policy::decide(&self.grants(p), verb, cluster, namespace);
+        let Some(bot) = &p.delegated_by else {
+            return person;
+        };
+        let bot_grants = self.grants(bot);
+        let deny = |reason: String| Decision {
+            allowed: false,
+            grant: None,
+            reason,
+        };
+        let may_delegate = policy::decide(&bot_grants, "delegate", cluster, namespace);
+        if !may_delegate.allowed {
+            return deny(format!(
+                "{} may not act for others here: {}",
+                bot.subject, may_delegate.reason
+            ));
+        }
+        let own = policy::decide(&bot_grants, verb, cluster, namespace);
+        if !own.allowed {
+            return deny(format!(
+                "acting for {}, {} is limited to its own grants: {}",
+                p.subject, bot.subject, own.reason
+            ));
+        }
+        if !person.allowed {
+            return deny(format!("{} (acting for {})", person.reason, p.subject));
+        }
+        Decision {
+            reason: format!(
+                "{} for {} via {} (within {})",
+                person.reason,
+                p.subject,
+                bot.subject,
+                own.grant.as_ref().map(Grant::describe).unwrap_or_default()
+            ),
+            ..person
+        }
+    }
+
+    /// The person a bot acts for. Refused (403) unless the bot holds `delegate` somewhere and
+    /// the policy file knows the person.
+    pub fn on_behalf_of(&self, bot: Principal, name: &str) -> Result<Principal, ApiError> {
+        if !self.grants(&bot).iter().any(|g| g.role == Role::Delegate) {
+            return Err(ApiError::Forbidden {
+                detail: format!(
+                    "X-On-Behalf-Of needs the delegate role, and {} has no grant of it",
+                    bot.subject
+                ),
+            });
+        }
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return Err(ApiError::Forbidden {
+                detail: "X-On-Behalf-Of names nobody (1-256 printable characters)".into(),
+            });
+        }
+        let Some((subject, groups)) = self.policy().person(name) else {
+            return Err(ApiError::Forbidden {
+                detail: format!("X-On-Behalf-Of: {name:?} is not a person the policy file knows"),
+            });
+        };
+        Ok(Principal {
+            subject,
+            issuer: bot.issuer.clone(),
+            groups,
+            token_grants: Vec::new(),
+            delegated_by: Some(Box::new(bot)),
+        })
     }
 
     /// Allowed, or the 403 to answer.
@@ -84,11 +156,14 @@ impl Auth {
         }
     }
 
-    /// May the principal see this cluster at all (any grant naming it)?
+    /// May the principal see this cluster at all (any grant naming it; a bot's too)?
     pub fn sees_cluster(&self, p: &Principal, cluster: &str) -> bool {
-        self.grants(p)
-            .iter()
-            .any(|g| g.clusters.iter().any(|c| policy::glob(c, cluster)))
+        let sees = |p: &Principal| {
+            self.grants(p)
+                .iter()
+                .any(|g| g.clusters.iter().any(|c| policy::glob(c, cluster)))
+        };
+        sees(p) && p.delegated_by.as_deref().is_none_or(sees)
     }
 
     /// Reload the policy file whenever its modification time changes.
@@ -143,6 +218,10 @@ impl FromRequest for Principal {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_owned));
+        let on_behalf_of = req
+            .headers()
+            .get(ON_BEHALF_OF)
+            .map(|v| v.to_str().map(str::to_owned));
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no application state")))?;
@@ -185,6 +264,24 @@ impl FromRequest for Principal {
                 state.metrics.rate_limited.inc();
                 return Err(ApiError::RateLimited { retry_after: wait });
             }
+            let principal = match on_behalf_of {
+                None => principal,
+                Some(name) => {
+                    let name = name.map_err(|_| ApiError::Forbidden {
+                        detail: "X-On-Behalf-Of is not ASCII".into(),
+                    });
+                    match name.and_then(|n| state.auth.on_behalf_of(principal.clone(), &n)) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::info!(subject = %principal.subject, "X-On-Behalf-Of refused");
+                            if let Some(ctx) = crate::api::middleware::current() {
+                                *ctx.principal.lock().expect("principal") = Some(principal);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+            };
             if let Some(ctx) = crate::api::middleware::current() {
                 *ctx.principal.lock().expect("principal") = Some(principal.clone());
             }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A role. Each includes the permissions of those before it in its line:
-/// viewer < deployer < admin; auditor stands alone and admin includes it.
+/// viewer < deployer < admin; auditor stands alone and admin includes it. `delegate` (a bot may act
+/// for the people the policy file names, within its own grants) stands alone: admin does not
+/// include it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
@@ -20,6 +22,7 @@ pub enum Role {
     Deployer,
     Admin,
     Auditor,
+    Delegate,
 }
 
 impl Role {
@@ -30,6 +33,7 @@ impl Role {
             "deployer" => Some(Self::Deployer),
             "admin" => Some(Self::Admin),
             "auditor" => Some(Self::Auditor),
+            "delegate" => Some(Self::Delegate),
             _ => None,
         }
     }
@@ -40,15 +44,17 @@ impl Role {
             Self::Deployer => "deployer",
             Self::Admin => "admin",
             Self::Auditor => "auditor",
+            Self::Delegate => "delegate",
         }
     }
 
     fn includes(self, needed: Role) -> bool {
         match self {
-            Self::Admin => true,
+            Self::Admin => needed != Self::Delegate,
             Self::Deployer => matches!(needed, Self::Viewer | Self::Deployer),
             Self::Viewer => needed == Self::Viewer,
             Self::Auditor => needed == Self::Auditor,
+            Self::Delegate => needed == Self::Delegate,
         }
     }
 }
@@ -59,6 +65,7 @@ pub fn role_for(verb: &str) -> Role {
     match verb {
         "read" => Role::Viewer,
         "read_audit" | "verify_audit" => Role::Auditor,
+        "delegate" => Role::Delegate,
         v if v.starts_with("delete") => Role::Admin,
         "review_access_of_others" => Role::Admin,
         _ => Role::Deployer,
@@ -181,6 +188,49 @@ pub fn grant_from_claim(entry: &str) -> Option<Grant> {
 pub struct Policy {
     #[serde(default)]
     pub bindings: Vec<Binding>,
+    /// People a bot may act for, with their groups and chat identities.
+    #[serde(default)]
+    pub people: Vec<Person>,
+    /// Chat channels allowed to run commands, and what each may touch. None listed: any channel
+    /// (grants still decide); some listed: only those.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+}
+
+/// A person a bot may name in `X-On-Behalf-Of` (by subject or alias).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub subject: String,
+    /// The person's groups (no token of theirs tells them).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Other names, e.g. chat user ids: `slack:U024BE7LH` or `slack:T0001/U024BE7LH`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A chat channel's reach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Channel {
+    /// `slack:C0123ABC` (or `slack:T0001/C0123ABC`).
+    pub id: String,
+    #[serde(default = "everything")]
+    pub clusters: Vec<String>,
+    #[serde(default = "everything")]
+    pub namespaces: Vec<String>,
+    /// The cluster a command without `--context` goes to.
+    pub default_cluster: Option<String>,
+    /// The namespace a command without `-n` goes to.
+    pub default_namespace: Option<String>,
+}
+
+impl Channel {
+    pub fn allows(&self, cluster: &str, namespace: &str) -> bool {
+        self.clusters.iter().any(|p| glob(p, cluster))
+            && self.namespaces.iter().any(|p| glob(p, namespace))
+    }
 }
 
 /// Subjects and groups, and what they are granted.
@@ -204,6 +254,19 @@ impl Policy {
         } else {
             serde_saphyr::from_str(text).map_err(|e| e.to_string())?
         };
+        for p in &policy.people {
+            if p.subject.is_empty() {
+                return Err("people: a person needs a subject".into());
+            }
+        }
+        for c in &policy.channels {
+            if c.clusters.is_empty() || c.namespaces.is_empty() {
+                return Err(format!(
+                    "channel {}: needs clusters and namespaces (use \"*\" for all)",
+                    c.id
+                ));
+            }
+        }
         for (i, b) in policy.bindings.iter_mut().enumerate() {
             let name = b
                 .name
@@ -222,6 +285,28 @@ impl Policy {
             }
         }
         Ok(policy)
+    }
+
+    /// The person a bot names: by subject or alias among `people`, or a subject some binding
+    /// names (with no groups). Returns the subject and groups.
+    pub fn person(&self, name: &str) -> Option<(String, BTreeSet<String>)> {
+        if let Some(p) = self
+            .people
+            .iter()
+            .find(|p| p.subject == name || p.aliases.iter().any(|a| a == name))
+        {
+            return Some((p.subject.clone(), p.groups.iter().cloned().collect()));
+        }
+        self.bindings
+            .iter()
+            .any(|b| b.subjects.iter().any(|s| s == name))
+            .then(|| (name.to_owned(), BTreeSet::new()))
+    }
+
+    /// The channel entry for a chat channel id (the first of the ids given that is listed).
+    pub fn channel(&self, ids: &[String]) -> Option<&Channel> {
+        ids.iter()
+            .find_map(|id| self.channels.iter().find(|c| &c.id == id))
     }
 
     /// Grants the policy gives this subject and these groups.

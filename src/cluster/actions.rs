@@ -223,6 +223,23 @@ impl Cluster {
         })
     }
 
+    /// `kubectl create deployment`: deploy, unless the Deployment exists (409 with kubectl's words).
+    pub async fn create_deployment(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: &DeploySpec,
+        note: &ChangeNote,
+        dry_run: bool,
+    ) -> Result<DeploymentChange, ActionError> {
+        if self.get_opt::<Deployment>(ns, name).await?.is_some() {
+            return Err(ActionError::Conflict(format!(
+                "deployments.apps {name:?} already exists"
+            )));
+        }
+        self.deploy(ns, name, spec, note, dry_run).await
+    }
+
     pub async fn scale(
         &self,
         ns: &str,

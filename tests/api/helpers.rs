@@ -215,6 +215,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         rate_limit_roles: Vec::new(),
         audit_signing_key: None,
         trusted_proxies: Vec::new(),
+        slack: Default::default(),
         auth: {
             let mut a = auth_config();
             (options.auth)(&mut a);
