@@ -134,6 +134,16 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_AUDIT_READS", default_value_t = false)]
     pub audit_reads: bool,
 
+    /// Serve reads of deployments, replicasets, services and pods from watch caches (one watch
+    /// per kind and namespace read, started on first use); kubegate's own writes are always
+    /// visible to its following reads.
+    #[arg(long, env = "KUBEGATE_WATCH_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_cache: bool,
+
+    /// Stop a watch cache nobody has read for this long.
+    #[arg(long, env = "KUBEGATE_WATCH_CACHE_IDLE", default_value = "10m", value_parser = parse_duration)]
+    pub watch_cache_idle: Duration,
+
     /// Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints (POST /v1/audit/checkpoints).
     #[arg(long, env = "KUBEGATE_AUDIT_SIGNING_KEY")]
     pub audit_signing_key: Option<PathBuf>,

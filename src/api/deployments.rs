@@ -159,7 +159,7 @@ pub async fn list_deployments(
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
     let items: Vec<Deployment> = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .list(&path.namespace, sel.as_deref())
+        .read_list(&path.namespace, sel.as_deref())
         .await?;
     Ok(web::Json(DeploymentList {
         items: items.iter().map(DeploymentView::from).collect(),
@@ -186,7 +186,7 @@ pub async fn get_deployment(
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
     let d: Deployment = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .get(&path.namespace, &path.name)
+        .read(&path.namespace, &path.name)
         .await?;
     Ok(web::Json(DeploymentView::from(&d)))
 }
@@ -570,8 +570,8 @@ pub async fn list_deployment_revisions(
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
     let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
-    let d: Deployment = c.get(&path.namespace, &path.name).await?;
-    let rss = c.history_of(&d).await?;
+    let d: Deployment = c.read(&path.namespace, &path.name).await?;
+    let rss = c.history_of(&d, false).await?;
     let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
     let items = rollout::history(&rss)
         .iter()
@@ -611,8 +611,8 @@ pub async fn get_deployment_revision(
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
     let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
-    let d: Deployment = c.get(&path.namespace, &path.name).await?;
-    let rss = c.history_of(&d).await?;
+    let d: Deployment = c.read(&path.namespace, &path.name).await?;
+    let rss = c.history_of(&d, false).await?;
     let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
     let history = rollout::history(&rss);
     let r = history
@@ -649,7 +649,7 @@ pub async fn list_replicasets(
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
     let items: Vec<ReplicaSet> = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .list(&path.namespace, sel.as_deref())
+        .read_list(&path.namespace, sel.as_deref())
         .await?;
     Ok(web::Json(ReplicaSetList {
         items: items.iter().map(ReplicaSetView::from).collect(),

@@ -44,7 +44,7 @@ pub async fn list_pods(
     check_names(&path.namespace, None)?;
     let sel = selector(&query)?;
     let pods: Vec<Pod> = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .list(&path.namespace, sel.as_deref())
+        .read_list(&path.namespace, sel.as_deref())
         .await?;
     Ok(web::Json(PodList {
         items: pods.iter().map(PodView::from).collect(),
@@ -71,7 +71,7 @@ pub async fn get_pod(
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
     let pod: Pod = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .get(&path.namespace, &path.name)
+        .read(&path.namespace, &path.name)
         .await?;
     Ok(web::Json(PodView::from(&pod)))
 }

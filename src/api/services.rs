@@ -71,8 +71,8 @@ pub async fn list_services(
     let sel = selector(&query)?;
     let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
     let (services, pods) = futures::try_join!(
-        c.list::<Service>(&path.namespace, sel.as_deref()),
-        c.list::<Pod>(&path.namespace, None)
+        c.read_list::<Service>(&path.namespace, sel.as_deref()),
+        c.read_list::<Pod>(&path.namespace, None)
     )?;
     Ok(web::Json(ServiceList {
         items: services.iter().map(|s| service_view(s, &pods)).collect(),
@@ -96,7 +96,7 @@ pub async fn get_service(
 ) -> Result<web::Json<ServiceView>, ApiError> {
     check_names(&path.namespace, Some((&path.name, validate::dns1035_label)))?;
     let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
-    let service: Service = c.get(&path.namespace, &path.name).await?;
+    let service: Service = c.read(&path.namespace, &path.name).await?;
     let selector = service
         .spec
         .as_ref()
@@ -106,7 +106,7 @@ pub async fn get_service(
         Vec::new()
     } else {
         let sel: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        c.list(&path.namespace, Some(&sel.join(","))).await?
+        c.read_list(&path.namespace, Some(&sel.join(","))).await?
     };
     Ok(web::Json(service_view(&service, &pods)))
 }

@@ -402,7 +402,7 @@ impl Cluster {
                     .unwrap_or_else(|| "unknown".into())
             )));
         }
-        let rss = self.history_of(&current).await?;
+        let rss = self.history_of(&current, true).await?;
         let plan =
             rollout::plan_rollback(&current, &rss, to_revision, expect_revision).map_err(|e| {
                 match e {
@@ -507,7 +507,7 @@ impl Cluster {
         let mut last_seen: Option<String> = None;
         let mut changes: Option<futures::stream::BoxStream<'static, ()>> = None;
         loop {
-            let report = match self.rollout(ns, name).await {
+            let report = match self.rollout_from(ns, name, true).await {
                 Ok(r) => r,
                 Err(ActionError::Cluster(e)) => {
                     let verdict = if matches!(e, ClusterError::NotFound { .. }) {
@@ -620,15 +620,31 @@ impl Cluster {
             _ => fallback(),
         }
     }
-    /// `kubectl rollout status` now, plus the current ReplicaSet's pod issues.
+    /// `kubectl rollout status` now, plus the current ReplicaSet's pod issues (as reads see them:
+    /// from the watch cache when it may answer).
     pub async fn rollout(&self, ns: &str, name: &str) -> Result<RolloutReport, ActionError> {
-        let deployment: Deployment = self.get(ns, name).await?;
+        self.rollout_from(ns, name, false).await
+    }
+
+    /// `fresh`: from the API server. The progress stream reads fresh: it wakes on its own watch's
+    /// events, which the cache's watch may not have applied yet.
+    async fn rollout_from(
+        &self,
+        ns: &str,
+        name: &str,
+        fresh: bool,
+    ) -> Result<RolloutReport, ActionError> {
+        let deployment: Deployment = if fresh {
+            self.get(ns, name).await?
+        } else {
+            self.read(ns, name).await?
+        };
         let state = rollout::rollout_state(&deployment);
         let mut issues = Vec::new();
         if !state.done {
-            let rss = self.history_of(&deployment).await?;
+            let rss = self.history_of(&deployment, fresh).await?;
             if let Some(rs) = rollout::current_replica_set(&deployment, &rss) {
-                let pods: Vec<Pod> = self.pods_of(ns, rs).await?;
+                let pods: Vec<Pod> = self.pods_of(ns, rs, fresh).await?;
                 issues = rollout::pod_issues(&pods);
             }
         }
@@ -736,7 +752,8 @@ impl Cluster {
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
             + serde::de::DeserializeOwned
-            + std::fmt::Debug,
+            + std::fmt::Debug
+            + 'static,
         <K as kube::Resource>::DynamicType: Default,
     {
         let matching: Vec<K> = self.list(ns, Some(selector)).await?;

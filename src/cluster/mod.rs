@@ -3,6 +3,7 @@
 //! HTTP layer can map (not found, conflict, unreachable, timeout, ...).
 
 mod actions;
+pub mod cache;
 mod error;
 mod ops;
 mod reads;

@@ -16,6 +16,24 @@ use super::{Cluster, ClusterError};
 /// The field manager of every kubegate write (visible in `metadata.managedFields`).
 pub const FIELD_MANAGER: &str = "kubegate";
 
+/// The API server's 404 for an object the cache does not hold: `deployments.apps "web" not found`.
+fn not_found<K: Resource>(name: &str) -> ClusterError
+where
+    <K as Resource>::DynamicType: Default,
+{
+    let dt = Default::default();
+    let group = K::group(&dt);
+    let plural = K::plural(&dt);
+    let resource = if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    };
+    ClusterError::NotFound {
+        message: format!("{resource} {name:?} not found"),
+    }
+}
+
 /// Kubernetes `LabelSelector` → selector string (`metav1.LabelSelectorAsSelector`).
 pub fn selector_string(sel: &LabelSelector) -> String {
     let mut terms = Vec::new();
@@ -56,6 +74,70 @@ impl Cluster {
         Ok(self.call("list", api.list(&lp)).await?.items)
     }
 
+    /// A read for a read endpoint: from the watch cache when it may answer (see `cache`), else
+    /// from the API server. Changes decide on `get`/`list`, which always ask the API server.
+    pub async fn read<K>(&self, ns: &str, name: &str) -> Result<K, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        <K as Resource>::DynamicType: Default,
+    {
+        if let Some(cache) = &self.cache
+            && let Some(store) = cache.ready::<K>(ns).await
+        {
+            return store.get(name).ok_or_else(|| not_found::<K>(name));
+        }
+        self.get(ns, name).await
+    }
+
+    /// A list for a read endpoint (see `read`); selector as `validate::label_selector` gives it.
+    pub async fn read_list<K>(
+        &self,
+        ns: &str,
+        selector: Option<&str>,
+    ) -> Result<Vec<K>, ClusterError>
+    where
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        <K as Resource>::DynamicType: Default,
+    {
+        if let Some(cache) = &self.cache
+            && let Some(store) = cache.ready::<K>(ns).await
+        {
+            let all = store.list();
+            return Ok(match selector {
+                None => all,
+                Some(sel) => all
+                    .into_iter()
+                    .filter(|o| {
+                        super::cache::selects(
+                            sel,
+                            o.meta().labels.as_ref().unwrap_or(&Default::default()),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        self.list(ns, selector).await
+    }
+
+    /// Record a write's resourceVersion, so that following reads from the cache include it.
+    fn wrote<K: Resource + 'static>(&self, ns: &str, obj: &K) {
+        if let Some(cache) = &self.cache {
+            cache.wrote::<K>(ns, obj.meta().resource_version.as_deref());
+        }
+    }
+
     pub async fn get<K>(&self, ns: &str, name: &str) -> Result<K, ClusterError>
     where
         K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
@@ -83,14 +165,23 @@ impl Cluster {
         dry_run: bool,
     ) -> Result<K, ClusterError>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
         pp.dry_run = dry_run;
-        self.call("apply", api.patch(name, &pp, &Patch::Apply(body)))
-            .await
+        let obj: K = self
+            .call("apply", api.patch(name, &pp, &Patch::Apply(body)))
+            .await?;
+        if !dry_run {
+            self.wrote(ns, &obj);
+        }
+        Ok(obj)
     }
 
     pub async fn patch<K, P>(
@@ -101,7 +192,11 @@ impl Cluster {
         dry_run: bool,
     ) -> Result<K, ClusterError>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
         <K as Resource>::DynamicType: Default,
         P: Serialize + std::fmt::Debug,
     {
@@ -111,7 +206,11 @@ impl Cluster {
             dry_run,
             ..Default::default()
         };
-        self.call("patch", api.patch(name, &pp, patch)).await
+        let obj: K = self.call("patch", api.patch(name, &pp, patch)).await?;
+        if !dry_run {
+            self.wrote(ns, &obj);
+        }
+        Ok(obj)
     }
 
     pub async fn create<K>(&self, ns: &str, obj: &K, dry_run: bool) -> Result<K, ClusterError>
@@ -120,7 +219,8 @@ impl Cluster {
             + Clone
             + DeserializeOwned
             + Serialize
-            + std::fmt::Debug,
+            + std::fmt::Debug
+            + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
@@ -128,7 +228,11 @@ impl Cluster {
             dry_run,
             field_manager: Some(FIELD_MANAGER.into()),
         };
-        self.call("create", api.create(&pp, obj)).await
+        let created: K = self.call("create", api.create(&pp, obj)).await?;
+        if !dry_run {
+            self.wrote(ns, &created);
+        }
+        Ok(created)
     }
 
     /// Delete one object; with `uid`, only that incarnation (so a same-named newcomer survives).
@@ -140,7 +244,11 @@ impl Cluster {
         dry_run: bool,
     ) -> Result<(), ClusterError>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
@@ -152,7 +260,23 @@ impl Cluster {
             }),
             ..DeleteParams::background()
         };
-        self.call("delete", api.delete(name, &dp)).await.map(|_| ())
+        let gone = self.call("delete", api.delete(name, &dp)).await?;
+        if !dry_run && let Some(cache) = &self.cache {
+            match gone.left() {
+                // Still there (finalizers, graceful deletion): its version says when.
+                Some(obj) => self.wrote(ns, &obj),
+                // Gone at once: the collection's version now is at least the deletion's.
+                None => {
+                    let now = self
+                        .call("list", api.list_metadata(&ListParams::default().limit(1)))
+                        .await
+                        .ok()
+                        .and_then(|l| l.metadata.resource_version);
+                    cache.wrote::<K>(ns, now.as_deref());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `/scale` of a Deployment: the way `kubectl scale` does it.
@@ -173,35 +297,53 @@ impl Cluster {
         let scale = self
             .call("scale", api.patch_scale(name, &pp, &Patch::Merge(&patch)))
             .await?;
+        if !dry_run && let Some(cache) = &self.cache {
+            // The Scale's version is the Deployment's.
+            cache.wrote::<Deployment>(ns, scale.metadata.resource_version.as_deref());
+        }
         Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(replicas))
     }
 
-    /// The ReplicaSets that make up a Deployment's history.
-    pub async fn history_of(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, ClusterError> {
+    /// The ReplicaSets that make up a Deployment's history; `fresh`: from the API server (for a
+    /// change that decides on them), else as reads get them.
+    pub async fn history_of(
+        &self,
+        d: &Deployment,
+        fresh: bool,
+    ) -> Result<Vec<ReplicaSet>, ClusterError> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let selector = d
             .spec
             .as_ref()
             .map(|s| selector_string(&s.selector))
             .unwrap_or_default();
-        let all: Vec<ReplicaSet> = self
-            .list(
-                &ns,
-                Some(&selector)
-                    .filter(|s| !s.is_empty())
-                    .map(String::as_str),
-            )
-            .await?;
+        let selector = Some(&selector)
+            .filter(|s| !s.is_empty())
+            .map(String::as_str);
+        let all: Vec<ReplicaSet> = if fresh {
+            self.list(&ns, selector).await?
+        } else {
+            self.read_list(&ns, selector).await?
+        };
         Ok(super::rollout::owned_replica_sets(d, all))
     }
 
     /// Pods of a Deployment's current ReplicaSet (by its pod-template-hash).
-    pub async fn pods_of(&self, ns: &str, rs: &ReplicaSet) -> Result<Vec<Pod>, ClusterError> {
+    pub async fn pods_of(
+        &self,
+        ns: &str,
+        rs: &ReplicaSet,
+        fresh: bool,
+    ) -> Result<Vec<Pod>, ClusterError> {
         let Some(sel) = rs.spec.as_ref().map(|s| selector_string(&s.selector)) else {
             return Ok(Vec::new());
         };
         let uid = rs.metadata.uid.clone().unwrap_or_default();
-        let pods: Vec<Pod> = self.list(ns, Some(&sel)).await?;
+        let pods: Vec<Pod> = if fresh {
+            self.list(ns, Some(&sel)).await?
+        } else {
+            self.read_list(ns, Some(&sel)).await?
+        };
         Ok(pods
             .into_iter()
             .filter(|p| {

@@ -32,6 +32,8 @@ pub struct Cluster {
     timeout: Duration,
     probe_timeout: Duration,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// Watch caches for reads (KUBEGATE_WATCH_CACHE).
+    pub(crate) cache: Option<std::sync::Arc<super::cache::WatchCache>>,
 }
 
 /// The result of asking a cluster for its version.
@@ -42,6 +44,15 @@ pub struct Probe {
 }
 
 impl Cluster {
+    fn enable_cache(&mut self, config: &Config) {
+        if let (true, Ok(client)) = (config.watch_cache, &self.client) {
+            self.cache = Some(std::sync::Arc::new(super::cache::WatchCache::new(
+                client.clone(),
+                config.watch_cache_idle,
+            )));
+        }
+    }
+
     pub(crate) fn client(&self) -> Result<kube::Client, ClusterError> {
         self.client
             .clone()
@@ -120,6 +131,7 @@ impl ClusterRegistry {
             for context in &kubeconfig.contexts {
                 let mut cluster = from_context(&kubeconfig, &context.name, timeouts).await;
                 cluster.metrics = metrics.clone();
+                cluster.enable_cache(config);
                 insert_unique(&mut clusters, cluster, "KUBECONFIG")?;
             }
         }
@@ -142,6 +154,7 @@ impl ClusterRegistry {
             })?;
             let mut cluster = build(name, ClusterSource::InCluster, Ok(kube_config), timeouts);
             cluster.metrics = metrics.clone();
+            cluster.enable_cache(config);
             insert_unique(&mut clusters, cluster, "KUBEGATE_IN_CLUSTER_NAME")?;
         }
 
@@ -275,6 +288,7 @@ fn build(
         timeout,
         probe_timeout,
         metrics: None,
+        cache: None,
     }
 }
 

@@ -208,6 +208,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_replicas: 50,
         max_wait: Duration::from_secs(20),
         audit_reads: false,
+        watch_cache: true,
+        watch_cache_idle: Duration::from_secs(600),
         idempotency_ttl: Duration::from_secs(3600),
         rate_limit: 1000,
         shutdown_delay: Duration::ZERO,

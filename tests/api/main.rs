@@ -21,3 +21,4 @@ mod openapi;
 mod pods;
 mod services;
 mod slack;
+mod watch_cache;

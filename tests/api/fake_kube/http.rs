@@ -482,6 +482,10 @@ fn watch(
                             continue;
                         }
                         last = ev.rv;
+                        let delay = shared.faults.lock().unwrap().watch_delay;
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         if tx.send(line(ev.event_type, &ev.object)).await.is_err() {
                             return;
                         }

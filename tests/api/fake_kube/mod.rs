@@ -50,6 +50,8 @@ pub struct Fault {
 #[derive(Default)]
 pub struct Faults {
     pub latency: Duration,
+    /// Each live watch event is delivered this much later (a slow watch).
+    pub watch_delay: Duration,
     pub queue: Vec<Fault>,
 }
 
@@ -180,6 +182,10 @@ impl FakeKube {
 
     pub fn set_latency(&self, latency: Duration) {
         self.shared.faults.lock().unwrap().latency = latency;
+    }
+
+    pub fn set_watch_delay(&self, delay: Duration) {
+        self.shared.faults.lock().unwrap().watch_delay = delay;
     }
 
     pub fn inject(&self, fault: Fault) {

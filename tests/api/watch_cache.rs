@@ -1,0 +1,191 @@
+//! Reads from watch caches: served without API calls once warm, always showing kubegate's own
+//! writes, and following changes made by others through the watch.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::fake_kube::Kind;
+use crate::helpers::{Options, TestApp, deploy_body, ns, spawn_app, spawn_app_with};
+
+/// Calls that read `plural` (GET and list, not watches) the fake has received.
+fn reads_of(app: &TestApp, plural: &str) -> usize {
+    app.fake("dev")
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path.contains(&format!("/{plural}"))
+                && r.query.get("watch").is_none_or(|w| w != "true")
+        })
+        .count()
+}
+
+/// Read until the cache answers without calling the API server.
+async fn warm(app: &TestApp, path: &str, plural: &str) {
+    for _ in 0..100 {
+        app.fake("dev").clear_requests();
+        let (status, _) = app.get_json(path).await;
+        assert_eq!(status, 200);
+        if reads_of(app, plural) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the watch cache for {plural} never became ready");
+}
+
+#[tokio::test]
+async fn warm_reads_make_no_api_call_and_always_show_kubegates_own_writes() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    fake.settle().await;
+    warm(&app, &ns("/deployments/web"), "deployments").await;
+
+    fake.clear_requests();
+    for _ in 0..5 {
+        let (_, d) = app.get_json(&ns("/deployments/web")).await;
+        assert_eq!(d["name"], "web");
+        let (_, l) = app.get_json(&ns("/deployments")).await;
+        assert_eq!(l["items"].as_array().unwrap().len(), 1);
+        let (_, r) = app.get_json(&ns("/deployments/web/rollout")).await;
+        assert_eq!(r["done"], true, "{r}");
+    }
+    assert_eq!(reads_of(&app, "deployments"), 0, "{:?}", fake.requests());
+
+    // Each change is in the very next read, without waiting on the caller's side, even when the
+    // watch is slow to bring it (the read waits for the cache to catch up with the write).
+    fake.set_watch_delay(Duration::from_millis(300));
+    for replicas in [3, 0, 2] {
+        let (s, _) = app
+            .put(
+                &ns("/deployments/web/replicas"),
+                json!({"replicas": replicas}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let (_, d) = app.get_json(&ns("/deployments/web")).await;
+        assert_eq!(d["replicas"]["desired"], replicas, "{d}");
+    }
+    for image in ["nginx:2", "nginx:3"] {
+        app.put(&ns("/deployments/web/image"), json!({"image": image}))
+            .await;
+        let (_, d) = app.get_json(&ns("/deployments/web")).await;
+        assert_eq!(d["images"][0]["image"], image, "{d}");
+    }
+    let (s, _) = app
+        .put(
+            &ns("/deployments/web/labels"),
+            json!({"set": {"tier": "front"}}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, l) = app
+        .get_json(&ns("/deployments?labelSelector=tier%3Dfront"))
+        .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 1, "{l}");
+    let (_, l) = app
+        .get_json(&ns("/deployments?labelSelector=tier%20notin%20(front)"))
+        .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 0, "{l}");
+
+    // A watch slower than the catch-up bound: the read asks the API server instead.
+    fake.set_watch_delay(Duration::from_millis(2500));
+    app.put(&ns("/deployments/web/replicas"), json!({"replicas": 4}))
+        .await;
+    let (_, d) = app.get_json(&ns("/deployments/web")).await;
+    assert_eq!(d["replicas"]["desired"], 4, "{d}");
+    fake.set_watch_delay(Duration::ZERO);
+
+    // A delete is gone from the next read too, with the API server's 404.
+    let (s, _) = app.delete(&ns("/deployments/web")).await;
+    assert_eq!(s, 200);
+    let res = app.get(&ns("/deployments/web")).await;
+    assert_eq!(res.status(), 404);
+    let p: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(p["detail"], "deployments.apps \"web\" not found");
+    let (_, l) = app.get_json(&ns("/deployments")).await;
+    assert_eq!(l["items"], json!([]));
+}
+
+#[tokio::test]
+async fn changes_made_by_others_arrive_through_the_watch() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    warm(&app, &ns("/services"), "services").await;
+    // Someone else (kubectl, a controller) creates a Service.
+    fake.create(
+        Kind::Service,
+        "default",
+        json!({"metadata": {"name": "db", "labels": {"app": "db"}}, "spec": {"ports": [{"port": 5432}], "selector": {"app": "db"}}}),
+    );
+    let mut seen = false;
+    for _ in 0..100 {
+        let (_, l) = app.get_json(&ns("/services")).await;
+        if l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "db")
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen, "the watch brought the new Service");
+    let (_, s) = app.get_json(&ns("/services/db")).await;
+    assert_eq!(s["ports"][0]["port"], 5432);
+
+    // Pods the controllers create and delete are followed too.
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(2)))
+        .await;
+    fake.settle().await;
+    let mut count = 0;
+    for _ in 0..100 {
+        let (_, l) = app.get_json(&ns("/pods?labelSelector=app%3Dweb")).await;
+        count = l["items"].as_array().unwrap().len();
+        if count == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count, 2);
+    let pod = fake.list(Kind::Pod, "default")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = app.delete(&ns(&format!("/pods/{pod}"))).await;
+    assert_eq!(s, 200);
+    let res = app.get(&ns(&format!("/pods/{pod}"))).await;
+    assert_eq!(
+        res.status(),
+        404,
+        "kubegate's own delete is in the next read"
+    );
+}
+
+#[tokio::test]
+async fn without_the_cache_every_read_asks_the_api_server() {
+    let app = spawn_app_with(Options {
+        config: Box::new(|c| c.watch_cache = false),
+        ..Options::default()
+    })
+    .await;
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    app.fake("dev").clear_requests();
+    for _ in 0..3 {
+        app.get_json(&ns("/deployments/web")).await;
+    }
+    assert_eq!(reads_of(&app, "deployments"), 3);
+    assert!(
+        !app.fake("dev")
+            .requests()
+            .iter()
+            .any(|r| r.query.get("watch").is_some_and(|w| w == "true")),
+        "no watch started"
+    );
+}
