@@ -211,6 +211,32 @@ fn main() {
             .await;
             row("audited scale", clients, &via, Some(&base_line));
         }
+        // Rollback (kubectl rollout undo): two revisions to flip between, one client (concurrent
+        // rollbacks of one Deployment would only race each other). Compared with kubectl itself.
+        let res = http.put(format!("{ns}/deployments/web/image")).bearer_auth(&token).json(&json!({"image": "nginx:2"})).send().await.unwrap();
+        assert!(res.status().is_success(), "{:?}", res.text().await);
+        fake.settle().await;
+        let (h, n, t) = (http.clone(), ns.clone(), token.clone());
+        let rollback = load(1, seconds, move |_| {
+            let (h, n, t) = (h.clone(), n.clone(), t.clone());
+            async move { h.post(format!("{n}/deployments/web/rollback")).bearer_auth(&t).json(&json!({})).send().await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await;
+        row("audited rollback", 1, &rollback, None);
+        let kubectl = std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok();
+        if kubectl {
+            let kc = kubeconfig.clone();
+            let s = load(1, seconds, move |_| {
+                let kc = kc.clone();
+                async move {
+                    tokio::process::Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(["rollout", "undo", "deployment/web", "-n", "default"]).output().await.is_ok_and(|o| o.status.success())
+                }
+            })
+            .await;
+            row("kubectl rollout undo (subprocess)", 1, &s, None);
+        } else {
+            println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+        }
         let peak_rss = rss_kib(pid, "VmHWM:");
         let (h, b, t) = (http.clone(), base.clone(), token.clone());
         let audit = load(8, seconds, move |_| {
@@ -221,7 +247,6 @@ fn main() {
         row("audit query, newest 100", 8, &audit, None);
 
         // kubectl as a subprocess per operation (what chatops bots that shell out pay).
-        let kubectl = std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok();
         if kubectl {
             let kc = kubeconfig.clone();
             let s = load(1, seconds, move |_| {

@@ -223,7 +223,7 @@ where
             }
             Ok(Event::InitApply(o)) => {
                 buffer_rv = buffer_rv.max(rv_of(&o).unwrap_or(0));
-                buffer.insert(o.name_any(), Arc::new(o));
+                buffer.insert(o.name_any(), Arc::new(slim(o)));
             }
             Ok(Event::InitDone) => {
                 *store.objects.write().expect("cache lock") = std::mem::take(&mut buffer);
@@ -236,7 +236,7 @@ where
                     .objects
                     .write()
                     .expect("cache lock")
-                    .insert(o.name_any(), Arc::new(o));
+                    .insert(o.name_any(), Arc::new(slim(o)));
                 store.ready.store(true, Ordering::Release);
             }
             Ok(Event::Delete(o)) => {
@@ -259,6 +259,13 @@ where
     store.alive.store(false, Ordering::Release);
     store.ready.store(false, Ordering::Release);
     store.changed.notify_waiters();
+}
+
+/// What reads never show is not kept: managedFields are most of an object's size, and every
+/// cached read copies the object.
+fn slim<K: Resource>(mut o: K) -> K {
+    o.meta_mut().managed_fields = None;
+    o
 }
 
 fn bump<K: Resource>(store: &Store<K>, o: &K) {
