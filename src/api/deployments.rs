@@ -570,8 +570,10 @@ pub async fn list_deployment_revisions(
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
     let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
-    let d: Deployment = c.read(&path.namespace, &path.name).await?;
-    let rss = c.history_of(&d, false).await?;
+    // History joins a Deployment and the ReplicaSets its controller made: read both from the API
+    // server, as one moment (two caches could each be current to a different moment).
+    let d: Deployment = c.get(&path.namespace, &path.name).await?;
+    let rss = c.history_of(&d, true).await?;
     let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
     let items = rollout::history(&rss)
         .iter()
@@ -611,8 +613,10 @@ pub async fn get_deployment_revision(
         Some((&path.name, validate::dns1123_subdomain)),
     )?;
     let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
-    let d: Deployment = c.read(&path.namespace, &path.name).await?;
-    let rss = c.history_of(&d, false).await?;
+    // History joins a Deployment and the ReplicaSets its controller made: read both from the API
+    // server, as one moment (two caches could each be current to a different moment).
+    let d: Deployment = c.get(&path.namespace, &path.name).await?;
+    let rss = c.history_of(&d, true).await?;
     let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
     let history = rollout::history(&rss);
     let r = history

@@ -753,6 +753,8 @@ impl Cluster {
             + Clone
             + serde::de::DeserializeOwned
             + std::fmt::Debug
+            + Send
+            + Sync
             + 'static,
         <K as kube::Resource>::DynamicType: Default,
     {

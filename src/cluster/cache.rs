@@ -6,10 +6,14 @@
 //! - A cache answers only once its initial list is complete and while its watch is healthy
 //!   (after a watch error it stands aside until the next event or relist); otherwise the read goes
 //!   to the API server, as without a cache.
-//! - Read your writes: every change kubegate makes records the resourceVersion the API server
-//!   answered (after a delete, the collection's current one). A read of that kind and namespace
-//!   is served from the cache only once the cache has applied that resourceVersion; it waits up to
-//!   [`CATCH_UP`] for the watch to deliver it, then reads from the API server instead.
+//! - Read your writes, and never back in time: every change kubegate makes records the
+//!   resourceVersion the API server answered (an object it deleted is hidden at once, until the
+//!   watch brings the deletion), and
+//!   so does every read kubegate makes from the API server (the newest object it saw). A read of
+//!   that kind and namespace is served from the cache only once the cache has applied that
+//!   resourceVersion; it waits up to [`CATCH_UP`] for the watch to deliver it, then reads from the
+//!   API server instead. So what a caller was shown (a finished rollout, the object it changed) is
+//!   never contradicted by an older cached answer.
 //! - Changes made by others (controllers, kubectl, another kubegate replica) are seen as soon as
 //!   the watch delivers them: the cache lags the API server by the watch's delay (milliseconds on
 //!   a healthy cluster), like kubectl's own informers.
@@ -54,6 +58,9 @@ pub struct Store<K> {
     ready: AtomicBool,
     /// The watcher task still runs (it stops when idle).
     alive: AtomicBool,
+    /// Objects kubegate deleted whose deletion the watch has not brought yet: name → uid (None:
+    /// any incarnation). Reads do not show them.
+    tombstones: Mutex<HashMap<String, Option<String>>>,
     changed: tokio::sync::Notify,
     last_used: AtomicI64,
 }
@@ -66,12 +73,24 @@ fn rv_of<K: Resource>(o: &K) -> Option<u64> {
     o.meta().resource_version.as_deref()?.parse().ok()
 }
 
-impl<K: Clone> Store<K> {
+impl<K: Clone + Resource> Store<K> {
+    fn buried(&self, o: &K) -> bool {
+        let tombstones = self.tombstones.lock().expect("cache lock");
+        if tombstones.is_empty() {
+            return false;
+        }
+        let name = o.meta().name.as_deref().unwrap_or_default();
+        tombstones
+            .get(name)
+            .is_some_and(|uid| uid.is_none() || *uid == o.meta().uid)
+    }
+
     pub fn get(&self, name: &str) -> Option<K> {
         self.objects
             .read()
             .expect("cache lock")
             .get(name)
+            .filter(|o| !self.buried(o))
             .map(|o| (**o).clone())
     }
 
@@ -81,6 +100,7 @@ impl<K: Clone> Store<K> {
             .read()
             .expect("cache lock")
             .values()
+            .filter(|o| !self.buried(o))
             .map(|o| (**o).clone())
             .collect()
     }
@@ -96,7 +116,8 @@ impl WatchCache {
         }
     }
 
-    /// kubegate wrote an object of kind K in `ns`; the API server answered this resourceVersion.
+    /// The resourceVersion of an object of kind K in `ns` that kubegate wrote or has shown (read
+    /// from the API server): cached reads of that kind and namespace must include it.
     pub fn wrote<K: 'static>(&self, ns: &str, resource_version: Option<&str>) {
         let key = (TypeId::of::<K>(), ns.to_owned());
         let mut written = self.written.lock().expect("cache lock");
@@ -109,6 +130,28 @@ impl WatchCache {
             None => {
                 written.insert(key, u64::MAX);
             }
+        }
+    }
+
+    /// kubegate deleted this object (`uid`: that incarnation, when known): reads stop showing it
+    /// now, before the watch brings the deletion.
+    pub fn deleted<K>(&self, ns: &str, name: &str, uid: Option<String>)
+    where
+        K: Resource + Send + Sync + 'static,
+    {
+        let key = (TypeId::of::<K>(), ns.to_owned());
+        let store = self
+            .stores
+            .lock()
+            .expect("cache lock")
+            .get(&key)
+            .and_then(|s| s.clone().downcast::<Store<K>>().ok());
+        if let Some(store) = store {
+            store
+                .tombstones
+                .lock()
+                .expect("cache lock")
+                .insert(name.to_owned(), uid);
         }
     }
 
@@ -182,6 +225,7 @@ impl WatchCache {
             rv: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             alive: AtomicBool::new(true),
+            tombstones: Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
             last_used: AtomicI64::new(now_secs()),
         });
@@ -226,12 +270,26 @@ where
                 buffer.insert(o.name_any(), Arc::new(slim(o)));
             }
             Ok(Event::InitDone) => {
+                store
+                    .tombstones
+                    .lock()
+                    .expect("cache lock")
+                    .retain(|name, _| buffer.contains_key(name));
                 *store.objects.write().expect("cache lock") = std::mem::take(&mut buffer);
                 store.rv.fetch_max(buffer_rv, Ordering::AcqRel);
                 store.ready.store(true, Ordering::Release);
             }
             Ok(Event::Apply(o)) => {
                 bump(&store, &o);
+                {
+                    // A new incarnation under a deleted name is shown.
+                    let mut t = store.tombstones.lock().expect("cache lock");
+                    if let Some(Some(uid)) = t.get(&o.name_any())
+                        && Some(uid) != o.meta().uid.as_ref()
+                    {
+                        t.remove(&o.name_any());
+                    }
+                }
                 store
                     .objects
                     .write()
@@ -241,6 +299,11 @@ where
             }
             Ok(Event::Delete(o)) => {
                 bump(&store, &o);
+                store
+                    .tombstones
+                    .lock()
+                    .expect("cache lock")
+                    .remove(&o.name_any());
                 store
                     .objects
                     .write()

@@ -16,6 +16,14 @@ use super::{Cluster, ClusterError};
 /// The field manager of every kubegate write (visible in `metadata.managedFields`).
 pub const FIELD_MANAGER: &str = "kubegate";
 
+fn version<K: Resource>(o: &K) -> u64 {
+    o.meta()
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The API server's 404 for an object the cache does not hold: `deployments.apps "web" not found`.
 fn not_found<K: Resource>(name: &str) -> ClusterError
 where
@@ -63,7 +71,11 @@ impl Cluster {
 
     pub async fn list<K>(&self, ns: &str, selector: Option<&str>) -> Result<Vec<K>, ClusterError>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
@@ -71,7 +83,11 @@ impl Cluster {
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
-        Ok(self.call("list", api.list(&lp)).await?.items)
+        let items = self.call("list", api.list(&lp)).await?.items;
+        if let Some(newest) = items.iter().max_by_key(|o| version(*o)) {
+            self.wrote(ns, newest);
+        }
+        Ok(items)
     }
 
     /// A read for a read endpoint: from the watch cache when it may answer (see `cache`), else
@@ -131,7 +147,8 @@ impl Cluster {
         self.list(ns, selector).await
     }
 
-    /// Record a write's resourceVersion, so that following reads from the cache include it.
+    /// Record the resourceVersion of an object kubegate wrote or read from the API server, so that
+    /// following reads from the cache include it.
     fn wrote<K: Resource + 'static>(&self, ns: &str, obj: &K) {
         if let Some(cache) = &self.cache {
             cache.wrote::<K>(ns, obj.meta().resource_version.as_deref());
@@ -140,20 +157,34 @@ impl Cluster {
 
     pub async fn get<K>(&self, ns: &str, name: &str) -> Result<K, ClusterError>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
-        self.call("get", api.get(name)).await
+        let obj: K = self.call("get", api.get(name)).await?;
+        self.wrote(ns, &obj);
+        Ok(obj)
     }
 
     pub async fn get_opt<K>(&self, ns: &str, name: &str) -> Result<Option<K>, ClusterError>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
-        self.call("get", api.get_opt(name)).await
+        let obj: Option<K> = self.call("get", api.get_opt(name)).await?;
+        if let Some(o) = &obj {
+            self.wrote(ns, o);
+        }
+        Ok(obj)
     }
 
     /// Server-side apply as kubegate, taking over the fields it sends (`force`).
@@ -248,13 +279,15 @@ impl Cluster {
             + Clone
             + DeserializeOwned
             + std::fmt::Debug
+            + Send
+            + Sync
             + 'static,
         <K as Resource>::DynamicType: Default,
     {
         let api: Api<K> = self.api(ns)?;
         let dp = DeleteParams {
             dry_run,
-            preconditions: uid.map(|uid| Preconditions {
+            preconditions: uid.clone().map(|uid| Preconditions {
                 uid: Some(uid),
                 resource_version: None,
             }),
@@ -262,17 +295,17 @@ impl Cluster {
         };
         let gone = self.call("delete", api.delete(name, &dp)).await?;
         if !dry_run && let Some(cache) = &self.cache {
-            match gone.left() {
+            match (gone.clone().left(), gone.right()) {
                 // Still there (finalizers, graceful deletion): its version says when.
-                Some(obj) => self.wrote(ns, &obj),
-                // Gone at once: the collection's version now is at least the deletion's.
-                None => {
-                    let now = self
-                        .call("list", api.list_metadata(&ListParams::default().limit(1)))
-                        .await
-                        .ok()
-                        .and_then(|l| l.metadata.resource_version);
-                    cache.wrote::<K>(ns, now.as_deref());
+                (Some(obj), _) => self.wrote(ns, &obj),
+                // Gone at once: hidden from reads until the watch brings the deletion.
+                (None, status) => {
+                    let deleted_uid = status
+                        .and_then(|s| s.details)
+                        .map(|d| d.uid)
+                        .filter(|u| !u.is_empty())
+                        .or(uid);
+                    cache.deleted::<K>(ns, name, deleted_uid);
                 }
             }
         }
