@@ -140,6 +140,11 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_WATCH_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub watch_cache: bool,
 
+    /// Export traces (each request's span) to this OTLP/HTTP collector, e.g.
+    /// http://otel-collector:4318 (spans go to /v1/traces). Needs a build with `--features otel`.
+    #[arg(long, env = "KUBEGATE_OTEL_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
+
     /// Stop a watch cache nobody has read for this long.
     #[arg(long, env = "KUBEGATE_WATCH_CACHE_IDLE", default_value = "10m", value_parser = parse_duration)]
     pub watch_cache_idle: Duration,

@@ -26,6 +26,9 @@ pub mod gateway;
 pub mod idempotency;
 /// Prometheus metrics (requests, cluster calls, audit appends, replays, rate limits).
 pub mod metrics;
+/// OpenTelemetry trace export over OTLP/HTTP (cargo feature `otel`).
+#[cfg(feature = "otel")]
+pub mod otel;
 /// Structured logging (JSON or human-readable) and the request-id that ties logs together.
 pub mod telemetry;
 /// Input rules shared by actions: names, labels, selectors, image references, quantities.

@@ -7,7 +7,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => {
-            kubegate::telemetry::init(config.log_format, &config.log_filter)?;
+            kubegate::install_crypto_provider();
+            let _telemetry = kubegate::telemetry::init(
+                config.log_format,
+                &config.log_filter,
+                config.otel_endpoint.as_deref(),
+            )?;
             let app = Application::build(config).await.inspect_err(|e| {
                 tracing::error!(error = ?e, "kubegate failed to start");
             })?;

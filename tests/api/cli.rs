@@ -220,3 +220,115 @@ async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
         "closed after the delay"
     );
 }
+
+/// With `--features otel` and KUBEGATE_OTEL_ENDPOINT, each request's span reaches an OTLP/HTTP
+/// collector (here a local stand-in that records what it is sent), flushed at shutdown.
+#[cfg(feature = "otel")]
+#[tokio::test]
+async fn traces_are_exported_to_an_otlp_collector() {
+    use std::sync::{Arc, Mutex};
+
+    /// Path, content type and body of each request the collector received.
+    type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let collector = format!("http://{}", listener.local_addr().unwrap());
+    let server = actix_web::HttpServer::new(move || {
+        let sink = sink.clone();
+        actix_web::App::new().default_service(actix_web::web::to(
+            move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let ct = req
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    sink.lock()
+                        .unwrap()
+                        .push((req.path().to_owned(), ct, body.to_vec()));
+                    actix_web::HttpResponse::Ok().finish()
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+
+    let fake = FakeKube::start().await;
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBEGATE_LISTEN", "127.0.0.1:0")
+        .env("KUBEGATE_IN_CLUSTER", "never")
+        .env("KUBEGATE_WORKERS", "1")
+        .env("KUBEGATE_OTEL_ENDPOINT", &collector)
+        .env("KUBEGATE_JWT_HS_SECRET", crate::helpers::TEST_SECRET)
+        .env("KUBEGATE_JWT_ISSUER", crate::helpers::TEST_ISSUER)
+        .env("KUBEGATE_JWT_AUDIENCE", crate::helpers::TEST_AUDIENCE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("kubegate exited early");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if v["message"] == "kubegate listening" {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["viewer"]));
+    let res = reqwest::Client::new()
+        .get(format!("http://{address}/v1/clusters/dev/namespaces"))
+        .bearer_auth(token)
+        .header("x-request-id", "otel-probe-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("kubegate exits")
+        .unwrap();
+    assert!(status.success());
+
+    let got = received.lock().unwrap().clone();
+    assert!(!got.is_empty(), "nothing was exported");
+    let (path, content_type, _) = &got[0];
+    assert_eq!(path, "/v1/traces");
+    assert_eq!(content_type, "application/x-protobuf");
+    let all: Vec<u8> = got.iter().flat_map(|(_, _, b)| b.clone()).collect();
+    let has = |needle: &str| all.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("kubegate"), "the service name");
+    assert!(
+        has("otel-probe-4711"),
+        "the request's span, with its request id"
+    );
+    assert!(has("/v1/clusters/dev/namespaces"), "its path");
+}

@@ -163,8 +163,11 @@ static LOGS: Once = Once::new();
 fn init_logs() {
     LOGS.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            kubegate::telemetry::init(LogFormat::Pretty, "info,kubegate=debug,sqlx=warn")
-                .expect("logs");
+            // Kept for the whole test run (the subscriber is global).
+            std::mem::forget(
+                kubegate::telemetry::init(LogFormat::Pretty, "info,kubegate=debug,sqlx=warn", None)
+                    .expect("logs"),
+            );
         }
     });
 }
@@ -210,6 +213,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         audit_reads: false,
         watch_cache: true,
         watch_cache_idle: Duration::from_secs(600),
+        otel_endpoint: None,
         idempotency_ttl: Duration::from_secs(3600),
         rate_limit: 1000,
         shutdown_delay: Duration::ZERO,
