@@ -67,6 +67,43 @@ pub fn current_request_id() -> Option<String> {
     CURRENT.try_with(|c| c.request_id.clone()).ok()
 }
 
+/// The route pattern of an answered request (`/v1/clusters/{cluster}/nodes`), for metrics. Built
+/// from the router's captures instead of `match_pattern()`, which matches every route's regex
+/// again (measured: half of kubegate's CPU on a cached read went to route regexes).
+fn route_label(res: &ServiceResponse<BoxBody>) -> String {
+    let unrouted = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<crate::api::problem::ApiError>())
+        .is_some_and(|e| matches!(e, crate::api::problem::ApiError::RouteNotFound { .. }));
+    if unrouted {
+        return "unmatched".to_owned();
+    }
+    let req = res.request();
+    let info = req.match_info();
+    let mut captures = info.iter().peekable();
+    let mut label = String::with_capacity(req.path().len() + 16);
+    for segment in req.path().split('/').skip(1) {
+        label.push('/');
+        match captures.peek() {
+            Some((name, value)) if *value == segment => {
+                label.push('{');
+                label.push_str(name);
+                label.push('}');
+                captures.next();
+            }
+            _ => label.push_str(segment),
+        }
+    }
+    if captures.next().is_some() {
+        // A capture that is not one plain segment (percent-encoded, a tail): ask the router.
+        return req
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+    }
+    label
+}
+
 /// The socket's peer, or (only when the peer is a configured trusted proxy) the nearest
 /// untrusted address of `X-Forwarded-For`.
 fn source_ip(req: &ServiceRequest, trusted: &[std::net::IpAddr]) -> Option<String> {
@@ -114,9 +151,6 @@ pub async fn request_context(
         path = %req.path(),
     );
     let quiet = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
     let started = Instant::now();
     let state = req
@@ -179,6 +213,7 @@ pub async fn request_context(
     let status = res.status();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Some(state) = &state {
+        let route = route_label(&res);
         state
             .metrics
             .http_requests

@@ -40,22 +40,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metri
     .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
     .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
     .service(resource("/v1/clusters", "GET").route(web::get().to(clusters::list_clusters)))
-    .service(resource("/v1/clusters/{cluster}", "GET").route(web::get().to(clusters::get_cluster)))
-    .service(
-        resource("/v1/clusters/{cluster}/namespaces", "GET")
-            .route(web::get().to(clusters::list_namespaces)),
-    )
-    .service(
-        resource("/v1/clusters/{cluster}/nodes", "GET").route(web::get().to(clusters::list_nodes)),
-    )
-    .service(
-        resource("/v1/clusters/{cluster}/commands", "POST")
-            .route(web::post().to(commands::run_command)),
-    )
-    .service(
-        resource("/v1/integrations/slack/commands", "POST")
-            .route(web::post().to(slack::slack_command)),
-    )
     .service(resource("/v1/whoami", "GET").route(web::get().to(identity::get_whoami)))
     .service(
         resource("/v1/access-reviews", "POST")
@@ -68,90 +52,96 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metri
             .route(web::get().to(audit::list_audit_checkpoints))
             .route(web::post().to(audit::create_audit_checkpoint)),
     )
+    .service(
+        resource("/v1/integrations/slack/commands", "POST")
+            .route(web::post().to(slack::slack_command)),
+    )
     .service(resource("/v1/audit/{auditId}", "GET").route(web::get().to(audit::get_audit_entry)))
-    .configure(namespaced)
+    .service(web::scope("/v1/clusters/{cluster}").configure(cluster_scoped))
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))
     .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()))
     .default_service(web::to(not_found));
 }
 
+// Routes are nested in scopes so that a request meets few path patterns with parameters: the
+// router tries patterns in order and each one with a parameter is a regular expression
+// (measured: route matching was a third of kubegate's CPU on a cached read before nesting).
+
+/// `/v1/clusters/{cluster}...`
+fn cluster_scoped(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("", "GET").route(web::get().to(clusters::get_cluster)))
+        .service(resource("/namespaces", "GET").route(web::get().to(clusters::list_namespaces)))
+        .service(resource("/nodes", "GET").route(web::get().to(clusters::list_nodes)))
+        .service(resource("/commands", "POST").route(web::post().to(commands::run_command)))
+        .service(web::scope("/namespaces/{namespace}").configure(namespaced))
+        .default_service(web::to(not_found));
+}
+
+/// `/v1/clusters/{cluster}/namespaces/{namespace}...`
 fn namespaced(cfg: &mut web::ServiceConfig) {
-    const NS: &str = "/v1/clusters/{cluster}/namespaces/{namespace}";
-    let at = |p: &str| format!("{NS}{p}");
     cfg.service(
-        resource(&at("/deployments"), "GET").route(web::get().to(deployments::list_deployments)),
+        resource("/deployments", "GET").route(web::get().to(deployments::list_deployments)),
     )
+    .service(web::scope("/deployments/{name}").configure(deployment_scoped))
+    .service(resource("/replicasets", "GET").route(web::get().to(deployments::list_replicasets)))
     .service(
-        resource(&at("/deployments/{name}"), "GET, PUT, DELETE")
-            .route(web::get().to(deployments::get_deployment))
-            .route(web::put().to(deployments::deploy_deployment))
-            .route(web::delete().to(deployments::delete_deployment)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/replicas"), "PUT")
-            .route(web::put().to(deployments::scale_deployment)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/image"), "PUT")
-            .route(web::put().to(deployments::set_deployment_image)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/restart"), "POST")
-            .route(web::post().to(deployments::restart_deployment)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/rollback"), "POST")
-            .route(web::post().to(deployments::rollback_deployment)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/rollout"), "GET")
-            .route(web::get().to(deployments::get_deployment_rollout)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/revisions"), "GET")
-            .route(web::get().to(deployments::list_deployment_revisions)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/revisions/{revision}"), "GET")
-            .route(web::get().to(deployments::get_deployment_revision)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/expose"), "POST")
-            .route(web::post().to(services::expose_deployment)),
-    )
-    .service(
-        resource(&at("/deployments/{name}/labels"), "PUT")
-            .route(web::put().to(pods::label_deployment)),
-    )
-    .service(
-        resource(&at("/replicasets"), "GET").route(web::get().to(deployments::list_replicasets)),
-    )
-    .service(
-        resource(&at("/services"), "GET, DELETE")
+        resource("/services", "GET, DELETE")
             .route(web::get().to(services::list_services))
             .route(web::delete().to(services::delete_services)),
     )
     .service(
-        resource(&at("/services/{name}"), "GET, PUT, DELETE")
-            .route(web::get().to(services::get_service))
-            .route(web::put().to(services::put_service))
-            .route(web::delete().to(services::delete_service)),
+        web::scope("/services/{name}")
+            .service(
+                resource("", "GET, PUT, DELETE")
+                    .route(web::get().to(services::get_service))
+                    .route(web::put().to(services::put_service))
+                    .route(web::delete().to(services::delete_service)),
+            )
+            .service(resource("/labels", "PUT").route(web::put().to(pods::label_service)))
+            .default_service(web::to(not_found)),
     )
     .service(
-        resource(&at("/services/{name}/labels"), "PUT").route(web::put().to(pods::label_service)),
-    )
-    .service(
-        resource(&at("/pods"), "GET, DELETE")
+        resource("/pods", "GET, DELETE")
             .route(web::get().to(pods::list_pods))
             .route(web::delete().to(pods::delete_pods)),
     )
     .service(
-        resource(&at("/pods/{name}"), "GET, DELETE")
-            .route(web::get().to(pods::get_pod))
-            .route(web::delete().to(pods::delete_pod)),
+        web::scope("/pods/{name}")
+            .service(
+                resource("", "GET, DELETE")
+                    .route(web::get().to(pods::get_pod))
+                    .route(web::delete().to(pods::delete_pod)),
+            )
+            .service(resource("/logs", "GET").route(web::get().to(pods::get_pod_logs)))
+            .service(resource("/labels", "PUT").route(web::put().to(pods::label_pod)))
+            .default_service(web::to(not_found)),
     )
-    .service(resource(&at("/pods/{name}/logs"), "GET").route(web::get().to(pods::get_pod_logs)))
-    .service(resource(&at("/pods/{name}/labels"), "PUT").route(web::put().to(pods::label_pod)));
+    .default_service(web::to(not_found));
+}
+
+/// `/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}...`
+fn deployment_scoped(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("", "GET, PUT, DELETE")
+            .route(web::get().to(deployments::get_deployment))
+            .route(web::put().to(deployments::deploy_deployment))
+            .route(web::delete().to(deployments::delete_deployment)),
+    )
+    .service(resource("/rollout", "GET").route(web::get().to(deployments::get_deployment_rollout)))
+    .service(resource("/replicas", "PUT").route(web::put().to(deployments::scale_deployment)))
+    .service(resource("/image", "PUT").route(web::put().to(deployments::set_deployment_image)))
+    .service(resource("/restart", "POST").route(web::post().to(deployments::restart_deployment)))
+    .service(resource("/rollback", "POST").route(web::post().to(deployments::rollback_deployment)))
+    .service(
+        resource("/revisions", "GET").route(web::get().to(deployments::list_deployment_revisions)),
+    )
+    .service(
+        resource("/revisions/{revision}", "GET")
+            .route(web::get().to(deployments::get_deployment_revision)),
+    )
+    .service(resource("/expose", "POST").route(web::post().to(services::expose_deployment)))
+    .service(resource("/labels", "PUT").route(web::put().to(pods::label_deployment)))
+    .default_service(web::to(not_found));
 }
 
 /// A resource whose other methods answer 405 problem+json with `Allow`.
