@@ -249,10 +249,12 @@ impl Cluster {
     ) -> Result<DeploymentChange, ActionError> {
         let before: Deployment = self.get(ns, name).await?;
         self.scale_deployment(ns, name, replicas, dry_run).await?;
+        // The Deployment as the scale left it: from the watch cache, which is made to hold at least
+        // that version (read-your-writes), or from the API server.
         let mut deployment: Deployment = if dry_run {
             before.clone()
         } else {
-            self.get(ns, name).await?
+            self.read(ns, name).await?
         };
         if dry_run && let Some(s) = deployment.spec.as_mut() {
             s.replicas = Some(replicas);

@@ -125,6 +125,13 @@ impl FakeKube {
         .workers(1)
         .disable_signals()
         .shutdown_timeout(0)
+        // Like kube-apiserver (Go sets TCP_NODELAY on every connection): small writes such as
+        // watch events leave at once instead of waiting for the peer's delayed ACK.
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .bind(("127.0.0.1", 0))
         .expect("bind the fake API server");
         let port = server.addrs()[0].port();
