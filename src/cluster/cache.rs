@@ -40,6 +40,29 @@ pub const CATCH_UP: Duration = Duration::from_secs(2);
 
 type Key = (TypeId, String);
 
+/// What a watch cache can hold: the namespaced k8s-openapi kinds kubegate reads.
+pub trait Cacheable:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Cacheable for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The watch caches of one cluster.
 pub struct WatchCache {
     client: kube::Client,
@@ -157,17 +180,7 @@ impl WatchCache {
 
     /// The cache of K in `ns` if it may answer now (started on first use; `None`: read from the
     /// API server).
-    pub async fn ready<K>(&self, ns: &str) -> Option<Arc<Store<K>>>
-    where
-        K: Resource<Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
-        <K as Resource>::DynamicType: Default,
-    {
+    pub async fn ready<K: Cacheable>(&self, ns: &str) -> Option<Arc<Store<K>>> {
         let key = (TypeId::of::<K>(), ns.to_owned());
         let store = self.store::<K>(&key);
         store.last_used.store(now_secs(), Ordering::Relaxed);
@@ -201,17 +214,7 @@ impl WatchCache {
         }
     }
 
-    fn store<K>(&self, key: &Key) -> Arc<Store<K>>
-    where
-        K: Resource<Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
-        <K as Resource>::DynamicType: Default,
-    {
+    fn store<K: Cacheable>(&self, key: &Key) -> Arc<Store<K>> {
         let mut stores = self.stores.lock().expect("cache lock");
         if let Some(s) = stores
             .get(key)

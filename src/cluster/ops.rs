@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::cache::Cacheable;
 use super::{Cluster, ClusterError};
 
 /// The field manager of every kubegate write (visible in `metadata.managedFields`).
@@ -92,17 +93,7 @@ impl Cluster {
 
     /// A read for a read endpoint: from the watch cache when it may answer (see `cache`), else
     /// from the API server. Changes decide on `get`/`list`, which always ask the API server.
-    pub async fn read<K>(&self, ns: &str, name: &str) -> Result<K, ClusterError>
-    where
-        K: Resource<Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-        <K as Resource>::DynamicType: Default,
-    {
+    pub async fn read<K: Cacheable>(&self, ns: &str, name: &str) -> Result<K, ClusterError> {
         if let Some(cache) = &self.cache
             && let Some(store) = cache.ready::<K>(ns).await
         {
@@ -112,21 +103,11 @@ impl Cluster {
     }
 
     /// A list for a read endpoint (see `read`); selector as `validate::label_selector` gives it.
-    pub async fn read_list<K>(
+    pub async fn read_list<K: Cacheable>(
         &self,
         ns: &str,
         selector: Option<&str>,
-    ) -> Result<Vec<K>, ClusterError>
-    where
-        K: Resource<Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-        <K as Resource>::DynamicType: Default,
-    {
+    ) -> Result<Vec<K>, ClusterError> {
         if let Some(cache) = &self.cache
             && let Some(store) = cache.ready::<K>(ns).await
         {

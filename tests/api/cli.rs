@@ -67,30 +67,29 @@ fn an_invalid_setting_stops_startup_with_a_message_naming_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--database-url"));
 }
 
-#[tokio::test]
-async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
-    let fake = FakeKube::start().await;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("config");
-    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
+/// The kubegate binary serving on a free port with the test token settings and these extra
+/// settings; its address from the JSON log line "kubegate listening".
+async fn start_kubegate(
+    database_url: &str,
+    kubeconfig: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(BIN)
         .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("KUBECONFIG", &kubeconfig)
+        .env("DATABASE_URL", database_url)
+        .env("KUBECONFIG", kubeconfig)
         .env("KUBEGATE_LISTEN", "127.0.0.1:0")
         .env("KUBEGATE_IN_CLUSTER", "never")
         .env("KUBEGATE_WORKERS", "1")
-        .env("KUBEGATE_SHUTDOWN_TIMEOUT", "10s")
         .env("KUBEGATE_JWT_HS_SECRET", crate::helpers::TEST_SECRET)
         .env("KUBEGATE_JWT_ISSUER", crate::helpers::TEST_ISSUER)
         .env("KUBEGATE_JWT_AUDIENCE", crate::helpers::TEST_AUDIENCE)
+        .envs(extra.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    // The JSON log line "kubegate listening" carries the bound address.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let address = loop {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -104,6 +103,22 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, address)
+}
+
+#[tokio::test]
+async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
+    let fake = FakeKube::start().await;
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
+    let (mut child, address) = start_kubegate(
+        &db.url,
+        &kubeconfig,
+        &[("KUBEGATE_SHUTDOWN_TIMEOUT", "10s")],
+    )
+    .await;
 
     fake.set_latency(Duration::from_millis(1500));
     let url = format!("http://{address}/v1/clusters/dev/namespaces");
@@ -266,35 +281,12 @@ async fn traces_are_exported_to_an_otlp_collector() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
     std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("KUBECONFIG", &kubeconfig)
-        .env("KUBEGATE_LISTEN", "127.0.0.1:0")
-        .env("KUBEGATE_IN_CLUSTER", "never")
-        .env("KUBEGATE_WORKERS", "1")
-        .env("KUBEGATE_OTEL_ENDPOINT", &collector)
-        .env("KUBEGATE_JWT_HS_SECRET", crate::helpers::TEST_SECRET)
-        .env("KUBEGATE_JWT_ISSUER", crate::helpers::TEST_ISSUER)
-        .env("KUBEGATE_JWT_AUDIENCE", crate::helpers::TEST_AUDIENCE)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("kubegate exited early");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
-        if v["message"] == "kubegate listening" {
-            break v["address"].as_str().unwrap().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, address) = start_kubegate(
+        &db.url,
+        &kubeconfig,
+        &[("KUBEGATE_OTEL_ENDPOINT", &collector)],
+    )
+    .await;
     let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["viewer"]));
     let res = reqwest::Client::new()
         .get(format!("http://{address}/v1/clusters/dev/namespaces"))
