@@ -247,7 +247,10 @@ impl Cluster {
         replicas: i32,
         dry_run: bool,
     ) -> Result<DeploymentChange, ActionError> {
-        let before: Deployment = self.get(ns, name).await?;
+        // What it was (for the audit's replicasBefore/revisionBefore): as reads see it. A GET
+        // here would race a concurrent change just the same; the cache is never older than what
+        // kubegate last wrote or read.
+        let before: Deployment = self.read(ns, name).await?;
         self.scale_deployment(ns, name, replicas, dry_run).await?;
         // The Deployment as the scale left it: from the watch cache, which is made to hold at least
         // that version (read-your-writes), or from the API server.
