@@ -381,13 +381,7 @@ pub async fn audit_unrouted(
                 .ok();
         }
     }
-    let outcome = match status {
-        401 => "unauthenticated",
-        403 => "denied",
-        s if s < 400 => "succeeded",
-        s if s < 500 => "invalid",
-        _ => "failed",
-    };
+    let outcome = outcome_of(status);
     let audit_id = uuid::Uuid::new_v4();
     let entry = Entry {
         audit_id,
@@ -423,6 +417,17 @@ pub async fn audit_unrouted(
     }
 }
 
+/// The audit outcome of a request answered with this status without reaching an action.
+fn outcome_of(status: u16) -> &'static str {
+    match status {
+        401 => "unauthenticated",
+        403 => "denied",
+        s if s < 400 => "succeeded",
+        s if s < 500 => "invalid",
+        _ => "failed",
+    }
+}
+
 /// The audit entry of a request refused before the gateway saw an action (a chat user nobody
 /// mapped, a channel's limits, an unparsable command line) whose answer is not an HTTP error.
 pub async fn audit_refused(
@@ -438,13 +443,7 @@ pub async fn audit_refused(
     let entry = Entry {
         audit_id,
         stage: "rejected".into(),
-        outcome: match status {
-            401 => "unauthenticated",
-            403 => "denied",
-            s if s < 500 => "invalid",
-            _ => "failed",
-        }
-        .into(),
+        outcome: outcome_of(status).into(),
         received_at_us: ctx
             .as_ref()
             .map(|c| c.received_at_us)

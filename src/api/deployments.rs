@@ -565,21 +565,37 @@ pub async fn list_deployment_revisions(
     principal: Principal,
     path: web::Path<ObjectPath>,
 ) -> Result<web::Json<RevisionList>, ApiError> {
-    check_names(
+    let (history, current) = revision_history(
+        &state,
+        &principal,
+        &path.cluster,
         &path.namespace,
-        Some((&path.name, validate::dns1123_subdomain)),
-    )?;
-    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
-    // History joins a Deployment and the ReplicaSets its controller made: read both from the API
-    // server, as one moment (two caches could each be current to a different moment).
-    let d: Deployment = c.get(&path.namespace, &path.name).await?;
-    let rss = c.history_of(&d, true).await?;
-    let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
-    let items = rollout::history(&rss)
+        &path.name,
+    )
+    .await?;
+    let items = history
         .iter()
         .map(|r| revision_view(r, current.as_deref()))
         .collect();
     Ok(web::Json(RevisionList { items }))
+}
+
+/// A Deployment's revisions (kubectl's history) and its current ReplicaSet's name. History joins
+/// a Deployment and the ReplicaSets its controller made: both are read from the API server, as
+/// one moment (two caches could each be current to a different moment).
+async fn revision_history(
+    state: &AppState,
+    principal: &Principal,
+    cluster_name: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(Vec<rollout::Revision>, Option<String>), ApiError> {
+    check_names(namespace, Some((name, validate::dns1123_subdomain)))?;
+    let c = cluster(state, principal, cluster_name, namespace)?;
+    let d: Deployment = c.get(namespace, name).await?;
+    let rss = c.history_of(&d, true).await?;
+    let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
+    Ok((rollout::history(&rss), current))
 }
 
 /// `/revisions/{revision}`
@@ -608,17 +624,14 @@ pub async fn get_deployment_revision(
     principal: Principal,
     path: web::Path<RevisionPath>,
 ) -> Result<web::Json<RevisionDetail>, ApiError> {
-    check_names(
+    let (history, current) = revision_history(
+        &state,
+        &principal,
+        &path.cluster,
         &path.namespace,
-        Some((&path.name, validate::dns1123_subdomain)),
-    )?;
-    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
-    // History joins a Deployment and the ReplicaSets its controller made: read both from the API
-    // server, as one moment (two caches could each be current to a different moment).
-    let d: Deployment = c.get(&path.namespace, &path.name).await?;
-    let rss = c.history_of(&d, true).await?;
-    let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
-    let history = rollout::history(&rss);
+        &path.name,
+    )
+    .await?;
     let r = history
         .iter()
         .find(|r| r.revision == path.revision)

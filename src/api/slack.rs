@@ -236,14 +236,12 @@ pub async fn slack_command(
                 "Slack user {team}/{user} is not mapped to a kubegate subject: an admin adds `slack:{team}/{user}` to people[].aliases in the policy file"
             ),
         };
-        crate::gateway::audit_refused(&state, &bot, &e, None).await;
-        return Ok(reply(error_message(&line, &e)));
+        return Ok(refused(&state, &bot, &line, &e, None).await);
     };
     let person = match state.auth.on_behalf_of(bot.clone(), alias) {
         Ok(p) => p,
         Err(e) => {
-            crate::gateway::audit_refused(&state, &bot, &e, None).await;
-            return Ok(reply(error_message(&line, &e)));
+            return Ok(refused(&state, &bot, &line, &e, None).await);
         }
     };
     if let Some(ctx) = middleware::current() {
@@ -264,8 +262,7 @@ pub async fn slack_command(
     let parsed = match commands::parse(&line) {
         Ok(p) => p,
         Err(e) => {
-            crate::gateway::audit_refused(&state, &person, &e, None).await;
-            return Ok(reply(error_message(&line, &e)));
+            return Ok(refused(&state, &person, &line, &e, None).await);
         }
     };
 
@@ -290,8 +287,7 @@ pub async fn slack_command(
             ),
             errors: Vec::new(),
         };
-        crate::gateway::audit_refused(&state, &person, &e, None).await;
-        return Ok(reply(error_message(&line, &e)));
+        return Ok(refused(&state, &person, &line, &e, None).await);
     };
     let default_namespace = chan.as_ref().and_then(|c| c.default_namespace.clone());
     let namespace = parsed
@@ -320,8 +316,7 @@ pub async fn slack_command(
             cluster: cluster.clone(),
             namespace: namespace.clone(),
         };
-        crate::gateway::audit_refused(&state, &person, &e, Some(&target)).await;
-        return Ok(reply(error_message(&line, &e)));
+        return Ok(refused(&state, &person, &line, &e, Some(&target)).await);
     }
 
     if commands::waits(&parsed) {
@@ -331,8 +326,7 @@ pub async fn slack_command(
                 detail: "this command waits for a rollout and answers later, but the request's response_url is not Slack's".into(),
                 errors: Vec::new(),
             };
-            crate::gateway::audit_refused(&state, &person, &e, None).await;
-            return Ok(reply(error_message(&line, &e)));
+            return Ok(refused(&state, &person, &line, &e, None).await);
         }
         let ctx = middleware::current();
         let state = state.clone();
@@ -378,6 +372,18 @@ pub async fn slack_command(
             error_message(&line, &e)
         }
     }))
+}
+
+/// A refusal answered in the chat (Slack shows nothing but a 200), audited here.
+async fn refused(
+    state: &AppState,
+    principal: &Principal,
+    line: &str,
+    e: &ApiError,
+    target: Option<&crate::action::Target>,
+) -> HttpResponse {
+    crate::gateway::audit_refused(state, principal, e, target).await;
+    reply(error_message(line, e))
 }
 
 fn reply(message: Value) -> HttpResponse {

@@ -169,32 +169,12 @@ async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
     std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("KUBECONFIG", &kubeconfig)
-        .env("KUBEGATE_LISTEN", "127.0.0.1:0")
-        .env("KUBEGATE_IN_CLUSTER", "never")
-        .env("KUBEGATE_WORKERS", "1")
-        .env("KUBEGATE_SHUTDOWN_DELAY", "1500ms")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("kubegate exited early");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
-        if v["message"] == "kubegate listening" {
-            break v["address"].as_str().unwrap().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, address) = start_kubegate(
+        &db.url,
+        &kubeconfig,
+        &[("KUBEGATE_SHUTDOWN_DELAY", "1500ms")],
+    )
+    .await;
     assert_eq!(
         reqwest::get(format!("http://{address}/readyz"))
             .await
