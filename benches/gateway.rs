@@ -6,6 +6,8 @@
 //!
 //!     cargo bench --bench gateway                 # short mode: 2 s per scenario
 //!     BENCH_SECONDS=10 cargo bench --bench gateway
+//!     BENCH_ONLY=scale BENCH_CLIENTS=1,8 cargo bench --bench gateway  # a subset
+//!     BENCH_METRICS=1 cargo bench --bench gateway  # also print kubegate's histogram sums
 
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/api/fake_kube/mod.rs"]
@@ -68,6 +70,18 @@ where
     }
 }
 
+/// Whether the scenario is selected by `BENCH_ONLY` (a substring of its name; all when unset).
+fn wanted(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| name.contains(only.as_str()))
+}
+
+/// Whether this concurrency is selected by `BENCH_CLIENTS` (a comma-separated list; all when unset).
+fn clients_wanted(clients: usize) -> bool {
+    std::env::var("BENCH_CLIENTS").map_or(true, |l| {
+        l.split(',').any(|c| c.trim() == clients.to_string())
+    })
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -115,6 +129,7 @@ fn main() {
         db_url.set_path(&name);
 
         let fake = fake_kube::FakeKube::start().await;
+        fake.record_requests(false);
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("config");
         std::fs::write(&kubeconfig, fake_kube::FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
@@ -167,64 +182,75 @@ fn main() {
         println!("| scenario | clients | ops/s | p50 ms | p99 ms | p99.9 ms | direct kube-rs ops/s / p50 / p99 | added p50 / p99 ms |");
         println!("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |");
 
-        let h = http.clone();
-        let b = base.clone();
-        let ceiling = load(64, seconds, move |_| {
-            let (h, b) = (h.clone(), b.clone());
-            async move { h.get(format!("{b}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
-        row("load generator ceiling (GET /healthz)", 64, &ceiling, None);
-
-        for clients in [1usize, 64] {
-            let (h, n, t) = (http.clone(), ns.clone(), token.clone());
-            let via = load(clients, seconds, move |_| {
-                let (h, n, t) = (h.clone(), n.clone(), t.clone());
-                async move { h.get(format!("{n}/deployments/web/rollout")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
+        if wanted("load generator ceiling") {
+            let h = http.clone();
+            let b = base.clone();
+            let ceiling = load(64, seconds, move |_| {
+                let (h, b) = (h.clone(), b.clone());
+                async move { h.get(format!("{b}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) }
             })
             .await;
-            let d = direct.clone();
-            let base_line = load(clients, seconds, move |_| {
-                let d = d.clone();
-                async move { d.get("web").await.is_ok() }
-            })
-            .await;
-            row("read rollout status", clients, &via, Some(&base_line));
+            row("load generator ceiling (GET /healthz)", 64, &ceiling, None);
         }
-        for clients in [1usize, 8, 64] {
-            let (h, n, t) = (http.clone(), ns.clone(), token.clone());
-            let via = load(clients, seconds, move |i| {
-                let (h, n, t) = (h.clone(), n.clone(), t.clone());
-                async move {
-                    h.put(format!("{n}/deployments/web/replicas")).bearer_auth(&t).json(&json!({"replicas": 1 + (i % 3)})).send().await.is_ok_and(|r| r.status().is_success())
-                }
-            })
-            .await;
-            let d = direct.clone();
-            let base_line = load(clients, seconds, move |i| {
-                let d = d.clone();
-                async move {
-                    let pp = PatchParams { field_manager: Some("bench".into()), ..Default::default() };
-                    d.patch_scale("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 1 + (i % 3)}}))).await.is_ok()
-                }
-            })
-            .await;
-            row("audited scale", clients, &via, Some(&base_line));
+
+        if wanted("read rollout status") {
+            for clients in [1usize, 64].into_iter().filter(|c| clients_wanted(*c)) {
+                let (h, n, t) = (http.clone(), ns.clone(), token.clone());
+                let via = load(clients, seconds, move |_| {
+                    let (h, n, t) = (h.clone(), n.clone(), t.clone());
+                    async move { h.get(format!("{n}/deployments/web/rollout")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
+                })
+                .await;
+                let d = direct.clone();
+                let base_line = load(clients, seconds, move |_| {
+                    let d = d.clone();
+                    async move { d.get("web").await.is_ok() }
+                })
+                .await;
+                row("read rollout status", clients, &via, Some(&base_line));
+            }
+        }
+        if wanted("audited scale") {
+            for clients in [1usize, 8, 64].into_iter().filter(|c| clients_wanted(*c)) {
+                let (h, n, t) = (http.clone(), ns.clone(), token.clone());
+                let via = load(clients, seconds, move |i| {
+                    let (h, n, t) = (h.clone(), n.clone(), t.clone());
+                    async move {
+                        h.put(format!("{n}/deployments/web/replicas")).bearer_auth(&t).json(&json!({"replicas": 1 + (i % 3)})).send().await.is_ok_and(|r| r.status().is_success())
+                    }
+                })
+                .await;
+                let d = direct.clone();
+                let base_line = load(clients, seconds, move |i| {
+                    let d = d.clone();
+                    async move {
+                        let pp = PatchParams { field_manager: Some("bench".into()), ..Default::default() };
+                        d.patch_scale("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 1 + (i % 3)}}))).await.is_ok()
+                    }
+                })
+                .await;
+                row("audited scale", clients, &via, Some(&base_line));
+            }
         }
         // Rollback (kubectl rollout undo): two revisions to flip between, one client (concurrent
         // rollbacks of one Deployment would only race each other). Compared with kubectl itself.
-        let res = http.put(format!("{ns}/deployments/web/image")).bearer_auth(&token).json(&json!({"image": "nginx:2"})).send().await.unwrap();
-        assert!(res.status().is_success(), "{:?}", res.text().await);
-        fake.settle().await;
-        let (h, n, t) = (http.clone(), ns.clone(), token.clone());
-        let rollback = load(1, seconds, move |_| {
-            let (h, n, t) = (h.clone(), n.clone(), t.clone());
-            async move { h.post(format!("{n}/deployments/web/rollback")).bearer_auth(&t).json(&json!({})).send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
-        row("audited rollback", 1, &rollback, None);
+        if wanted("audited rollback") || wanted("kubectl rollout undo (subprocess)") {
+            let res = http.put(format!("{ns}/deployments/web/image")).bearer_auth(&token).json(&json!({"image": "nginx:2"})).send().await.unwrap();
+            assert!(res.status().is_success(), "{:?}", res.text().await);
+            fake.settle().await;
+        }
+        if wanted("audited rollback") {
+            let (h, n, t) = (http.clone(), ns.clone(), token.clone());
+            let rollback = load(1, seconds, move |_| {
+                let (h, n, t) = (h.clone(), n.clone(), t.clone());
+                async move { h.post(format!("{n}/deployments/web/rollback")).bearer_auth(&t).json(&json!({})).send().await.is_ok_and(|r| r.status().is_success()) }
+            })
+            .await;
+            row("audited rollback", 1, &rollback, None);
+        }
         let kubectl = std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok();
-        if kubectl {
+        if !wanted("kubectl rollout undo (subprocess)") {
+        } else if kubectl {
             let kc = kubeconfig.clone();
             let s = load(1, seconds, move |_| {
                 let kc = kc.clone();
@@ -238,16 +264,19 @@ fn main() {
             println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | |");
         }
         let peak_rss = rss_kib(pid, "VmHWM:");
-        let (h, b, t) = (http.clone(), base.clone(), token.clone());
-        let audit = load(8, seconds, move |_| {
-            let (h, b, t) = (h.clone(), b.clone(), t.clone());
-            async move { h.get(format!("{b}/v1/audit?limit=100")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
-        row("audit query, newest 100", 8, &audit, None);
+        if wanted("audit query, newest 100") {
+            let (h, b, t) = (http.clone(), base.clone(), token.clone());
+            let audit = load(8, seconds, move |_| {
+                let (h, b, t) = (h.clone(), b.clone(), t.clone());
+                async move { h.get(format!("{b}/v1/audit?limit=100")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
+            })
+            .await;
+            row("audit query, newest 100", 8, &audit, None);
+        }
 
         // kubectl as a subprocess per operation (what chatops bots that shell out pay).
-        if kubectl {
+        if !wanted("kubectl get (subprocess)") {
+        } else if kubectl {
             let kc = kubeconfig.clone();
             let s = load(1, seconds, move |_| {
                 let kc = kc.clone();
@@ -259,6 +288,13 @@ fn main() {
             row("kubectl get (subprocess)", 1, &s, None);
         } else {
             println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+        }
+        if std::env::var("BENCH_METRICS").is_ok() {
+            // Where kubegate's time went: the sums and counts of its histograms.
+            let m = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+            for l in m.lines().filter(|l| (l.contains("_sum") || l.contains("_count")) && !l.starts_with('#')) {
+                println!("    {l}");
+            }
         }
         println!("\nkubegate RSS: idle {:.1} MiB, peak under load {:.1} MiB.", idle_rss as f64 / 1024.0, peak_rss as f64 / 1024.0);
 

@@ -653,6 +653,67 @@ async fn watch_streams_changes_after_a_resource_version() {
 }
 
 #[tokio::test]
+async fn a_watch_from_a_version_older_than_the_event_window_is_expired() {
+    let fake = FakeKube::start().await;
+    fake.set_event_window(3);
+    let deployments: Api<Deployment> = Api::namespaced(client(&fake), "default");
+    let created = deployments
+        .create(&PostParams::default(), &deployment("web", "nginx:1", 1))
+        .await
+        .unwrap();
+    let old_rv = created.metadata.resource_version.clone().unwrap();
+    fake.settle().await;
+    for i in 0..5 {
+        deployments
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"step": i.to_string()}}})),
+            )
+            .await
+            .unwrap();
+    }
+    let mut stream = deployments
+        .watch(&WatchParams::default().timeout(5), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap();
+    match first {
+        Some(WatchEvent::Error(e)) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"), "{e:?}");
+            assert!(e.message.starts_with("too old resource version: "), "{e:?}");
+        }
+        other => panic!("expected 410 Expired, got {other:?}"),
+    }
+
+    // A recent version still resumes.
+    let latest = deployments.get("web").await.unwrap();
+    let rv = latest.metadata.resource_version.unwrap();
+    let mut stream = deployments
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"step": "last"}}})),
+        )
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(next, Some(WatchEvent::Modified(_))), "{next:?}");
+}
+
+#[tokio::test]
 async fn label_selectors_filter_lists_and_delete_collections() {
     let fake = FakeKube::start().await;
     let pods: Api<Pod> = Api::namespaced(client(&fake), "default");

@@ -188,23 +188,21 @@ fn name_of(o: &Value) -> String {
 fn scale_rs(state: &mut State, ns: &str, rs: &Value, replicas: i64, d: &Value) -> bool {
     let desired = int(&d["spec"]["replicas"]);
     let (surge, _) = fenceposts(d);
-    state
-        .internal_update(Kind::ReplicaSet, ns, &name_of(rs), MANAGER, |o| {
-            o["spec"]["replicas"] = json!(replicas);
-            o["metadata"]["annotations"][DESIRED] = json!(desired.to_string());
-            o["metadata"]["annotations"][MAX] = json!((desired + surge).to_string());
-        })
-        .is_some()
+    state.internal_update(Kind::ReplicaSet, ns, &name_of(rs), MANAGER, |o| {
+        o["spec"]["replicas"] = json!(replicas);
+        o["metadata"]["annotations"][DESIRED] = json!(desired.to_string());
+        o["metadata"]["annotations"][MAX] = json!((desired + surge).to_string());
+    })
 }
 
 fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
-    let Some(d) = state.get(Kind::Deployment, ns, name) else {
+    let Some(d) = state.peek(Kind::Deployment, ns, name) else {
         return false;
     };
     let uid = d["metadata"]["uid"].as_str().unwrap_or("").to_owned();
     let selector = Selector::from_label_selector(&d["spec"]["selector"]);
     let all: Vec<Value> = state
-        .list(Kind::ReplicaSet, Some(ns), &selector, &[])
+        .select(Kind::ReplicaSet, ns, &selector)
         .into_iter()
         .filter(|rs| owned_by(rs, &uid))
         .collect();
@@ -237,8 +235,12 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
                         o["spec"]["minReadySeconds"] = d["spec"]["minReadySeconds"].clone();
                     }
                 });
-            changed |= updated.is_some();
-            Some(updated.unwrap_or(rs))
+            changed |= updated;
+            if updated {
+                state.peek(Kind::ReplicaSet, ns, &name_of(&rs))
+            } else {
+                Some(rs)
+            }
         }
         None if paused => None,
         None => {
@@ -294,22 +296,20 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
     if let Some(rs) = &new_rs
         && let Some(rev) = ann(rs, REVISION)
     {
-        changed |= state
-            .internal_update(Kind::Deployment, ns, name, MANAGER, |o| {
-                o["metadata"]["annotations"][REVISION] = json!(rev);
-            })
-            .is_some();
+        changed |= state.internal_update(Kind::Deployment, ns, name, MANAGER, |o| {
+            o["metadata"]["annotations"][REVISION] = json!(rev);
+        });
     }
 
     // Scale: rolling update, recreate, or a plain scaling event.
     let old: Vec<Value> = old
         .iter()
-        .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+        .filter_map(|r| state.peek(Kind::ReplicaSet, ns, &name_of(r)))
         .collect();
     let old_active: i64 = old.iter().map(|r| int(&r["spec"]["replicas"])).sum();
     if let Some(rs) = new_rs
         .as_ref()
-        .and_then(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+        .and_then(|r| state.peek(Kind::ReplicaSet, ns, &name_of(r)))
     {
         let new_replicas = int(&rs["spec"]["replicas"]);
         if old_active == 0 || paused {
@@ -326,7 +326,9 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
             } else if new_replicas > desired {
                 changed |= scale_rs(state, ns, &rs, desired, &d);
             }
-            let rs = state.get(Kind::ReplicaSet, ns, &name_of(&rs)).unwrap_or(rs);
+            let rs = state
+                .peek(Kind::ReplicaSet, ns, &name_of(&rs))
+                .unwrap_or(rs);
             // reconcileOldReplicaSets
             let min_available = desired - max_unavailable;
             let new_unavailable =
@@ -350,7 +352,7 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
             // scaleDownOldReplicaSetsForRollingUpdate
             let olds: Vec<Value> = old
                 .iter()
-                .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+                .filter_map(|r| state.peek(Kind::ReplicaSet, ns, &name_of(r)))
                 .collect();
             let available: i64 = olds
                 .iter()
@@ -384,16 +386,16 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
     if d["spec"]["strategy"]["type"] != "RollingUpdate"
         && let Some(rs) = new_rs
             .as_ref()
-            .and_then(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+            .and_then(|r| state.peek(Kind::ReplicaSet, ns, &name_of(r)))
     {
         let old_pods: i64 = old
             .iter()
-            .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+            .filter_map(|r| state.peek(Kind::ReplicaSet, ns, &name_of(r)))
             .map(|r| int(&r["status"]["replicas"]))
             .sum();
         let old_spec: i64 = old
             .iter()
-            .filter_map(|r| state.get(Kind::ReplicaSet, ns, &name_of(r)))
+            .filter_map(|r| state.peek(Kind::ReplicaSet, ns, &name_of(r)))
             .map(|r| int(&r["spec"]["replicas"]))
             .sum();
         if old_pods == 0 && old_spec == 0 && int(&rs["spec"]["replicas"]) != desired {
@@ -402,15 +404,15 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
     }
 
     // Status (calculateStatus + syncRolloutStatus).
-    let Some(d) = state.get(Kind::Deployment, ns, name) else {
+    let Some(d) = state.peek(Kind::Deployment, ns, name) else {
         return changed;
     };
     let all: Vec<Value> = state
-        .list(Kind::ReplicaSet, Some(ns), &selector, &[])
+        .select(Kind::ReplicaSet, ns, &selector)
         .into_iter()
         .filter(|rs| owned_by(rs, &uid))
         .collect();
-    let new_rs = new_rs.and_then(|r| state.get(Kind::ReplicaSet, ns, &name_of(&r)));
+    let new_rs = new_rs.and_then(|r| state.peek(Kind::ReplicaSet, ns, &name_of(&r)));
     let sum = |f: &str| -> i64 { all.iter().map(|r| int(&r["status"][f])).sum() };
     let replicas = sum("replicas");
     let ready = sum("readyReplicas");
@@ -530,11 +532,9 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
         condition("Available", avail_cond),
         condition("Progressing", progressing)
     ]);
-    changed |= state
-        .internal_update(Kind::Deployment, ns, name, MANAGER, |o| {
-            o["status"] = status;
-        })
-        .is_some();
+    changed |= state.internal_update(Kind::Deployment, ns, name, MANAGER, |o| {
+        o["status"] = status;
+    });
 
     // cleanupDeployment: past revisionHistoryLimit, once the rollout is complete.
     if complete && !paused {
@@ -728,13 +728,13 @@ fn sync_replicaset(
     name: &str,
     timers: &mut Vec<(String, Duration)>,
 ) -> bool {
-    let Some(rs) = state.get(Kind::ReplicaSet, ns, name) else {
+    let Some(rs) = state.peek(Kind::ReplicaSet, ns, name) else {
         return false;
     };
     let uid = rs["metadata"]["uid"].as_str().unwrap_or("").to_owned();
     let selector = Selector::from_label_selector(&rs["spec"]["selector"]);
     let mut pods: Vec<Value> = state
-        .list(Kind::Pod, Some(ns), &selector, &[])
+        .select(Kind::Pod, ns, &selector)
         .into_iter()
         .filter(|p| owned_by(p, &uid))
         .collect();
@@ -819,7 +819,7 @@ fn sync_replicaset(
         }
     }
     let pods: Vec<Value> = state
-        .list(Kind::Pod, Some(ns), &selector, &[])
+        .select(Kind::Pod, ns, &selector)
         .into_iter()
         .filter(|p| owned_by(p, &uid))
         .collect();
@@ -844,11 +844,9 @@ fn sync_replicaset(
             status[k] = json!(v);
         }
     }
-    changed |= state
-        .internal_update(Kind::ReplicaSet, ns, name, MANAGER, |o| {
-            o["status"] = status
-        })
-        .is_some();
+    changed |= state.internal_update(Kind::ReplicaSet, ns, name, MANAGER, |o| {
+        o["status"] = status
+    });
     changed
 }
 
@@ -875,9 +873,8 @@ fn sync_due_pods(state: &mut State) -> bool {
             .unwrap_or("10.244.0.2")
             .to_owned();
         let status = pod_status(&pod, &PodBehavior::ReadyAfter(Duration::ZERO), true, &ip);
-        changed |= state
-            .internal_update(Kind::Pod, &ns, &name, "kubelet", |o| o["status"] = status)
-            .is_some();
+        changed |=
+            state.internal_update(Kind::Pod, &ns, &name, "kubelet", |o| o["status"] = status);
     }
     changed
 }

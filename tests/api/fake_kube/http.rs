@@ -40,13 +40,15 @@ pub async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    shared.requests.lock().unwrap().push(Recorded {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
-        query: query.clone(),
-        content_type: content_type.clone(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    if shared.recording.load(std::sync::atomic::Ordering::Relaxed) {
+        shared.requests.lock().unwrap().push(Recorded {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            query: query.clone(),
+            content_type: content_type.clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
 
     let (latency, fault) = {
         let mut f = shared.faults.lock().unwrap();
@@ -393,6 +395,14 @@ fn list(
     )
 }
 
+/// One watch event as a line of the stream (serialized without copying the object).
+fn line(event_type: &str, object: &Value) -> Bytes {
+    let mut out = format!("{{\"type\":\"{event_type}\",\"object\":").into_bytes();
+    serde_json::to_writer(&mut out, object).expect("a JSON value serializes");
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
 fn watch(
     shared: Arc<Shared>,
     kind: Kind,
@@ -423,6 +433,18 @@ fn watch(
     };
     let (mut sub, backlog, current_rv) = {
         let st = shared.state.lock().unwrap();
+        if let Some(rv) = from_rv.filter(|rv| !initial_events && *rv < st.compacted_rv) {
+            // The event window no longer reaches back to `rv`: the watch starts and at once
+            // ends with a 410 Expired error event, as kube-apiserver's does.
+            let e = ApiErr::new(
+                410,
+                "Expired",
+                format!("too old resource version: {rv} ({})", st.compacted_rv + 1),
+            );
+            return HttpResponse::Ok()
+                .content_type("application/json")
+                .body(line("ERROR", &e.to_json()));
+        }
         let sub = st.tx.subscribe();
         let backlog: Vec<(String, Value)> = match from_rv {
             Some(rv) if !initial_events => st
@@ -442,7 +464,6 @@ fn watch(
         };
         (sub, backlog, st.rv)
     };
-    let line = |t: &str, o: &Value| Bytes::from(format!("{}\n", json!({"type": t, "object": o})));
     let bookmark = initial_events.then(|| {
         json!({"kind": kind.kind(), "apiVersion": kind.api_version(), "metadata": {"resourceVersion": current_rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}})
     });

@@ -285,6 +285,17 @@ pub fn record_update(
     old: &Value,
     new: &Value,
 ) {
+    // Only labels, annotations, spec and data are owned: when none of them changed (a status
+    // write, say), neither does ownership.
+    let owned_equal = |a: &Value, b: &Value| {
+        a["metadata"].get("labels") == b["metadata"].get("labels")
+            && a["metadata"].get("annotations") == b["metadata"].get("annotations")
+            && a.get("spec") == b.get("spec")
+            && a.get("data") == b.get("data")
+    };
+    if owned_equal(old, new) {
+        return;
+    }
     let before = leaves(old);
     let after = leaves(new);
     let changed: BTreeSet<Path> = before

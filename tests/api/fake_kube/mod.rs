@@ -16,6 +16,7 @@ pub mod selector;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ pub struct Faults {
 pub struct Shared {
     pub state: Mutex<State>,
     pub requests: Mutex<Vec<Recorded>>,
+    /// Whether requests are recorded (on by default; a long benchmark turns it off).
+    pub recording: AtomicBool,
     pub faults: Mutex<Faults>,
     pub notify: Notify,
     pub version: Value,
@@ -107,6 +110,7 @@ impl FakeKube {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             requests: Mutex::new(Vec::new()),
+            recording: AtomicBool::new(true),
             faults: Mutex::new(Faults::default()),
             notify: Notify::new(),
             version: json!({
@@ -183,6 +187,12 @@ impl FakeKube {
             .collect()
     }
 
+    /// Record requests (the default) or not: a benchmark's millions would only fill memory.
+    #[allow(dead_code)] // benches/gateway.rs
+    pub fn record_requests(&self, on: bool) {
+        self.shared.recording.store(on, Ordering::Relaxed);
+    }
+
     pub fn clear_requests(&self) {
         self.shared.requests.lock().unwrap().clear();
     }
@@ -197,6 +207,12 @@ impl FakeKube {
 
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.lock().unwrap().queue.push(fault);
+    }
+
+    /// Keep only the last `events` watch events (a watch from an older resourceVersion gets
+    /// 410 Expired).
+    pub fn set_event_window(&self, events: usize) {
+        self.shared.state.lock().unwrap().event_window = events.max(1);
     }
 
     /// How pods running `image` behave from now on.
@@ -280,6 +296,9 @@ impl Drop for FakeKube {
 async fn run_controllers(shared: Arc<Shared>) {
     loop {
         shared.notify.notified().await;
+        // Like a controller's work queue, let a burst of writes land first and reconcile them
+        // once: under load one pass serves many writes instead of one pass per write.
+        tokio::time::sleep(Duration::from_millis(1)).await;
         let timers = {
             let mut st = shared.state.lock().unwrap();
             controller::reconcile(&mut st)

@@ -3,7 +3,7 @@
 //! that change nothing (not even resourceVersion), dry runs, cascading deletion through
 //! ownerReferences, field ownership, and the watch event log.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -111,6 +111,26 @@ pub struct Event {
 pub struct Stored {
     pub value: Value,
     pub managed: Vec<ManagedEntry>,
+    /// `managed` as `metadata.managedFields`, rendered once per change (every read and watch
+    /// event shows it; rendering it each time was most of the fake's cost).
+    managed_json: Option<Value>,
+}
+
+impl Stored {
+    pub fn new(value: Value, managed: Vec<ManagedEntry>) -> Self {
+        let mut s = Self {
+            value,
+            managed,
+            managed_json: None,
+        };
+        s.managed_changed();
+        s
+    }
+
+    /// Call after changing `managed` in place.
+    pub fn managed_changed(&mut self) {
+        self.managed_json = (!self.managed.is_empty()).then(|| managed::render(&self.managed));
+    }
 }
 
 /// What a pod of a given image does once created (set by tests).
@@ -131,13 +151,22 @@ pub enum PodBehavior {
 
 pub type Key = (Kind, String, String);
 
+/// How many events the fake keeps for watches that resume from a resourceVersion.
+pub const EVENT_WINDOW: usize = 10_000;
+
 /// Parsed field selector terms: (dotted path, value, negated).
 pub type FieldSelector = Vec<(String, String, bool)>;
 
 pub struct State {
     pub objects: BTreeMap<Key, Stored>,
     pub rv: u64,
-    pub events: Vec<Arc<Event>>,
+    /// The most recent events (kube-apiserver's watch cache window); a watch from an older
+    /// resourceVersion gets 410 Expired, as from the real one.
+    pub events: VecDeque<Arc<Event>>,
+    /// The resourceVersion of the newest event that fell out of the window.
+    pub compacted_rv: u64,
+    /// How many events the window holds (EVENT_WINDOW unless a test shrinks it).
+    pub event_window: usize,
     pub tx: broadcast::Sender<Arc<Event>>,
     next_ip: u32,
     pub behaviors: HashMap<String, PodBehavior>,
@@ -193,7 +222,9 @@ impl State {
         let mut s = Self {
             objects: BTreeMap::new(),
             rv: 100,
-            events: Vec::new(),
+            events: VecDeque::new(),
+            compacted_rv: 0,
+            event_window: EVENT_WINDOW,
             tx,
             next_ip: 1,
             behaviors: HashMap::new(),
@@ -225,8 +256,8 @@ impl State {
             m.insert("apiVersion".into(), json!(kind.api_version()));
             m.insert("kind".into(), json!(kind.kind()));
         }
-        if !stored.managed.is_empty() {
-            v["metadata"]["managedFields"] = managed::render(&stored.managed);
+        if let Some(m) = &stored.managed_json {
+            v["metadata"]["managedFields"] = m.clone();
         }
         v
     }
@@ -237,6 +268,23 @@ impl State {
             .map(|s| self.render(kind, s))
     }
 
+    /// An object as stored, without apiVersion, kind and managedFields: what the controllers
+    /// inside the fake read (rendering managedFields for them was most of their cost).
+    pub fn peek(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
+        self.objects
+            .get(&(kind, ns.to_owned(), name.to_owned()))
+            .map(|s| s.value.clone())
+    }
+
+    /// Objects of a kind in a namespace matching a label selector, as stored (see `peek`).
+    pub fn select(&self, kind: Kind, ns: &str, labels: &Selector) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|((k, n, _), s)| *k == kind && n == ns && labels.matches(&labels_of(&s.value)))
+            .map(|(_, s)| s.value.clone())
+            .collect()
+    }
+
     fn emit(&mut self, kind: Kind, ns: &str, event_type: &'static str, object: Value, rv: u64) {
         let ev = Arc::new(Event {
             rv,
@@ -245,7 +293,12 @@ impl State {
             event_type,
             object,
         });
-        self.events.push(ev.clone());
+        while self.events.len() >= self.event_window
+            && let Some(old) = self.events.pop_front()
+        {
+            self.compacted_rv = old.rv;
+        }
+        self.events.push_back(ev.clone());
         let _ = self.tx.send(ev);
     }
 
@@ -256,11 +309,17 @@ impl State {
         labels: &Selector,
         fields: &[(String, String, bool)],
     ) -> Vec<Value> {
+        // Selectors see the stored object (labels and the selectable fields are all in it);
+        // only matches are rendered.
         self.objects
             .iter()
-            .filter(|((k, n, _), _)| *k == kind && ns.is_none_or(|ns| ns == n))
+            .filter(|((k, n, _), s)| {
+                *k == kind
+                    && ns.is_none_or(|ns| ns == n)
+                    && labels.matches(&labels_of(&s.value))
+                    && field_match(&s.value, fields)
+            })
             .map(|(_, s)| self.render(kind, s))
-            .filter(|o| labels.matches(&labels_of(o)) && field_match(o, fields))
             .collect()
     }
 
@@ -378,18 +437,12 @@ impl State {
     ) -> Result<Value, ApiErr> {
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
         if dry_run {
-            let stored = Stored {
-                value: obj,
-                managed,
-            };
+            let stored = Stored::new(obj, managed);
             return Ok(self.render(kind, &stored));
         }
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let stored = Stored {
-            value: obj,
-            managed,
-        };
+        let stored = Stored::new(obj, managed);
         let rendered = self.render(kind, &stored);
         self.objects.insert((kind, key_ns(kind, ns), name), stored);
         self.emit(kind, ns, "ADDED", rendered.clone(), rv);
@@ -492,22 +545,18 @@ impl State {
         let unchanged = strip_volatile(&old_value) == strip_volatile(&new);
         if dry_run || unchanged {
             // A no-op write changes nothing, not even resourceVersion; a dry run stores nothing.
-            let stored = Stored {
-                value: if unchanged { old_value } else { new },
-                managed: entries,
-            };
+            let stored = Stored::new(if unchanged { old_value } else { new }, entries);
             let rendered = self.render(kind, &stored);
             if unchanged && !dry_run {
-                self.objects.get_mut(&key).expect("exists").managed = stored.managed;
+                let live = self.objects.get_mut(&key).expect("exists");
+                live.managed = stored.managed;
+                live.managed_changed();
             }
             return Ok(rendered);
         }
         let rv = self.bump();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let stored = Stored {
-            value: new,
-            managed: entries,
-        };
+        let stored = Stored::new(new, entries);
         let rendered = self.render(kind, &stored);
         self.objects.insert(key, stored);
         self.emit(kind, ns, "MODIFIED", rendered.clone(), rv);
@@ -770,6 +819,7 @@ impl State {
     }
 
     /// A write by a controller inside the fake (no validation of the user-facing kind).
+    /// Returns whether anything changed.
     pub fn internal_update(
         &mut self,
         kind: Kind,
@@ -777,39 +827,38 @@ impl State {
         name: &str,
         manager: &str,
         f: impl FnOnce(&mut Value),
-    ) -> Option<Value> {
+    ) -> bool {
         let key = (kind, key_ns(kind, ns), name.to_owned());
-        let stored = self.objects.get(&key)?;
-        let old = stored.value.clone();
-        let mut new = old.clone();
+        let Some(stored) = self.objects.get(&key) else {
+            return false;
+        };
+        let mut new = stored.value.clone();
         f(&mut new);
-        if new == old {
-            return None;
+        if new == stored.value {
+            return false;
         }
-        let mut entries = stored.managed.clone();
+        let mut stored = self.objects.remove(&key).expect("exists");
         managed::record_update(
-            &mut entries,
+            &mut stored.managed,
             manager,
             "",
             kind.api_version(),
             &now(),
-            &old,
+            &stored.value,
             &new,
         );
-        if kind.has_generation() && old["spec"] != new["spec"] {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+        stored.managed_changed();
+        if kind.has_generation() && stored.value["spec"] != new["spec"] {
+            let g = stored.value["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
         }
         let rv = self.bump();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let stored = Stored {
-            value: new,
-            managed: entries,
-        };
+        stored.value = new;
         let rendered = self.render(kind, &stored);
         self.objects.insert(key, stored);
-        self.emit(kind, ns, "MODIFIED", rendered.clone(), rv);
-        Some(rendered)
+        self.emit(kind, ns, "MODIFIED", rendered, rv);
+        true
     }
 
     /// A create by a controller inside the fake.
