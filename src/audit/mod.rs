@@ -104,6 +104,8 @@ impl AuditLog {
         let (tx, mut rx) = mpsc::channel::<Batch>(4096);
         let writer = pool.clone();
         tokio::spawn(async move {
+            // The chain head as this writer last left it (None: read it from the database).
+            let mut head: Option<Head> = None;
             while let Some(first) = rx.recv().await {
                 let mut batches = vec![first];
                 while batches.len() < 512 {
@@ -113,7 +115,7 @@ impl AuditLog {
                     }
                 }
                 let all: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
-                match write(&writer, &all).await {
+                match write(&writer, &mut head, &all).await {
                     Ok(seqs) => {
                         let mut at = 0;
                         for b in batches {
@@ -211,18 +213,56 @@ impl AuditLog {
 
 const ROWS_PER_STATEMENT: usize = 8;
 
-const INSERT_BATCH: &str = "INSERT INTO audit_event (seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash) \
+/// Rows go in only if the head is still where the writer expects it ($34, $35), and the head moves
+/// to the last row ($32, $33) in the same statement: one round trip for a batch of up to
+/// ROWS_PER_STATEMENT entries. PostgreSQL serializes concurrent writers on the head row; a writer
+/// whose head is stale (another replica appended) inserts nothing.
+const INSERT_BATCH: &str = "WITH moved AS (UPDATE audit_head SET seq = $32, hash = $33 WHERE id = 1 AND seq = $34 AND hash = $35 RETURNING 1) \
+    INSERT INTO audit_event (seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash) \
     SELECT seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, ARRAY(SELECT jsonb_array_elements_text(groups::jsonb)), decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash \
     FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[], $23::text[], $24::text[], $25::text[], $26::bool[], $27::bool[], $28::text[], $29::text[], $30::bytea[], $31::bytea[]) \
-    AS t(seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash)";
+    AS t(seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash) \
+    WHERE EXISTS (SELECT 1 FROM moved)";
 
-async fn write(pool: &PgPool, entries: &[&Entry]) -> Result<Vec<i64>, String> {
-    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-    let (mut seq, mut hash): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
+/// The head of the chain: the last sequence number and its hash.
+type Head = (i64, Vec<u8>);
+
+/// How many times a writer retries with a fresh head before it takes the head row's lock first.
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+/// Append `entries` after the head, in order. With a known head (this writer appended last, the
+/// usual case) it is one round trip per ROWS_PER_STATEMENT entries; when another replica has
+/// moved the head, the head is read again and the append retried, and under sustained contention
+/// the writer locks the head row (`SELECT ... FOR UPDATE`) and always succeeds.
+async fn write(
+    pool: &PgPool,
+    head: &mut Option<Head>,
+    entries: &[&Entry],
+) -> Result<Vec<i64>, String> {
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        let from = match head.take() {
+            Some(h) => h,
+            None => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(pool)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        if let Some((seqs, new_head)) = write_after(pool, from, entries, false).await? {
+            *head = Some(new_head);
+            return Ok(seqs);
+        }
+    }
+    let (seqs, new_head) = write_after(pool, (0, Vec::new()), entries, true)
+        .await?
+        .ok_or_else(|| "the audit head moved under its lock".to_owned())?;
+    *head = Some(new_head);
+    Ok(seqs)
+}
+
+/// One audit row: its sequence number, the entry, the previous hash and its hash.
+type Row<'a> = (i64, &'a Entry, Vec<u8>, Vec<u8>);
+
+fn chain<'a>((mut seq, mut hash): Head, entries: &[&'a Entry]) -> Vec<Row<'a>> {
     let mut rows = Vec::with_capacity(entries.len());
     for e in entries {
         seq += 1;
@@ -230,62 +270,114 @@ async fn write(pool: &PgPool, entries: &[&Entry]) -> Result<Vec<i64>, String> {
         rows.push((seq, *e, hash.clone(), next.clone()));
         hash = next;
     }
+    rows
+}
+
+fn appended(rows: Vec<Row<'_>>) -> (Vec<i64>, Head) {
+    let seqs = rows.iter().map(|r| r.0).collect();
+    let last = rows.into_iter().last().expect("a batch has entries");
+    (seqs, (last.0, last.3))
+}
+
+/// Append after `from`; `None` when the head is no longer `from` (nothing was written). With
+/// `lock`, `from` is ignored: the head row is locked and read first.
+async fn write_after(
+    pool: &PgPool,
+    from: Head,
+    entries: &[&Entry],
+    lock: bool,
+) -> Result<Option<(Vec<i64>, Head)>, String> {
+    let err = |e: sqlx::Error| e.to_string();
+    if !lock && entries.len() <= ROWS_PER_STATEMENT {
+        // One statement, one implicit transaction, one round trip.
+        let rows = chain(from, entries);
+        let mut conn = pool.acquire().await.map_err(err)?;
+        let written = insert_rows(&mut conn, &rows).await.map_err(err)?;
+        return Ok((written == rows.len() as u64).then(|| appended(rows)));
+    }
+    let mut tx = pool.begin().await.map_err(err)?;
+    let from = if lock {
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?
+    } else {
+        from
+    };
+    let rows = chain(from, entries);
+    // Several statements of a few rows each: one big Bind message meets Nagle's algorithm and
+    // the server's delayed ACK on the socket (sqlx does not set TCP_NODELAY; a 40 ms stall per
+    // batch, measured). The first statement's update of the head row holds its lock to COMMIT.
+    for (i, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let written = insert_rows(&mut tx, chunk).await.map_err(err)?;
+        if written != chunk.len() as u64 {
+            if i == 0 {
+                // The head moved before this batch began: nothing of it exists (rolled back).
+                return Ok(None);
+            }
+            return Err(format!(
+                "the audit head moved during a batch ({written} of {} rows written)",
+                chunk.len()
+            ));
+        }
+    }
+    tx.commit().await.map_err(err)?;
+    Ok(Some(appended(rows)))
+}
+
+/// Insert rows (each: seq, entry, prev hash, hash) and move the head from the first row's
+/// previous (seq - 1, prev hash) to the last row's, in one statement. Returns the rows inserted:
+/// all, or none when the head was elsewhere.
+async fn insert_rows(conn: &mut sqlx::PgConnection, rows: &[Row<'_>]) -> Result<u64, sqlx::Error> {
+    let (first, last) = (&rows[0], &rows[rows.len() - 1]);
+    macro_rules! col {
+        ($f:expr) => {
+            rows.iter().map($f).collect::<Vec<_>>()
+        };
+    }
     // One statement whatever the batch size (UNNEST of one array per column), so it is prepared
     // once and cached; groups travel as JSON text because PostgreSQL arrays cannot be ragged.
-    // Several statements of a few rows each: one big Bind message meets Nagle's algorithm and
-    // the server's delayed ACK on the socket (a 40 ms stall per batch, measured).
-    for rows in rows.chunks(ROWS_PER_STATEMENT) {
-        macro_rules! col {
-            ($f:expr) => {
-                rows.iter().map($f).collect::<Vec<_>>()
-            };
-        }
-        let groups: Vec<String> =
-            col!(|r| serde_json::to_string(&r.1.groups).unwrap_or_else(|_| "[]".into()));
-        sqlx::query(INSERT_BATCH)
-            .bind(col!(|r| r.0))
-            .bind(col!(|r| r.1.audit_id))
-            .bind(col!(|r| r.1.stage.clone()))
-            .bind(col!(|r| r.1.outcome.clone()))
-            .bind(col!(|r| r.1.received_at_us))
-            .bind(col!(|r| r.1.completed_at_us))
-            .bind(col!(|r| r.1.request_id.clone()))
-            .bind(col!(|r| r.1.subject.clone()))
-            .bind(col!(|r| r.1.issuer.clone()))
-            .bind(groups)
-            .bind(col!(|r| r.1.decision.clone()))
-            .bind(col!(|r| r.1.source_ip.clone()))
-            .bind(col!(|r| r.1.user_agent.clone()))
-            .bind(col!(|r| r.1.action.clone()))
-            .bind(col!(|r| r.1.http_method.clone()))
-            .bind(col!(|r| r.1.http_path.clone()))
-            .bind(col!(|r| r.1.cluster.clone()))
-            .bind(col!(|r| r.1.namespace.clone()))
-            .bind(col!(|r| r.1.resource_kind.clone()))
-            .bind(col!(|r| r.1.resource_name.clone()))
-            .bind(col!(|r| r.1.request_summary.clone()))
-            .bind(col!(|r| r.1.http_status))
-            .bind(col!(|r| r.1.problem_type.clone()))
-            .bind(col!(|r| r.1.upstream_error.clone()))
-            .bind(col!(|r| r.1.result.clone()))
-            .bind(col!(|r| r.1.dry_run))
-            .bind(col!(|r| r.1.replay))
-            .bind(col!(|r| r.1.idempotency_key.clone()))
-            .bind(col!(|r| r.1.delegated_by.clone()))
-            .bind(col!(|r| r.2.clone()))
-            .bind(col!(|r| r.3.clone()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
-    Ok(rows.iter().map(|r| r.0).collect())
+    let groups: Vec<String> =
+        col!(|r| serde_json::to_string(&r.1.groups).unwrap_or_else(|_| "[]".into()));
+    let done = sqlx::query(INSERT_BATCH)
+        .bind(col!(|r| r.0))
+        .bind(col!(|r| r.1.audit_id))
+        .bind(col!(|r| r.1.stage.clone()))
+        .bind(col!(|r| r.1.outcome.clone()))
+        .bind(col!(|r| r.1.received_at_us))
+        .bind(col!(|r| r.1.completed_at_us))
+        .bind(col!(|r| r.1.request_id.clone()))
+        .bind(col!(|r| r.1.subject.clone()))
+        .bind(col!(|r| r.1.issuer.clone()))
+        .bind(groups)
+        .bind(col!(|r| r.1.decision.clone()))
+        .bind(col!(|r| r.1.source_ip.clone()))
+        .bind(col!(|r| r.1.user_agent.clone()))
+        .bind(col!(|r| r.1.action.clone()))
+        .bind(col!(|r| r.1.http_method.clone()))
+        .bind(col!(|r| r.1.http_path.clone()))
+        .bind(col!(|r| r.1.cluster.clone()))
+        .bind(col!(|r| r.1.namespace.clone()))
+        .bind(col!(|r| r.1.resource_kind.clone()))
+        .bind(col!(|r| r.1.resource_name.clone()))
+        .bind(col!(|r| r.1.request_summary.clone()))
+        .bind(col!(|r| r.1.http_status))
+        .bind(col!(|r| r.1.problem_type.clone()))
+        .bind(col!(|r| r.1.upstream_error.clone()))
+        .bind(col!(|r| r.1.result.clone()))
+        .bind(col!(|r| r.1.dry_run))
+        .bind(col!(|r| r.1.replay))
+        .bind(col!(|r| r.1.idempotency_key.clone()))
+        .bind(col!(|r| r.1.delegated_by.clone()))
+        .bind(col!(|r| r.2.clone()))
+        .bind(col!(|r| r.3.clone()))
+        .bind(last.0)
+        .bind(&last.3)
+        .bind(first.0 - 1)
+        .bind(&first.2)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Filters of `GET /v1/audit`.
