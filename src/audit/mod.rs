@@ -1,8 +1,8 @@
 //! The audit log in PostgreSQL: append-only (triggers refuse UPDATE, DELETE and TRUNCATE),
-//! hash-chained in one total order across replicas (every append locks the single `audit_head`
-//! row), write-ahead (the gateway commits the intent before calling a cluster and fails closed),
-//! batched (concurrent appends share one transaction), queryable, and verifiable. All audit SQL
-//! lives in this module.
+//! hash-chained in one total order across replicas (every append moves the single `audit_head`
+//! row from the head it was chained to, in the same statement), write-ahead (the gateway commits
+//! the intent before calling a cluster and fails closed), batched (concurrent appends share one
+//! statement), queryable, and verifiable. All audit SQL lives in this module.
 
 pub mod verify;
 
@@ -88,8 +88,8 @@ struct Batch {
     reply: oneshot::Sender<Result<Vec<i64>, String>>,
 }
 
-/// The appender: requests hand entries to one task that writes whatever is waiting in one
-/// transaction, under the head lock.
+/// The appender: requests hand entries to one task that writes whatever is waiting as one batch
+/// chained to the head (see `write`).
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Batch>,
