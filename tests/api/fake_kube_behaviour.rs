@@ -457,6 +457,9 @@ async fn server_side_apply_drops_fields_a_manager_stops_sending_but_keeps_replic
         "{managers:?}"
     );
 
+    // Once the controllers are done with it (they write status), an identical apply is a no-op.
+    fake.settle().await;
+    let d = deployments.get("web").await.unwrap();
     let again = deployments
         .patch("web", &apply, &Patch::Apply(&config))
         .await
