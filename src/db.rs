@@ -13,6 +13,9 @@ use crate::config::Config;
 /// The migrations compiled into this binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// A pooled connection idle longer than this is checked (one round trip) before it is used.
+const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Open the pool without connecting yet; the first use connects.
 pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = config
@@ -24,6 +27,20 @@ pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(config.database_timeout)
+        // sqlx pings every idle connection it hands out: a round trip before every statement
+        // (two per audited mutation). Only a connection idle for a while is checked here; sqlx
+        // still pings each one as it goes back to the pool (off the request's path) and drops a
+        // broken one, so a connection that broke in between (PostgreSQL restarted under load)
+        // fails one statement, whose request fails closed (503).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_BEFORE_PING {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 
