@@ -6,7 +6,7 @@
 //!
 //!     cargo bench --bench gateway                 # short mode: 2 s per scenario
 //!     BENCH_SECONDS=10 cargo bench --bench gateway
-//!     BENCH_ONLY=scale BENCH_CLIENTS=1,8 cargo bench --bench gateway  # a subset
+//!     BENCH_ONLY=scale,audit BENCH_CLIENTS=1,8 cargo bench --bench gateway  # a subset
 //!     BENCH_METRICS=1 cargo bench --bench gateway  # also print kubegate's histogram sums
 
 #[allow(dead_code, unused_imports)]
@@ -70,9 +70,12 @@ where
     }
 }
 
-/// Whether the scenario is selected by `BENCH_ONLY` (a substring of its name; all when unset).
+/// Whether the scenario is selected by `BENCH_ONLY` (comma-separated substrings of scenario
+/// names; all when unset).
 fn wanted(name: &str) -> bool {
-    std::env::var("BENCH_ONLY").map_or(true, |only| name.contains(only.as_str()))
+    std::env::var("BENCH_ONLY").map_or(true, |only| {
+        only.split(',').any(|o| name.contains(o.trim()))
+    })
 }
 
 /// Whether this concurrency is selected by `BENCH_CLIENTS` (a comma-separated list; all when unset).
@@ -290,9 +293,10 @@ fn main() {
             println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | |");
         }
         if std::env::var("BENCH_METRICS").is_ok() {
-            // Where kubegate's time went: the sums and counts of its histograms.
+            // Where kubegate's time went: the sums and counts of its histograms, and how many
+            // took up to 50 and 100 ms.
             let m = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-            for l in m.lines().filter(|l| (l.contains("_sum") || l.contains("_count")) && !l.starts_with('#')) {
+            for l in m.lines().filter(|l| (l.contains("_sum") || l.contains("_count") || l.contains("le=\"0.05\"") || l.contains("le=\"0.1\"")) && !l.starts_with('#')) {
                 println!("    {l}");
             }
         }
