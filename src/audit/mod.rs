@@ -247,12 +247,12 @@ async fn write(
                 .await
                 .map_err(|e| e.to_string())?,
         };
-        if let Some((seqs, new_head)) = write_after(pool, from, entries, false).await? {
+        if let Some((seqs, new_head)) = write_after(pool, Some(from), entries).await? {
             *head = Some(new_head);
             return Ok(seqs);
         }
     }
-    let (seqs, new_head) = write_after(pool, (0, Vec::new()), entries, true)
+    let (seqs, new_head) = write_after(pool, None, entries)
         .await?
         .ok_or_else(|| "the audit head moved under its lock".to_owned())?;
     *head = Some(new_head);
@@ -279,16 +279,17 @@ fn appended(rows: Vec<Row<'_>>) -> (Vec<i64>, Head) {
     (seqs, (last.0, last.3))
 }
 
-/// Append after `from`; `None` when the head is no longer `from` (nothing was written). With
-/// `lock`, `from` is ignored: the head row is locked and read first.
+/// Append after `from`; `None` when the head is no longer `from` (nothing was written). Without
+/// `from`, the head row is locked and read first.
 async fn write_after(
     pool: &PgPool,
-    from: Head,
+    from: Option<Head>,
     entries: &[&Entry],
-    lock: bool,
 ) -> Result<Option<(Vec<i64>, Head)>, String> {
     let err = |e: sqlx::Error| e.to_string();
-    if !lock && entries.len() <= ROWS_PER_STATEMENT {
+    if let Some(from) = from.clone()
+        && entries.len() <= ROWS_PER_STATEMENT
+    {
         // One statement, one implicit transaction, one round trip.
         let rows = chain(from, entries);
         let mut conn = pool.acquire().await.map_err(err)?;
@@ -296,13 +297,12 @@ async fn write_after(
         return Ok((written == rows.len() as u64).then(|| appended(rows)));
     }
     let mut tx = pool.begin().await.map_err(err)?;
-    let from = if lock {
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+    let from = match from {
+        Some(h) => h,
+        None => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut *tx)
             .await
-            .map_err(err)?
-    } else {
-        from
+            .map_err(err)?,
     };
     let rows = chain(from, entries);
     // Several statements of a few rows each: one big Bind message meets Nagle's algorithm and
