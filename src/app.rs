@@ -73,6 +73,7 @@ impl Application {
         crate::install_crypto_provider();
         let db = db::pool(&config)?;
         db::migrate(&db).await?;
+        db::warm(&db).await;
         let metrics = Arc::new(Metrics::new());
         let clusters = ClusterRegistry::load(&config, Some(metrics.clone())).await?;
         let audit = AuditLog::start(db.clone()).with_metrics(metrics.clone());
