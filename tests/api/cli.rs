@@ -67,17 +67,18 @@ fn an_invalid_setting_stops_startup_with_a_message_naming_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--database-url"));
 }
 
-/// The kubegate binary serving on a free port with the test token settings and these extra
-/// settings; its address from the JSON log line "kubegate listening".
-async fn start_kubegate(
-    database_url: &str,
-    kubeconfig: &std::path::Path,
-    extra: &[(&str, &str)],
-) -> (tokio::process::Child, String) {
+/// The kubegate binary serving on a free port, in front of `fake` (context "dev") with a fresh
+/// database, the test token settings and these extra settings; its address from the JSON log line
+/// "kubegate listening".
+async fn start_kubegate(fake: &FakeKube, extra: &[(&str, &str)]) -> Served {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", fake)])).unwrap();
     let mut child = tokio::process::Command::new(BIN)
         .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("KUBECONFIG", kubeconfig)
+        .env("DATABASE_URL", &db.url)
+        .env("KUBECONFIG", &kubeconfig)
         .env("KUBEGATE_LISTEN", "127.0.0.1:0")
         .env("KUBEGATE_IN_CLUSTER", "never")
         .env("KUBEGATE_WORKERS", "1")
@@ -103,22 +104,41 @@ async fn start_kubegate(
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
+    Served {
+        child,
+        address,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+/// A running kubegate process and what it needs to live.
+struct Served {
+    child: tokio::process::Child,
+    address: String,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Send SIGTERM, as Kubernetes does to stop a pod.
+    fn sigterm(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
 }
 
 #[tokio::test]
 async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
     let fake = FakeKube::start().await;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("config");
-    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
-    let (mut child, address) = start_kubegate(
-        &db.url,
-        &kubeconfig,
-        &[("KUBEGATE_SHUTDOWN_TIMEOUT", "10s")],
-    )
-    .await;
+    let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_SHUTDOWN_TIMEOUT", "10s")]).await;
+    let address = kubegate.address.clone();
 
     fake.set_latency(Duration::from_millis(1500));
     let url = format!("http://{address}/v1/clusters/dev/namespaces");
@@ -132,15 +152,8 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
             .map(|r| r.status().as_u16())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().unwrap().to_string();
     let started = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kubegate.sigterm();
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -154,7 +167,7 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
         200,
         "the in-flight request finished"
     );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), kubegate.child.wait())
         .await
         .unwrap()
         .unwrap();
@@ -165,16 +178,8 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
     let fake = FakeKube::start().await;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("config");
-    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
-    let (mut child, address) = start_kubegate(
-        &db.url,
-        &kubeconfig,
-        &[("KUBEGATE_SHUTDOWN_DELAY", "1500ms")],
-    )
-    .await;
+    let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_SHUTDOWN_DELAY", "1500ms")]).await;
+    let address = kubegate.address.clone();
     assert_eq!(
         reqwest::get(format!("http://{address}/readyz"))
             .await
@@ -184,14 +189,7 @@ async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
         200
     );
 
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kubegate.sigterm();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let res = reqwest::get(format!("http://{address}/readyz"))
         .await
@@ -203,7 +201,7 @@ async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
     );
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(body["notes"].to_string().contains("shutting down"));
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), kubegate.child.wait())
         .await
         .unwrap()
         .unwrap();
@@ -257,16 +255,8 @@ async fn traces_are_exported_to_an_otlp_collector() {
     tokio::spawn(server);
 
     let fake = FakeKube::start().await;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("config");
-    std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
-    let (mut child, address) = start_kubegate(
-        &db.url,
-        &kubeconfig,
-        &[("KUBEGATE_OTEL_ENDPOINT", &collector)],
-    )
-    .await;
+    let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_OTEL_ENDPOINT", &collector)]).await;
+    let address = kubegate.address.clone();
     let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["viewer"]));
     let res = reqwest::Client::new()
         .get(format!("http://{address}/v1/clusters/dev/namespaces"))
@@ -276,15 +266,8 @@ async fn traces_are_exported_to_an_otlp_collector() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+    kubegate.sigterm();
+    let status = tokio::time::timeout(Duration::from_secs(20), kubegate.child.wait())
         .await
         .expect("kubegate exits")
         .unwrap();
