@@ -287,15 +287,16 @@ async fn write_after(
     entries: &[&Entry],
 ) -> Result<Option<(Vec<i64>, Head)>, String> {
     let err = |e: sqlx::Error| e.to_string();
-    if let Some(from) = from.clone()
-        && entries.len() <= ROWS_PER_STATEMENT
-    {
-        // One statement, one implicit transaction, one round trip.
-        let rows = chain(from, entries);
-        let mut conn = pool.acquire().await.map_err(err)?;
-        let written = insert_rows(&mut conn, &rows).await.map_err(err)?;
-        return Ok((written == rows.len() as u64).then(|| appended(rows)));
-    }
+    let from = match from {
+        Some(from) if entries.len() <= ROWS_PER_STATEMENT => {
+            // One statement, one implicit transaction, one round trip.
+            let rows = chain(from, entries);
+            let mut conn = pool.acquire().await.map_err(err)?;
+            let written = insert_rows(&mut conn, &rows).await.map_err(err)?;
+            return Ok((written == rows.len() as u64).then(|| appended(rows)));
+        }
+        from => from,
+    };
     let mut tx = pool.begin().await.map_err(err)?;
     let from = match from {
         Some(h) => h,
