@@ -70,19 +70,21 @@ where
     }
 }
 
-/// Whether the scenario is selected by `BENCH_ONLY` (comma-separated substrings of scenario
-/// names; all when unset).
-fn wanted(name: &str) -> bool {
-    std::env::var("BENCH_ONLY").map_or(true, |only| {
-        only.split(',').any(|o| name.contains(o.trim()))
-    })
+/// Whether `BENCH_<var>` (a comma-separated list) has an item for which `hit` holds; true when
+/// it is unset.
+fn selected(var: &str, hit: impl Fn(&str) -> bool) -> bool {
+    std::env::var(format!("BENCH_{var}"))
+        .map_or(true, |list| list.split(',').any(|i| hit(i.trim())))
 }
 
-/// Whether this concurrency is selected by `BENCH_CLIENTS` (a comma-separated list; all when unset).
+/// Whether the scenario is selected by `BENCH_ONLY` (substrings of scenario names).
+fn wanted(name: &str) -> bool {
+    selected("ONLY", |only| name.contains(only))
+}
+
+/// Whether this concurrency is selected by `BENCH_CLIENTS`.
 fn clients_wanted(clients: usize) -> bool {
-    std::env::var("BENCH_CLIENTS").map_or(true, |l| {
-        l.split(',').any(|c| c.trim() == clients.to_string())
-    })
+    selected("CLIENTS", |c| c == clients.to_string())
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -252,19 +254,20 @@ fn main() {
             row("audited rollback", 1, &rollback, None);
         }
         let kubectl = std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok();
-        if !wanted("kubectl rollout undo (subprocess)") {
-        } else if kubectl {
-            let kc = kubeconfig.clone();
-            let s = load(1, seconds, move |_| {
-                let kc = kc.clone();
-                async move {
-                    tokio::process::Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(["rollout", "undo", "deployment/web", "-n", "default"]).output().await.is_ok_and(|o| o.status.success())
-                }
-            })
-            .await;
-            row("kubectl rollout undo (subprocess)", 1, &s, None);
-        } else {
-            println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+        if wanted("kubectl rollout undo (subprocess)") {
+            if kubectl {
+                let kc = kubeconfig.clone();
+                let s = load(1, seconds, move |_| {
+                    let kc = kc.clone();
+                    async move {
+                        tokio::process::Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(["rollout", "undo", "deployment/web", "-n", "default"]).output().await.is_ok_and(|o| o.status.success())
+                    }
+                })
+                .await;
+                row("kubectl rollout undo (subprocess)", 1, &s, None);
+            } else {
+                println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+            }
         }
         let peak_rss = rss_kib(pid, "VmHWM:");
         if wanted("audit query, newest 100") {
@@ -278,19 +281,20 @@ fn main() {
         }
 
         // kubectl as a subprocess per operation (what chatops bots that shell out pay).
-        if !wanted("kubectl get (subprocess)") {
-        } else if kubectl {
-            let kc = kubeconfig.clone();
-            let s = load(1, seconds, move |_| {
-                let kc = kc.clone();
-                async move {
-                    tokio::process::Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web"]).output().await.is_ok_and(|o| o.status.success())
-                }
-            })
-            .await;
-            row("kubectl get (subprocess)", 1, &s, None);
-        } else {
-            println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+        if wanted("kubectl get (subprocess)") {
+            if kubectl {
+                let kc = kubeconfig.clone();
+                let s = load(1, seconds, move |_| {
+                    let kc = kc.clone();
+                    async move {
+                        tokio::process::Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web"]).output().await.is_ok_and(|o| o.status.success())
+                    }
+                })
+                .await;
+                row("kubectl get (subprocess)", 1, &s, None);
+            } else {
+                println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+            }
         }
         if std::env::var("BENCH_METRICS").is_ok() {
             // Where kubegate's time went: the sums and counts of its histograms, and how many
