@@ -28,6 +28,61 @@ struct Stats {
     p50: f64,
     p99: f64,
     p999: f64,
+    /// CPU time per operation (ms) while the scenario ran: kubegate, PostgreSQL (all its
+    /// processes) and this process (the fake API server and the load generator).
+    cpu: Cpu,
+}
+
+/// CPU time (ms) of kubegate, PostgreSQL and this bench process, from /proc.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    kubegate: f64,
+    postgres: f64,
+    bench: f64,
+}
+
+static KUBEGATE_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// utime + stime of a process (all its threads), in ms; `None` when it is gone.
+fn cpu_ms(stat: &str, tick_ms: f64) -> Option<(String, f64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some((comm, ticks * tick_ms))
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        static TICK_MS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+        let tick_ms = *TICK_MS.get_or_init(|| {
+            let hz = std::process::Command::new("getconf").arg("CLK_TCK").output().ok()
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+                .unwrap_or(100.0);
+            1000.0 / hz
+        });
+        let of = |path: &str| std::fs::read_to_string(path).ok().and_then(|s| cpu_ms(&s, tick_ms)).map_or(0.0, |c| c.1);
+        let postgres = std::fs::read_dir("/proc").into_iter().flatten().flatten()
+            .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok().and_then(|s| cpu_ms(&s, tick_ms)))
+            .filter(|(comm, _)| comm == "postgres")
+            .map(|(_, ms)| ms)
+            .sum();
+        Cpu {
+            kubegate: KUBEGATE_PID.get().map_or(0.0, |pid| of(&format!("/proc/{pid}/stat"))),
+            postgres,
+            bench: of("/proc/self/stat"),
+        }
+    }
+
+    fn per_op_since(self, before: Cpu, ops: usize) -> Cpu {
+        let n = ops.max(1) as f64;
+        Cpu {
+            kubegate: (self.kubegate - before.kubegate) / n,
+            postgres: (self.postgres - before.postgres) / n,
+            bench: (self.bench - before.bench) / n,
+        }
+    }
 }
 
 /// Run `f` from `clients` tasks for `seconds`; latencies in ms.
@@ -39,6 +94,7 @@ where
     let f = Arc::new(f);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let cpu_before = Cpu::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let f = f.clone();
@@ -59,6 +115,7 @@ where
     for t in tasks {
         all.extend(t.await.unwrap());
     }
+    let cpu = Cpu::now().per_op_since(cpu_before, all.len());
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let at = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize];
     Stats {
@@ -67,6 +124,7 @@ where
         p50: at(0.5),
         p99: at(0.99),
         p999: at(0.999),
+        cpu,
     }
 }
 
@@ -100,8 +158,9 @@ fn row(name: &str, clients: usize, via: &Stats, direct: Option<&Stats>) {
     let added = direct
         .map(|d| format!("{:.3} / {:.3}", via.p50 - d.p50, via.p99 - d.p99))
         .unwrap_or_else(|| "—".into());
+    let c = via.cpu;
     println!(
-        "| {name} | {clients} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {added} |",
+        "| {name} | {clients} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {added} | {:.3} / {:.3} / {:.3} |",
         via.per_sec,
         via.p50,
         via.p99,
@@ -109,6 +168,9 @@ fn row(name: &str, clients: usize, via: &Stats, direct: Option<&Stats>) {
         direct
             .map(|d| format!("{:.0} / {:.3} / {:.3}", d.per_sec, d.p50, d.p99))
             .unwrap_or_else(|| "—".into()),
+        c.kubegate,
+        c.postgres,
+        c.bench,
     );
     let _ = via.ops;
 }
@@ -154,6 +216,7 @@ fn main() {
             .spawn()
             .unwrap();
         let pid = child.id().unwrap();
+        KUBEGATE_PID.set(pid).unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
         for _ in 0..100 {
@@ -184,8 +247,8 @@ fn main() {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim(),
             env!("CARGO_PKG_VERSION"));
-        println!("| scenario | clients | ops/s | p50 ms | p99 ms | p99.9 ms | direct kube-rs ops/s / p50 / p99 | added p50 / p99 ms |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |");
+        println!("| scenario | clients | ops/s | p50 ms | p99 ms | p99.9 ms | direct kube-rs ops/s / p50 / p99 | added p50 / p99 ms | CPU ms/op: kubegate / PostgreSQL / fake+load |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
 
         if wanted("load generator ceiling") {
             let h = http.clone();
@@ -266,7 +329,7 @@ fn main() {
                 .await;
                 row("kubectl rollout undo (subprocess)", 1, &s, None);
             } else {
-                println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+                println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | | |");
             }
         }
         let peak_rss = rss_kib(pid, "VmHWM:");
@@ -293,7 +356,7 @@ fn main() {
                 .await;
                 row("kubectl get (subprocess)", 1, &s, None);
             } else {
-                println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | |");
+                println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | | |");
             }
         }
         if std::env::var("BENCH_METRICS").is_ok() {
