@@ -56,20 +56,47 @@ impl Cpu {
     fn now() -> Cpu {
         static TICK_MS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
         let tick_ms = *TICK_MS.get_or_init(|| {
-            let hz = std::process::Command::new("getconf").arg("CLK_TCK").output().ok()
-                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+            let hz = std::process::Command::new("getconf")
+                .arg("CLK_TCK")
+                .output()
+                .ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
                 .unwrap_or(100.0);
             1000.0 / hz
         });
-        let of = |path: &str| std::fs::read_to_string(path).ok().and_then(|s| cpu_ms(&s, tick_ms)).map_or(0.0, |c| c.1);
-        let postgres = std::fs::read_dir("/proc").into_iter().flatten().flatten()
-            .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok().and_then(|s| cpu_ms(&s, tick_ms)))
+        let of = |path: &str| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| cpu_ms(&s, tick_ms))
+                .map_or(0.0, |c| c.1)
+        };
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
+            .filter_map(|e| {
+                std::fs::read_to_string(e.path().join("stat"))
+                    .ok()
+                    .and_then(|s| cpu_ms(&s, tick_ms))
+            })
             .filter(|(comm, _)| comm == "postgres")
             .map(|(_, ms)| ms)
             .sum();
         Cpu {
-            kubegate: KUBEGATE_PID.get().map_or(0.0, |pid| of(&format!("/proc/{pid}/stat"))),
+            kubegate: KUBEGATE_PID
+                .get()
+                .map_or(0.0, |pid| of(&format!("/proc/{pid}/stat"))),
             postgres,
             bench: of("/proc/self/stat"),
         }

@@ -17,7 +17,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 const MIN_CONNECTIONS: u32 = 4;
 
 /// A pooled connection idle longer than this is checked (one round trip) before it is used.
-const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Open the pool without connecting yet; the first use connects.
 pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
@@ -31,8 +31,8 @@ pub fn pool(config: &Config) -> anyhow::Result<PgPool> {
         .max_connections(config.database_max_connections)
         // Opening a connection took ~90 ms under load (PostgreSQL starts a backend for it): when
         // the pool grew on a request's path, that request waited for it (the bench's 100 ms
-        // p99.9). The audit writer alternates between connections (sqlx pings each one as it
-        // returns) and reads take a few more, so a few are opened at start (`warm`) and kept.
+        // p99.9). The audit writer keeps one connection and reads take a few more, so a few are
+        // opened at start (`warm`) and kept.
         .min_connections(config.database_max_connections.min(MIN_CONNECTIONS))
         .acquire_timeout(config.database_timeout)
         // sqlx pings every idle connection it hands out: a round trip before every statement

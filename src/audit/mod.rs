@@ -106,6 +106,7 @@ impl AuditLog {
         tokio::spawn(async move {
             // The chain head as this writer last left it (None: read it from the database).
             let mut head: Option<Head> = None;
+            let mut conn = Held::default();
             while let Some(first) = rx.recv().await {
                 let mut batches = vec![first];
                 while batches.len() < 512 {
@@ -115,7 +116,7 @@ impl AuditLog {
                     }
                 }
                 let all: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
-                match write(&writer, &mut head, &all).await {
+                match conn.write(&writer, &mut head, &all).await {
                     Ok(seqs) => {
                         let mut at = 0;
                         for b in batches {
@@ -230,29 +231,123 @@ type Head = (i64, Vec<u8>);
 /// How many times a writer retries with a fresh head before it takes the head row's lock first.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
 
+/// The writer's own connection, kept between batches. A connection handed back to sqlx's pool is
+/// pinged on the way (a second round trip per batch, and PostgreSQL wakes for it); the writer
+/// keeps one instead, checks it only after it sat idle (as the pool does), and drops it after any
+/// error, so the next batch starts on a fresh one.
+#[derive(Default)]
+struct Held {
+    conn: Option<sqlx::pool::PoolConnection<Postgres>>,
+    used: Option<std::time::Instant>,
+}
+
+impl Held {
+    async fn get(&mut self, pool: &PgPool) -> Result<&mut sqlx::PgConnection, String> {
+        let idle = self
+            .used
+            .is_none_or(|t| t.elapsed() > crate::db::IDLE_BEFORE_PING);
+        if let Some(c) = self.conn.as_mut()
+            && idle
+            && sqlx::Connection::ping(&mut **c).await.is_err()
+        {
+            self.discard();
+        }
+        if self.conn.is_none() {
+            self.conn = Some(pool.acquire().await.map_err(|e| e.to_string())?);
+        }
+        self.used = Some(std::time::Instant::now());
+        Ok(self.conn.as_mut().expect("just set"))
+    }
+
+    /// Close the connection (it failed, or is in an unknown state) instead of pooling it again.
+    fn discard(&mut self) {
+        if let Some(c) = self.conn.take() {
+            drop(c.detach());
+        }
+    }
+
+    /// A connection that answers a ping: after PostgreSQL restarted (or a proxy in between
+    /// dropped its connections), the pool's idle connections are all broken; each is closed.
+    async fn fresh(&mut self, pool: &PgPool) -> Result<&mut sqlx::PgConnection, String> {
+        self.discard();
+        for _ in 0..=pool.options().get_max_connections() {
+            let mut c = pool.acquire().await.map_err(|e| e.to_string())?;
+            if sqlx::Connection::ping(&mut *c).await.is_ok() {
+                self.used = Some(std::time::Instant::now());
+                return Ok(&mut **self.conn.insert(c));
+            }
+            drop(c.detach());
+        }
+        Err("no working connection to PostgreSQL".into())
+    }
+
+    /// Append `entries` after the head, in order (see `write`). When that fails, the connection
+    /// is closed and the append tried once more on one that works, unless the failed attempt's
+    /// rows turn out to be committed (the reply was lost, not the statement).
+    async fn write(
+        &mut self,
+        pool: &PgPool,
+        head: &mut Option<Head>,
+        entries: &[&Entry],
+    ) -> Result<Vec<i64>, String> {
+        let mut sent = None;
+        // Without any connection (PostgreSQL unreachable for the pool's timeout) there is nothing
+        // to try again on.
+        let conn = self.get(pool).await?;
+        let first = write(conn, head, entries, &mut sent).await;
+        let Err(error) = first else { return first };
+        *head = None;
+        let Ok(conn) = self.fresh(pool).await else {
+            return Err(error);
+        };
+        if let Some((seqs, (seq, hash))) = sent {
+            let found: Result<Option<Vec<u8>>, _> =
+                sqlx::query_scalar("SELECT hash FROM audit_event WHERE seq = $1")
+                    .bind(seq)
+                    .fetch_optional(&mut *conn)
+                    .await;
+            match found {
+                Ok(Some(h)) if h == hash => return Ok(seqs),
+                Ok(_) => {}
+                Err(_) => {
+                    self.discard();
+                    return Err(error);
+                }
+            }
+        }
+        let again = write(conn, head, entries, &mut None).await;
+        if again.is_err() {
+            self.discard();
+            *head = None;
+        }
+        again
+    }
+}
+
 /// Append `entries` after the head, in order. With a known head (this writer appended last, the
 /// usual case) it is one round trip per ROWS_PER_STATEMENT entries; when another replica has
 /// moved the head, the head is read again and the append retried, and under sustained contention
 /// the writer locks the head row (`SELECT ... FOR UPDATE`) and always succeeds.
 async fn write(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     head: &mut Option<Head>,
     entries: &[&Entry],
+    sent: &mut Option<(Vec<i64>, Head)>,
 ) -> Result<Vec<i64>, String> {
     for _ in 0..OPTIMISTIC_ATTEMPTS {
         let from = match head.take() {
             Some(h) => h,
             None => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(|e| e.to_string())?,
         };
-        if let Some((seqs, new_head)) = write_after(pool, Some(from), entries).await? {
+        if let Some((seqs, new_head)) = write_after(conn, Some(from), entries, sent).await? {
             *head = Some(new_head);
             return Ok(seqs);
         }
     }
-    let (seqs, new_head) = write_after(pool, None, entries)
+    let (seqs, new_head) = write_after(conn, None, entries, sent)
         .await?
         .ok_or_else(|| "the audit head moved under its lock".to_owned())?;
     *head = Some(new_head);
@@ -273,31 +368,33 @@ fn chain<'a>((mut seq, mut hash): Head, entries: &[&'a Entry]) -> Vec<Row<'a>> {
     rows
 }
 
-fn appended(rows: Vec<Row<'_>>) -> (Vec<i64>, Head) {
+fn appended(rows: &[Row<'_>]) -> (Vec<i64>, Head) {
     let seqs = rows.iter().map(|r| r.0).collect();
-    let last = rows.into_iter().last().expect("a batch has entries");
-    (seqs, (last.0, last.3))
+    let last = rows.last().expect("a batch has entries");
+    (seqs, (last.0, last.3.clone()))
 }
 
 /// Append after `from`; `None` when the head is no longer `from` (nothing was written). Without
-/// `from`, the head row is locked and read first.
+/// `from`, the head row is locked and read first. `sent`: the rows whose commit was asked for
+/// (when the answer is lost, they may or may not be in the log).
 async fn write_after(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     from: Option<Head>,
     entries: &[&Entry],
+    sent: &mut Option<(Vec<i64>, Head)>,
 ) -> Result<Option<(Vec<i64>, Head)>, String> {
     let err = |e: sqlx::Error| e.to_string();
     let from = match from {
         Some(from) if entries.len() <= ROWS_PER_STATEMENT => {
             // One statement, one implicit transaction, one round trip.
             let rows = chain(from, entries);
-            let mut conn = pool.acquire().await.map_err(err)?;
-            let written = insert_rows(&mut conn, &rows).await.map_err(err)?;
-            return Ok((written == rows.len() as u64).then(|| appended(rows)));
+            *sent = Some(appended(&rows));
+            let written = insert_rows(conn, &rows).await.map_err(err)?;
+            return Ok((written == rows.len() as u64).then(|| appended(&rows)));
         }
         from => from,
     };
-    let mut tx = pool.begin().await.map_err(err)?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
     let from = match from {
         Some(h) => h,
         None => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
@@ -322,8 +419,9 @@ async fn write_after(
             ));
         }
     }
+    *sent = Some(appended(&rows));
     tx.commit().await.map_err(err)?;
-    Ok(Some(appended(rows)))
+    Ok(Some(appended(&rows)))
 }
 
 /// Insert rows (each: seq, entry, prev hash, hash) and move the head from the first row's

@@ -716,6 +716,55 @@ async fn signed_checkpoints_are_verified_with_the_chain() {
 }
 
 #[tokio::test]
+async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_new_ones() {
+    let proxy = crate::helpers::Cuttable::to_postgres().await;
+    let port = proxy.port;
+    let app = spawn_app_with(Options {
+        config: Box::new(move |c| {
+            use secrecy::ExposeSecret;
+            let mut url = url::Url::parse(c.database_url.expose_secret()).unwrap();
+            url.set_port(Some(port)).unwrap();
+            c.database_url = secrecy::SecretString::from(url.to_string());
+            c.database_timeout = Duration::from_secs(2);
+        }),
+        ..Default::default()
+    })
+    .await;
+    let fake = app.fake("dev");
+    let (status, _) = app
+        .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    assert_eq!(status, 201);
+    fake.settle().await;
+    fake.clear_requests();
+
+    // The audit writer's connection (and every other) is gone. The writer finds its statement
+    // failed, closes the broken connections and writes on a new one: nothing is refused.
+    proxy.reset_connections();
+    let (first, body) = app
+        .put(&ns("/deployments/web/replicas"), json!({"replicas": 2}))
+        .await;
+    assert_eq!(first, 200, "{body}");
+    proxy.reset_connections();
+    let (second, body) = app
+        .put(&ns("/deployments/web/replicas"), json!({"replicas": 3}))
+        .await;
+    assert_eq!(second, 200, "{body}");
+    assert_eq!(
+        fake.get(Kind::Deployment, "default", "web").unwrap()["spec"]["replicas"],
+        3
+    );
+    let v = verify(&app).await;
+    assert_eq!(v["intact"], true, "{v}");
+    let entries = entries(&app, "?action=scale").await;
+    assert_eq!(
+        entries.len(),
+        4,
+        "one intent and one outcome per scale, none twice: {entries:?}"
+    );
+}
+
+#[tokio::test]
 async fn when_postgresql_becomes_unreachable_mutations_answer_503_and_the_cluster_sees_nothing() {
     let proxy = crate::helpers::Cuttable::to_postgres().await;
     let port = proxy.port;

@@ -379,6 +379,8 @@ pub fn deploy_body(image: &str, replicas: Option<i32>) -> serde_json::Value {
 pub struct Cuttable {
     pub port: u16,
     cut: std::sync::Arc<tokio::sync::Notify>,
+    /// Ends the connections open now; new ones are still forwarded.
+    reset: std::sync::Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -393,7 +395,8 @@ impl Cuttable {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = std::sync::Arc::new(tokio::sync::Notify::new());
-        let c = cut.clone();
+        let reset = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (c, r) = (cut.clone(), reset.clone());
         let task = tokio::spawn(async move {
             loop {
                 let (mut inbound, _) = tokio::select! {
@@ -401,7 +404,7 @@ impl Cuttable {
                     _ = c.notified() => return,
                 };
                 let target = target.clone();
-                let c = c.clone();
+                let (c, r) = (c.clone(), r.clone());
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
@@ -409,11 +412,22 @@ impl Cuttable {
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = c.notified() => {}
+                        _ = r.notified() => {}
                     }
                 });
             }
         });
-        Self { port, cut, task }
+        Self {
+            port,
+            cut,
+            reset,
+            task,
+        }
+    }
+
+    /// Every open connection drops (PostgreSQL restarted, a proxy failed over); new ones work.
+    pub fn reset_connections(&self) {
+        self.reset.notify_waiters();
     }
 
     /// The database goes away.
