@@ -290,6 +290,20 @@ impl Held {
         head: &mut Option<Head>,
         entries: &[&Entry],
     ) -> Result<Vec<i64>, String> {
+        let result = self.write_once_or_twice(pool, head, entries).await;
+        if pool.options().get_max_connections() < 2 {
+            // A pool of one: keeping it would starve every other query.
+            self.conn = None;
+        }
+        result
+    }
+
+    async fn write_once_or_twice(
+        &mut self,
+        pool: &PgPool,
+        head: &mut Option<Head>,
+        entries: &[&Entry],
+    ) -> Result<Vec<i64>, String> {
         let mut sent = None;
         // Without any connection (PostgreSQL unreachable for the pool's timeout) there is nothing
         // to try again on.

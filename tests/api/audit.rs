@@ -765,6 +765,33 @@ async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_ne
 }
 
 #[tokio::test]
+async fn with_a_pool_of_one_connection_the_audit_writer_leaves_it_to_others_between_batches() {
+    let app = spawn_app_with(Options {
+        config: Box::new(|c| {
+            c.database_max_connections = 1;
+            c.database_timeout = Duration::from_secs(2);
+        }),
+        ..Default::default()
+    })
+    .await;
+    let fake = app.fake("dev");
+    let (status, _) = app
+        .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    assert_eq!(status, 201);
+    fake.settle().await;
+    for replicas in [2, 3] {
+        let (status, body) = app
+            .put(&ns("/deployments/web/replicas"), json!({"replicas": replicas}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        // Reads of the log need the same single connection.
+        assert_eq!(entries(&app, "?action=scale").await.len(), 2 * (replicas - 1));
+    }
+    assert_eq!(verify(&app).await["intact"], true);
+}
+
+#[tokio::test]
 async fn when_postgresql_becomes_unreachable_mutations_answer_503_and_the_cluster_sees_nothing() {
     let proxy = crate::helpers::Cuttable::to_postgres().await;
     let port = proxy.port;
