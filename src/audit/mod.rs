@@ -233,8 +233,8 @@ const OPTIMISTIC_ATTEMPTS: usize = 3;
 
 /// The writer's own connection, kept between batches. A connection handed back to sqlx's pool is
 /// pinged on the way (a second round trip per batch, and PostgreSQL wakes for it); the writer
-/// keeps one instead, checks it only after it sat idle (as the pool does), and drops it after any
-/// error, so the next batch starts on a fresh one.
+/// keeps one instead and checks it only after it sat idle (as the pool does). After an error it is
+/// closed, never pooled again, and the append is tried once more on a connection that works.
 #[derive(Default)]
 struct Held {
     conn: Option<sqlx::pool::PoolConnection<Postgres>>,
@@ -314,6 +314,8 @@ impl Held {
         let Ok(conn) = self.fresh(pool).await else {
             return Err(error);
         };
+        // A statement whose answer was lost may have committed. (One whose backend is still
+        // working on it when this check runs would be written twice, both copies chained.)
         if let Some((seqs, (seq, hash))) = sent {
             let found: Result<Option<Vec<u8>>, _> =
                 sqlx::query_scalar("SELECT hash FROM audit_event WHERE seq = $1")

@@ -782,11 +782,17 @@ async fn with_a_pool_of_one_connection_the_audit_writer_leaves_it_to_others_betw
     fake.settle().await;
     for replicas in [2, 3] {
         let (status, body) = app
-            .put(&ns("/deployments/web/replicas"), json!({"replicas": replicas}))
+            .put(
+                &ns("/deployments/web/replicas"),
+                json!({"replicas": replicas}),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         // Reads of the log need the same single connection.
-        assert_eq!(entries(&app, "?action=scale").await.len(), 2 * (replicas - 1));
+        assert_eq!(
+            entries(&app, "?action=scale").await.len(),
+            2 * (replicas - 1)
+        );
     }
     assert_eq!(verify(&app).await["intact"], true);
 }
