@@ -715,8 +715,11 @@ async fn signed_checkpoints_are_verified_with_the_chain() {
     let _ = Duration::ZERO;
 }
 
-#[tokio::test]
-async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_new_ones() {
+/// kubegate reaching PostgreSQL through a proxy the test can cut, with `web` deployed and the
+/// fake's request log cleared.
+async fn deployed_behind_a_cuttable_proxy(
+    database_timeout: Duration,
+) -> (crate::helpers::Cuttable, TestApp) {
     let proxy = crate::helpers::Cuttable::to_postgres().await;
     let port = proxy.port;
     let app = spawn_app_with(Options {
@@ -725,7 +728,7 @@ async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_ne
             let mut url = url::Url::parse(c.database_url.expose_secret()).unwrap();
             url.set_port(Some(port)).unwrap();
             c.database_url = secrecy::SecretString::from(url.to_string());
-            c.database_timeout = Duration::from_secs(2);
+            c.database_timeout = database_timeout;
         }),
         ..Default::default()
     })
@@ -737,6 +740,13 @@ async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_ne
     assert_eq!(status, 201);
     fake.settle().await;
     fake.clear_requests();
+    (proxy, app)
+}
+
+#[tokio::test]
+async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_new_ones() {
+    let (proxy, app) = deployed_behind_a_cuttable_proxy(Duration::from_secs(2)).await;
+    let fake = app.fake("dev");
 
     // The audit writer's connection (and every other) is gone. The writer finds its statement
     // failed, closes the broken connections and writes on a new one: nothing is refused.
@@ -799,26 +809,8 @@ async fn with_a_pool_of_one_connection_the_audit_writer_leaves_it_to_others_betw
 
 #[tokio::test]
 async fn when_postgresql_becomes_unreachable_mutations_answer_503_and_the_cluster_sees_nothing() {
-    let proxy = crate::helpers::Cuttable::to_postgres().await;
-    let port = proxy.port;
-    let app = spawn_app_with(Options {
-        config: Box::new(move |c| {
-            use secrecy::ExposeSecret;
-            let mut url = url::Url::parse(c.database_url.expose_secret()).unwrap();
-            url.set_port(Some(port)).unwrap();
-            c.database_url = secrecy::SecretString::from(url.to_string());
-            c.database_timeout = Duration::from_secs(1);
-        }),
-        ..Default::default()
-    })
-    .await;
+    let (proxy, app) = deployed_behind_a_cuttable_proxy(Duration::from_secs(1)).await;
     let fake = app.fake("dev");
-    let (status, _) = app
-        .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    assert_eq!(status, 201);
-    fake.settle().await;
-    fake.clear_requests();
 
     proxy.cut();
     let (status, body) = app
