@@ -316,14 +316,17 @@ impl Held {
         };
         // A statement whose answer was lost may have committed. (One whose backend is still
         // working on it when this check runs would be written twice, both copies chained.)
-        if let Some((seqs, (seq, hash))) = sent {
+        if let Some((seq, hash)) = sent {
             let found: Result<Option<Vec<u8>>, _> =
                 sqlx::query_scalar("SELECT hash FROM audit_event WHERE seq = $1")
                     .bind(seq)
                     .fetch_optional(&mut *conn)
                     .await;
             match found {
-                Ok(Some(h)) if h == hash => return Ok(seqs),
+                // The rows are contiguous, ending at the last one sent.
+                Ok(Some(h)) if h == hash => {
+                    return Ok((seq + 1 - entries.len() as i64..=seq).collect());
+                }
                 Ok(_) => {}
                 Err(_) => {
                     self.discard();
@@ -348,7 +351,7 @@ async fn write(
     conn: &mut sqlx::PgConnection,
     head: &mut Option<Head>,
     entries: &[&Entry],
-    sent: &mut Option<(Vec<i64>, Head)>,
+    sent: &mut Option<Head>,
 ) -> Result<Vec<i64>, String> {
     for _ in 0..OPTIMISTIC_ATTEMPTS {
         let from = match head.take() {
@@ -385,26 +388,30 @@ fn chain<'a>((mut seq, mut hash): Head, entries: &[&'a Entry]) -> Vec<Row<'a>> {
 }
 
 fn appended(rows: &[Row<'_>]) -> (Vec<i64>, Head) {
-    let seqs = rows.iter().map(|r| r.0).collect();
+    (rows.iter().map(|r| r.0).collect(), last_of(rows))
+}
+
+/// The head a batch leaves: its last row's seq and hash.
+fn last_of(rows: &[Row<'_>]) -> Head {
     let last = rows.last().expect("a batch has entries");
-    (seqs, (last.0, last.3.clone()))
+    (last.0, last.3.clone())
 }
 
 /// Append after `from`; `None` when the head is no longer `from` (nothing was written). Without
-/// `from`, the head row is locked and read first. `sent`: the rows whose commit was asked for
-/// (when the answer is lost, they may or may not be in the log).
+/// `from`, the head row is locked and read first. `sent`: the last row (seq, hash) whose commit
+/// was asked for (when the answer is lost, the rows may or may not be in the log).
 async fn write_after(
     conn: &mut sqlx::PgConnection,
     from: Option<Head>,
     entries: &[&Entry],
-    sent: &mut Option<(Vec<i64>, Head)>,
+    sent: &mut Option<Head>,
 ) -> Result<Option<(Vec<i64>, Head)>, String> {
     let err = |e: sqlx::Error| e.to_string();
     let from = match from {
         Some(from) if entries.len() <= ROWS_PER_STATEMENT => {
             // One statement, one implicit transaction, one round trip.
             let rows = chain(from, entries);
-            *sent = Some(appended(&rows));
+            *sent = Some(last_of(&rows));
             let written = insert_rows(conn, &rows).await.map_err(err)?;
             return Ok((written == rows.len() as u64).then(|| appended(&rows)));
         }
@@ -435,7 +442,7 @@ async fn write_after(
             ));
         }
     }
-    *sent = Some(appended(&rows));
+    *sent = Some(last_of(&rows));
     tx.commit().await.map_err(err)?;
     Ok(Some(appended(&rows)))
 }
