@@ -124,6 +124,116 @@ fn collect(v: &Value, path: &Path, out: &mut BTreeSet<Path>) {
     }
 }
 
+const OWNED_ROOTS: [&[&str]; 4] = [
+    &["metadata", "labels"],
+    &["metadata", "annotations"],
+    &["spec"],
+    &["data"],
+];
+
+fn owned_root<'a>(obj: &'a Value, root: &[&str]) -> Option<&'a Value> {
+    root.iter()
+        .try_fold(obj, |acc, f| acc.get(*f))
+        .filter(|v| !v.is_null())
+}
+
+/// The leaves of `leaves(old) ∪ leaves(new)` whose values differ, found by descending only into
+/// the parts that differ (a `/scale` changes one field of a large spec; listing every leaf of
+/// both objects was most of the cost of a write).
+fn changed_leaves(old: &Value, new: &Value) -> BTreeSet<Path> {
+    let mut out = BTreeSet::new();
+    for root in OWNED_ROOTS {
+        let (o, n) = (owned_root(old, root), owned_root(new, root));
+        if o != n {
+            let prefix: Path = root.iter().map(|f| Pe::F((*f).to_owned())).collect();
+            diff_into(o, n, &prefix, (old, new), &mut out);
+        }
+    }
+    out
+}
+
+fn diff_into(
+    o: Option<&Value>,
+    n: Option<&Value>,
+    path: &Path,
+    whole: (&Value, &Value),
+    out: &mut BTreeSet<Path>,
+) {
+    match (o, n) {
+        // Both objects with fields: collect() only descends into them, so only the fields that
+        // differ can hold changed leaves.
+        (Some(Value::Object(a)), Some(Value::Object(b))) if !a.is_empty() && !b.is_empty() => {
+            for k in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                let (x, y) = (a.get(k), b.get(k));
+                if x != y {
+                    let mut p = path.clone();
+                    p.push(Pe::F(k.clone()));
+                    diff_into(x, y, &p, whole, out);
+                }
+            }
+        }
+        _ => {
+            let mut both = BTreeSet::new();
+            for v in [o, n].into_iter().flatten() {
+                collect(v, path, &mut both);
+            }
+            out.extend(
+                both.into_iter()
+                    .filter(|p| get_at(whole.0, p) != get_at(whole.1, p)),
+            );
+        }
+    }
+}
+
+/// Whether `leaves(obj)` holds `p`, without listing them.
+fn in_leaves(obj: &Value, p: &Path) -> bool {
+    for root in OWNED_ROOTS {
+        let under = p.len() >= root.len()
+            && root
+                .iter()
+                .zip(p)
+                .all(|(r, e)| matches!(e, Pe::F(f) if f == r));
+        if under {
+            let Some(v) = owned_root(obj, root) else {
+                return false;
+            };
+            return leaf_at(v, root.to_vec(), &p[root.len()..]);
+        }
+    }
+    false
+}
+
+/// Mirrors `collect`: whether collecting `v` at a path with these field names inserts that path
+/// followed by `rest`.
+fn leaf_at<'a>(v: &'a Value, mut names: Vec<&'a str>, rest: &'a [Pe]) -> bool {
+    let Some((first, rest)) = rest.split_first() else {
+        return match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(items) => items.is_empty() || list_keys(&names).is_none(),
+            _ => true,
+        };
+    };
+    match (v, first) {
+        (Value::Object(m), Pe::F(k)) => match m.get(k) {
+            Some(child) => {
+                names.push(k);
+                leaf_at(child, names, rest)
+            }
+            None => false,
+        },
+        (Value::Array(items), Pe::K(key)) => {
+            let Some(keys) = list_keys(&names) else {
+                return false;
+            };
+            items.iter().any(|item| {
+                &item_key(item, keys) == key
+                    && (rest.is_empty() || leaf_at(item, names.clone(), rest))
+            })
+        }
+        _ => false,
+    }
+}
+
 pub fn get_at<'a>(obj: &'a Value, path: &Path) -> Option<&'a Value> {
     let mut cur = obj;
     let mut names: Vec<&str> = Vec::new();
@@ -296,21 +406,19 @@ pub fn record_update(
     if owned_equal(old, new) {
         return;
     }
-    let before = leaves(old);
-    let after = leaves(new);
-    let changed: BTreeSet<Path> = before
-        .union(&after)
-        .filter(|p| get_at(old, p) != get_at(new, p))
-        .cloned()
-        .collect();
+    let changed = changed_leaves(old, new);
     if changed.is_empty() {
         return;
     }
     for e in entries.iter_mut() {
         e.fields
-            .retain(|p| !changed.contains(p) && after.contains(p));
+            .retain(|p| !changed.contains(p) && in_leaves(new, p));
     }
-    let gained: BTreeSet<Path> = changed.intersection(&after).cloned().collect();
+    let gained: BTreeSet<Path> = changed
+        .iter()
+        .filter(|p| in_leaves(new, p))
+        .cloned()
+        .collect();
     let idx = entries.iter().position(|e| {
         e.manager == manager && e.operation == "Update" && e.subresource == subresource
     });

@@ -108,6 +108,7 @@ pub struct Event {
     pub object: Value,
 }
 
+#[derive(Clone)]
 pub struct Stored {
     pub value: Value,
     pub managed: Vec<ManagedEntry>,
@@ -207,13 +208,33 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
-fn strip_volatile(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
-        m.remove("managedFields");
-    }
-    v
+/// Equal but for `metadata.resourceVersion` and `metadata.managedFields` (compared in place:
+/// cloning both objects to strip them was a measurable part of every write).
+fn same_but_volatile(a: &Value, b: &Value) -> bool {
+    const VOLATILE: [&str; 2] = ["resourceVersion", "managedFields"];
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let meta_eq = |x: &Value, y: &Value| match (x.as_object(), y.as_object()) {
+        (Some(x), Some(y)) => {
+            let kept = |m: &serde_json::Map<String, Value>| {
+                m.iter()
+                    .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
+                    .count()
+            };
+            kept(x) == kept(y)
+                && x.iter()
+                    .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
+                    .all(|(k, v)| y.get(k) == Some(v))
+        }
+        _ => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match b.get(k) {
+            Some(w) if k == "metadata" => meta_eq(v, w),
+            Some(w) => v == w,
+            None => false,
+        })
 }
 
 impl State {
@@ -457,19 +478,72 @@ impl State {
         kind: Kind,
         ns: &str,
         name: &str,
-        mut new: Value,
+        new: Value,
         manager: &str,
         subresource: &str,
         managed: Option<Vec<ManagedEntry>>,
         dry_run: bool,
     ) -> Result<Value, ApiErr> {
         let key = (kind, key_ns(kind, ns), name.to_owned());
-        let old = self
-            .objects
-            .get(&key)
-            .ok_or_else(|| ApiErr::not_found(kind, name))?;
-        let old_value = old.value.clone();
-        let old_managed = old.managed.clone();
+        // The old object is taken out of the map (not cloned) while the new one is made, and put
+        // back unless replaced; a Service stays in place, as its ports are allocated against
+        // every Service in the map.
+        let in_place = kind == Kind::Service;
+        let old = if in_place {
+            self.objects.get(&key).cloned()
+        } else {
+            self.objects.remove(&key)
+        }
+        .ok_or_else(|| ApiErr::not_found(kind, name))?;
+        match self.updated(kind, name, new, manager, subresource, managed, &old) {
+            Err(e) => {
+                if !in_place {
+                    self.objects.insert(key, old);
+                }
+                Err(e)
+            }
+            Ok((new, entries)) => {
+                let unchanged = same_but_volatile(&old.value, &new);
+                if dry_run || unchanged {
+                    // A no-op write changes nothing, not even resourceVersion; a dry run stores
+                    // nothing.
+                    let stored =
+                        Stored::new(if unchanged { old.value.clone() } else { new }, entries);
+                    let rendered = self.render(kind, &stored);
+                    let mut live = old;
+                    if unchanged && !dry_run {
+                        live.managed = stored.managed;
+                        live.managed_changed();
+                    }
+                    self.objects.insert(key, live);
+                    return Ok(rendered);
+                }
+                let mut new = new;
+                let rv = self.bump();
+                new["metadata"]["resourceVersion"] = json!(rv.to_string());
+                let stored = Stored::new(new, entries);
+                let rendered = self.render(kind, &stored);
+                self.objects.insert(key, stored);
+                self.emit(kind, ns, "MODIFIED", rendered.clone(), rv);
+                Ok(rendered)
+            }
+        }
+    }
+
+    /// The object an update of `old` to `new` leaves, and its managed fields (see
+    /// `finish_update`).
+    #[allow(clippy::too_many_arguments)]
+    fn updated(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        mut new: Value,
+        manager: &str,
+        subresource: &str,
+        managed: Option<Vec<ManagedEntry>>,
+        old: &Stored,
+    ) -> Result<(Value, Vec<ManagedEntry>), ApiErr> {
+        let old_value = &old.value;
         let current_rv = old_value["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or("")
@@ -510,9 +584,9 @@ impl State {
         }
         resources::default(kind, &mut new);
         if kind == Kind::Service {
-            self.allocate_service(&mut new, Some(&old_value))?;
+            self.allocate_service(&mut new, Some(old_value))?;
         }
-        let causes = resources::validate(kind, &new, Some(&old_value));
+        let causes = resources::validate(kind, &new, Some(old_value));
         if !causes.is_empty() {
             return Err(ApiErr::invalid(kind, name, causes));
         }
@@ -529,38 +603,23 @@ impl State {
                 m.remove("annotations");
             }
         }
-        let mut entries = old_managed;
-        match managed {
-            Some(m) => entries = m,
-            None => managed::record_update(
-                &mut entries,
-                manager,
-                subresource,
-                kind.api_version(),
-                &now(),
-                &old_value,
-                &new,
-            ),
-        }
-        let unchanged = strip_volatile(&old_value) == strip_volatile(&new);
-        if dry_run || unchanged {
-            // A no-op write changes nothing, not even resourceVersion; a dry run stores nothing.
-            let stored = Stored::new(if unchanged { old_value } else { new }, entries);
-            let rendered = self.render(kind, &stored);
-            if unchanged && !dry_run {
-                let live = self.objects.get_mut(&key).expect("exists");
-                live.managed = stored.managed;
-                live.managed_changed();
+        let entries = match managed {
+            Some(m) => m,
+            None => {
+                let mut entries = old.managed.clone();
+                managed::record_update(
+                    &mut entries,
+                    manager,
+                    subresource,
+                    kind.api_version(),
+                    &now(),
+                    old_value,
+                    &new,
+                );
+                entries
             }
-            return Ok(rendered);
-        }
-        let rv = self.bump();
-        new["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let stored = Stored::new(new, entries);
-        let rendered = self.render(kind, &stored);
-        self.objects.insert(key, stored);
-        self.emit(kind, ns, "MODIFIED", rendered.clone(), rv);
-        Ok(rendered)
+        };
+        Ok((new, entries))
     }
 
     /// PUT.
@@ -616,17 +675,22 @@ impl State {
             return self.apply(kind, ns, name, applied, manager, force, dry_run);
         }
         let manager = manager.unwrap_or("unknown");
-        let current = self
-            .get(kind, ns, name)
-            .ok_or_else(|| ApiErr::not_found(kind, name))?;
-        let target = if subresource == "scale" {
-            scale_of(kind, &current)
+        // A subresource's patch changes one part of the object as stored (finish_update renders
+        // the answer); a patch of the object itself sees it as a client would.
+        let mut current = if subresource.is_empty() {
+            self.get(kind, ns, name)
         } else {
-            current.clone()
-        };
+            self.peek(kind, ns, name)
+        }
+        .ok_or_else(|| ApiErr::not_found(kind, name))?;
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| ApiErr::bad_request(format!("error decoding patch: {e}")))?;
-        let mut patched = target.clone();
+        let mut patched = match subresource {
+            "scale" => scale_of(kind, &current),
+            // Not needed again on this path.
+            "" => std::mem::take(&mut current),
+            _ => current.clone(),
+        };
         match ct {
             "application/json-patch+json" => {
                 let p: json_patch::Patch = serde_json::from_value(patch)
