@@ -305,8 +305,17 @@ fn main() {
                 row("read rollout status", clients, &via, Some(&base_line));
             }
         }
-        if wanted("audited scale") {
-            for clients in [1usize, 8, 64].into_iter().filter(|c| clients_wanted(*c)) {
+        // Scales, first with the fake's controllers running (every scale creates or deletes pods
+        // and updates statuses: the whole cluster's work on these two cores), then with them
+        // paused (the API server's part only: in production the controllers run on the control
+        // plane, not beside kubegate).
+        for (scenario, controllers, counts) in [("audited scale", true, &[1usize, 8, 64][..]), ("audited scale, fake's controllers paused", false, &[8, 64][..])] {
+            if !wanted(scenario) {
+                continue;
+            }
+            fake.run_controllers(controllers);
+            fake.settle().await;
+            for &clients in counts.iter().filter(|c| clients_wanted(**c)) {
                 let (h, n, t) = (http.clone(), ns.clone(), token.clone());
                 let via = load(clients, seconds, move |i| {
                     let (h, n, t) = (h.clone(), n.clone(), t.clone());
@@ -324,9 +333,11 @@ fn main() {
                     }
                 })
                 .await;
-                row("audited scale", clients, &via, Some(&base_line));
+                row(scenario, clients, &via, Some(&base_line));
             }
         }
+        fake.run_controllers(true);
+        fake.settle().await;
         // Rollback (kubectl rollout undo): two revisions to flip between, one client (concurrent
         // rollbacks of one Deployment would only race each other). Compared with kubectl itself.
         if wanted("audited rollback") || wanted("kubectl rollout undo (subprocess)") {
@@ -395,6 +406,24 @@ fn main() {
             }
         }
         println!("\nkubegate RSS: idle {:.1} MiB, peak under load {:.1} MiB.", idle_rss as f64 / 1024.0, peak_rss as f64 / 1024.0);
+
+        // What the run left in the audit log: the chain walked end to end, and every intent
+        // closed by its outcome (an audited mutation is both, chained).
+        let v: serde_json::Value = http.get(format!("{base}/v1/audit/verify")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let db = sqlx::PgPool::connect(db_url.as_str()).await.unwrap();
+        let (intents, open): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM audit_event o WHERE o.audit_id = i.audit_id AND o.stage = 'outcome')) FROM audit_event i WHERE i.stage = 'intent'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        db.close().await;
+        println!(
+            "Audit log after the run: {} entries, chain {}; {intents} intents, {open} without an outcome.",
+            v["checked"],
+            if v["intact"] == true { "intact" } else { "BROKEN" },
+        );
+        assert!(v["intact"] == true && open == 0, "the audit log is not whole: {v}");
 
         let _ = child.kill().await;
         drop(admin_pool.close());

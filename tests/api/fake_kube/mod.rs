@@ -64,6 +64,8 @@ pub struct Shared {
     pub faults: Mutex<Faults>,
     pub notify: Notify,
     pub version: Value,
+    /// Whether the controllers run (on by default; see `run_controllers`).
+    pub controllers: AtomicBool,
 }
 
 pub struct FakeKube {
@@ -111,6 +113,7 @@ impl FakeKube {
             state: Mutex::new(state),
             requests: Mutex::new(Vec::new()),
             recording: AtomicBool::new(true),
+            controllers: AtomicBool::new(true),
             faults: Mutex::new(Faults::default()),
             notify: Notify::new(),
             version: json!({
@@ -191,6 +194,13 @@ impl FakeKube {
     #[allow(dead_code)] // benches/gateway.rs
     pub fn record_requests(&self, on: bool) {
         self.shared.recording.store(on, Ordering::Relaxed);
+    }
+
+    /// Run the controllers inside the fake (the default) or pause them.
+    #[allow(dead_code)] // benches/gateway.rs
+    pub fn run_controllers(&self, on: bool) {
+        self.shared.controllers.store(on, Ordering::Relaxed);
+        self.shared.notify.notify_one();
     }
 
     pub fn clear_requests(&self) {
@@ -299,6 +309,9 @@ async fn run_controllers(shared: Arc<Shared>) {
         // Like a controller's work queue, let a burst of writes land first and reconcile them
         // once: under load one pass serves many writes instead of one pass per write.
         tokio::time::sleep(Duration::from_millis(1)).await;
+        if !shared.controllers.load(Ordering::Relaxed) {
+            continue;
+        }
         let timers = {
             let mut st = shared.state.lock().unwrap();
             controller::reconcile(&mut st)
