@@ -260,7 +260,7 @@ pub async fn dispatch(
         (Method::PATCH, Some(name), sub) => {
             let force = query.get("force").is_some_and(|f| f == "true");
             let mut st = shared.state.lock().unwrap();
-            let existed = st.get(kind, ns_str, name).is_some();
+            let existed = st.exists(kind, ns_str, name);
             let r = st.patch(
                 kind,
                 ns_str,

@@ -289,6 +289,12 @@ impl State {
             .map(|s| self.render(kind, s))
     }
 
+    /// Whether `get` would find it (without rendering it).
+    pub fn exists(&self, kind: Kind, ns: &str, name: &str) -> bool {
+        self.objects
+            .contains_key(&(kind, ns.to_owned(), name.to_owned()))
+    }
+
     /// An object as stored, without apiVersion, kind and managedFields: what the controllers
     /// inside the fake read (rendering managedFields for them was most of their cost).
     pub fn peek(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
