@@ -2,7 +2,8 @@
 //! Starts PostgreSQL-backed kubegate (the release binary, as a child process so its RSS is its
 //! own) in front of the fake Kubernetes API server, and measures each scenario through kubegate
 //! and, for the cluster calls, directly with kube-rs against the same fake at the same
-//! concurrency, plus kubectl as a subprocess where it is installed. Prints a markdown table.
+//! concurrency, plus kubectl as a subprocess where it is installed. Prints a markdown table, then
+//! verifies the audit chain the run wrote and that every intent has its outcome.
 //!
 //!     cargo bench --bench gateway                 # short mode: 2 s per scenario
 //!     BENCH_SECONDS=10 cargo bench --bench gateway
