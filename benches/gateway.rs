@@ -332,7 +332,7 @@ fn main() {
             if !wanted(scenario) {
                 continue;
             }
-            fake.run_controllers(controllers);
+            fake.set_controllers_running(controllers);
             fake.settle().await;
             for &clients in counts.iter().filter(|c| clients_wanted(**c)) {
                 let (h, n, t) = (http.clone(), ns.clone(), token.clone());
@@ -355,7 +355,7 @@ fn main() {
                 row(scenario, clients, &via, Some(&base_line));
             }
         }
-        fake.run_controllers(true);
+        fake.set_controllers_running(true);
         fake.settle().await;
         // Rollback (kubectl rollout undo): two revisions to flip between, one client (concurrent
         // rollbacks of one Deployment would only race each other). Compared with kubectl itself.

@@ -64,7 +64,7 @@ pub struct Shared {
     pub faults: Mutex<Faults>,
     pub notify: Notify,
     pub version: Value,
-    /// Whether the controllers run (on by default; see `run_controllers`).
+    /// Whether the controllers run (on by default; `FakeKube::set_controllers_running`).
     pub controllers: AtomicBool,
 }
 
@@ -198,7 +198,7 @@ impl FakeKube {
 
     /// Run the controllers inside the fake (the default) or pause them.
     #[allow(dead_code)] // benches/gateway.rs
-    pub fn run_controllers(&self, on: bool) {
+    pub fn set_controllers_running(&self, on: bool) {
         self.shared.controllers.store(on, Ordering::Relaxed);
         self.shared.notify.notify_one();
     }
