@@ -113,40 +113,20 @@ impl Cpu {
     }
 }
 
-/// Run `f` from `clients` tasks for `seconds`; latencies in ms.
-async fn load<F, Fut>(clients: usize, seconds: u64, f: F) -> Stats
+/// Call `f` from `clients` tasks, each with its own ids from `first_id` on, until `period` has
+/// passed; every call's latency in ms.
+async fn drive<F, Fut>(f: &Arc<F>, clients: usize, period: Duration, first_id: usize) -> Vec<f64>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
-    let f = Arc::new(f);
-    // Warm-up, not measured: the steady state is what is reported (connections opened on first
-    // use, caches filled, allocator pools grown).
-    let warm_until = Instant::now() + Duration::from_millis(500);
-    let warmers: Vec<_> = (0..clients)
-        .map(|c| {
-            let f = f.clone();
-            tokio::spawn(async move {
-                let mut i = 0;
-                while Instant::now() < warm_until {
-                    assert!(f(c * 1_000_000 + 900_000 + i).await, "a request failed");
-                    i += 1;
-                }
-            })
-        })
-        .collect();
-    for w in warmers {
-        w.await.unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let cpu_before = Cpu::now();
+    let deadline = Instant::now() + period;
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let f = f.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
-                let mut i = 0;
+                let mut i = first_id;
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     assert!(f(c * 1_000_000 + i).await, "a request failed");
@@ -161,6 +141,22 @@ where
     for t in tasks {
         all.extend(t.await.unwrap());
     }
+    all
+}
+
+/// Run `f` from `clients` tasks for `seconds`, after half a second of warm-up.
+async fn load<F, Fut>(clients: usize, seconds: u64, f: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    // Warm-up, not measured: the steady state is what is reported (connections opened on first
+    // use, caches filled, allocator pools grown).
+    drive(&f, clients, Duration::from_millis(500), 900_000).await;
+    let started = Instant::now();
+    let cpu_before = Cpu::now();
+    let mut all = drive(&f, clients, Duration::from_secs(seconds), 0).await;
     let cpu = Cpu::now().per_op_since(cpu_before, all.len());
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let at = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize];
