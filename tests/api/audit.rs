@@ -712,7 +712,6 @@ async fn signed_checkpoints_are_verified_with_the_chain() {
             .unwrap()
             .contains("signature")
     );
-    let _ = Duration::ZERO;
 }
 
 /// kubegate reaching PostgreSQL through a proxy the test can cut, with `web` deployed and the
