@@ -9,6 +9,7 @@
 //!     BENCH_SECONDS=10 cargo bench --bench gateway
 //!     BENCH_ONLY=scale,audit BENCH_CLIENTS=1,8 cargo bench --bench gateway  # a subset
 //!     BENCH_METRICS=1 cargo bench --bench gateway  # also print kubegate's histogram sums
+//!     BENCH_KUBEGATE=/tmp/kubegate-old cargo bench --bench gateway  # measure another build (A/B)
 
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/api/fake_kube/mod.rs"]
@@ -243,7 +244,7 @@ fn main() {
         let kubeconfig = dir.path().join("config");
         std::fs::write(&kubeconfig, fake_kube::FakeKube::kubeconfig(&[("dev", &fake)])).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubegate"))
+        let mut child = tokio::process::Command::new(std::env::var("BENCH_KUBEGATE").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kubegate").into()))
             .arg("serve")
             .env("DATABASE_URL", db_url.as_str())
             .env("KUBECONFIG", &kubeconfig)
