@@ -23,6 +23,50 @@ use crate::idempotency::{self, Claim, KeyOwner, StoredResponse};
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// A path template's segments: `None` for a parameter.
+type Template = Vec<Option<String>>;
+
+/// The mutating operations of the OpenAPI document (method, path template), but for
+/// `/v1/access-reviews`, which changes nothing.
+static MUTATIONS: std::sync::LazyLock<Vec<(&'static str, Template)>> =
+    std::sync::LazyLock::new(|| {
+        use utoipa::OpenApi;
+        let doc = super::openapi::ApiDoc::openapi();
+        let mut ops = Vec::new();
+        for (path, item) in doc.paths.paths {
+            if path == "/v1/access-reviews" {
+                continue;
+            }
+            let segments: Template = path
+                .split('/')
+                .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                .collect();
+            let methods = [
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ];
+            for (method, _) in methods.into_iter().filter(|m| m.1) {
+                ops.push((method, segments.clone()));
+            }
+        }
+        ops
+    });
+
+/// Whether `method path` is one of the API's mutations (see MUTATIONS).
+fn is_mutation(method: &str, path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    MUTATIONS.iter().any(|(m, template)| {
+        *m == method
+            && template.len() == segments.len()
+            && template.iter().zip(&segments).all(|(t, s)| match t {
+                Some(t) => t == s,
+                None => !s.is_empty(),
+            })
+    })
+}
+
 fn refuse(req: ServiceRequest, e: ApiError) -> Result<ServiceResponse<BoxBody>, Error> {
     let res = e.error_response();
     Ok(req.into_response(res))
@@ -32,16 +76,12 @@ pub async fn idempotency(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let mutating = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
     let key = req
         .headers()
         .get(&IDEMPOTENCY_KEY)
         .map(|v| v.to_str().map(str::to_owned));
-    let (Some(key), true, true) = (
-        key,
-        mutating,
-        req.path().starts_with("/v1/") && req.path() != "/v1/access-reviews",
-    ) else {
+    // Only a mutation the API has: any other method or path goes on to its 405 or 404.
+    let (Some(key), true) = (key, is_mutation(req.method().as_str(), req.path())) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let key = match key {

@@ -141,6 +141,29 @@ impl Modify for BearerAuth {
                     "bearer",
                     Vec::<String>::new(),
                 )]);
+                let params = op.parameters.get_or_insert_with(Vec::new);
+                params.push(header(
+                    "X-On-Behalf-Of",
+                    "A bot holding the `delegate` role acts for this person (a subject or alias \
+                     of the policy file): allowed only where the bot may delegate, the bot may \
+                     do it and the person may do it; audited with the person as `subject` and \
+                     the bot as `delegatedBy`. Without the role, or naming nobody the policy \
+                     knows: 403.",
+                    "^[\\x20-\\x7E]+$",
+                    256,
+                ));
+                if mutating && path != "/v1/access-reviews" {
+                    params.push(header(
+                        "Idempotency-Key",
+                        "Makes retries safe: the first request's answer is stored for the caller \
+                         and key (for KUBEGATE_IDEMPOTENCY_TTL) and replayed to a retry of the \
+                         same request, with `Idempotent-Replayed: true`; answers of 5xx are not \
+                         stored, so such a retry runs again. The same key with another request \
+                         is 422; while the first still runs, 409.",
+                        "^[A-Za-z0-9._:~+/=-]+$",
+                        255,
+                    ));
+                }
                 let has_body = op.request_body.is_some();
                 let r = &mut op.responses.responses;
                 let mut add = |code: &str, description: &str| {
@@ -200,6 +223,29 @@ impl Modify for BearerAuth {
             }
         }
     }
+}
+
+/// An optional request header every generated client can set.
+fn header(
+    name: &str,
+    description: &str,
+    pattern: &str,
+    max: usize,
+) -> utoipa::openapi::RefOr<utoipa::openapi::path::Parameter> {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let schema = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(pattern))
+        .min_length(Some(1))
+        .max_length(Some(max));
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+        .into()
 }
 
 /// The naming rules of path parameters, as the API server (and kubegate's validation) has them.

@@ -22,6 +22,41 @@ async fn a_wrong_method_is_a_405_problem_with_allow() {
 }
 
 #[tokio::test]
+async fn an_unsupported_method_is_a_405_even_with_an_idempotency_key() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .request(
+            reqwest::Method::TRACE,
+            format!("{}/v1/audit/checkpoints", app.address),
+        )
+        .bearer_auth(&app.token)
+        .header("idempotency-key", "k-1")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 405, "method-not-allowed").await;
+    // A method the path does not have, with a key the caller used before for the real one.
+    let url = format!(
+        "{}{}",
+        app.address,
+        crate::helpers::ns("/deployments/web/replicas")
+    );
+    let send = |method| {
+        app.client
+            .request(method, &url)
+            .bearer_auth(&app.token)
+            .header("idempotency-key", "k-2")
+            .json(&serde_json::json!({"replicas": 1}))
+            .send()
+    };
+    let first = send(reqwest::Method::PUT).await.unwrap();
+    assert_eq!(first.status().as_u16(), 404, "no such deployment yet");
+    let wrong = send(reqwest::Method::POST).await.unwrap();
+    assert_problem(wrong, 405, "method-not-allowed").await;
+}
+
+#[tokio::test]
 async fn a_well_formed_request_id_is_echoed_and_others_are_replaced() {
     let app = spawn_app().await;
 

@@ -56,6 +56,21 @@ fn every_operation_is_named_tagged_summarised_and_every_response_described() {
                         "{id}: {code} undocumented"
                     );
                 }
+                // The headers kubegate reads are parameters, so generated clients can set them.
+                let headers: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "header")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                assert!(headers.contains(&"X-On-Behalf-Of"), "{id}: X-On-Behalf-Of");
+                let retried = method != "get" && path != "/v1/access-reviews";
+                assert_eq!(
+                    headers.contains(&"Idempotency-Key"),
+                    retried,
+                    "{id}: Idempotency-Key documented where the middleware honours it"
+                );
             }
             for (code, res) in op["responses"].as_object().unwrap() {
                 assert!(
