@@ -200,15 +200,22 @@ fn filter(q: &AuditQuery) -> Result<Filter, ApiError> {
                 .map_err(|_| invalid("cursor", "not a cursor from nextCursor"))
         })
         .transpose()?;
+    // Entries are stored with each NUL as U+FFFD (PostgreSQL's text has none); so are filters.
+    let text = |v: &Option<String>| {
+        v.clone().map(|mut s| {
+            audit::scrub(&mut s);
+            s
+        })
+    };
     Ok(Filter {
-        subject: q.subject.clone(),
-        delegated_by: q.delegated_by.clone(),
-        action: q.action.clone(),
-        cluster: q.cluster.clone(),
-        namespace: q.namespace.clone(),
-        resource: q.resource.clone(),
-        outcome: q.outcome.clone(),
-        request_id: q.request_id.clone(),
+        subject: text(&q.subject),
+        delegated_by: text(&q.delegated_by),
+        action: text(&q.action),
+        cluster: text(&q.cluster),
+        namespace: text(&q.namespace),
+        resource: text(&q.resource),
+        outcome: text(&q.outcome),
+        request_id: text(&q.request_id),
         audit_id: None,
         from_us: ts("from", &q.from)?,
         to_us: ts("to", &q.to)?,

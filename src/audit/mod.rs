@@ -55,6 +55,46 @@ pub struct Entry {
     pub delegated_by: Option<String>,
 }
 
+impl Entry {
+    /// PostgreSQL's text cannot hold NUL: one in any field (a name decoded from a URL, say)
+    /// would fail the statement, and with it every entry batched with this one. Each NUL becomes
+    /// U+FFFD before the entry is hashed and written.
+    fn scrub(&mut self) {
+        let fields = [
+            &mut self.request_id,
+            &mut self.subject,
+            &mut self.issuer,
+            &mut self.decision,
+            &mut self.source_ip,
+            &mut self.user_agent,
+            &mut self.action,
+            &mut self.http_method,
+            &mut self.http_path,
+            &mut self.cluster,
+            &mut self.namespace,
+            &mut self.resource_kind,
+            &mut self.resource_name,
+            &mut self.request_summary,
+            &mut self.problem_type,
+            &mut self.upstream_error,
+            &mut self.result,
+            &mut self.idempotency_key,
+            &mut self.delegated_by,
+        ];
+        for s in fields.into_iter().flatten() {
+            scrub(s);
+        }
+        self.groups.iter_mut().for_each(scrub);
+    }
+}
+
+/// Replace each NUL of `s` with U+FFFD (as stored, and as filters must match it).
+pub fn scrub(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
 /// A stored entry with its place in the chain.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Stored {
@@ -160,7 +200,8 @@ impl AuditLog {
         result
     }
 
-    async fn append_unmeasured(&self, entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
+    async fn append_unmeasured(&self, mut entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
+        entries.iter_mut().for_each(Entry::scrub);
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Batch { entries, reply })

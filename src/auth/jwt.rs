@@ -259,15 +259,16 @@ impl Authenticator {
         let subject = claims
             .get(&self.subject_claim)
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .filter(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control))
             .ok_or_else(|| {
                 bad(format!(
-                    "the {} claim (the subject) is missing or not a string",
+                    "the {} claim (the subject) is missing, not a string, longer than 256 \
+                     characters or has control characters",
                     self.subject_claim
                 ))
             })?
             .to_owned();
-        let groups = match claims.get(&self.groups_claim) {
+        let groups: BTreeSet<String> = match claims.get(&self.groups_claim) {
             Some(Value::String(g)) => BTreeSet::from([g.clone()]),
             Some(Value::Array(a)) => a
                 .iter()
@@ -276,6 +277,12 @@ impl Authenticator {
                 .collect(),
             _ => BTreeSet::new(),
         };
+        if groups.iter().any(|g| g.chars().any(char::is_control)) {
+            return Err(bad(format!(
+                "the {} claim has a group with control characters",
+                self.groups_claim
+            )));
+        }
         let token_grants = match self.roles_claim.as_ref().and_then(|c| claims.get(c)) {
             Some(Value::String(r)) => grant_from_claim(r).into_iter().collect(),
             Some(Value::Array(a)) => a

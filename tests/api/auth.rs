@@ -326,6 +326,15 @@ async fn hostile_and_malformed_tokens_are_refused_without_touching_a_cluster() {
             "oversize",
             hs(&with(&|c| c["padding"] = json!("x".repeat(9000)))),
         ),
+        // PostgreSQL's text cannot hold NUL; control characters name nobody.
+        (
+            "NUL in the subject",
+            hs(&with(&|c| c["sub"] = json!("ali\u{0}ce"))),
+        ),
+        (
+            "a control character in a group",
+            hs(&with(&|c| c["groups"] = json!(["ops", "dev\n"]))),
+        ),
     ];
     for (name, token) in &cases {
         let header = if name == &"wrong scheme" {

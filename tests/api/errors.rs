@@ -57,6 +57,34 @@ async fn an_unsupported_method_is_a_405_even_with_an_idempotency_key() {
 }
 
 #[tokio::test]
+async fn a_nul_in_a_name_or_a_filter_is_answered_and_audited_not_a_500() {
+    let app = spawn_app().await;
+    // Decoded from the path, the name holds a NUL: invalid, refused, and the refusal audited
+    // (the NUL stored as U+FFFD: PostgreSQL's text has none).
+    let (status, body) = app
+        .put(
+            &crate::helpers::ns("/deployments/we%00b/replicas"),
+            serde_json::json!({"replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = app.get_json("/v1/audit?resource=we%00b").await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(items[0]["resourceName"], "we\u{FFFD}b");
+    assert_eq!(items[0]["stage"], "rejected");
+    let (status, body) = app.get_json("/v1/audit?requestId=%00").await;
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (status, body) = app.get_json("/v1/audit/verify").await;
+    assert_eq!((status, &body["intact"]), (200, &serde_json::json!(true)));
+    assert!(app.fake("dev").mutations().is_empty());
+}
+
+#[tokio::test]
 async fn a_well_formed_request_id_is_echoed_and_others_are_replaced() {
     let app = spawn_app().await;
 
