@@ -280,7 +280,18 @@ const OPTIMISTIC_ATTEMPTS: usize = 3;
 struct Held {
     conn: Option<sqlx::pool::PoolConnection<Postgres>>,
     used: Option<std::time::Instant>,
+    /// The PostgreSQL backend serving `conn` (`pg_backend_pid()`), to make sure after a lost
+    /// answer that it is no longer working on the failed attempt.
+    pid: Option<i32>,
 }
+
+/// Whether a backend may still be working on an audit append: in a transaction (a batch of more
+/// than ROWS_PER_STATEMENT rows), or running the append statement or a COMMIT.
+const STILL_APPENDING: &str = "pid = $1 AND state <> 'idle' AND (state <> 'active' \
+    OR query LIKE 'WITH moved AS (UPDATE audit_head %' OR query ILIKE 'commit%')";
+
+/// How long the writer waits for the backend of a failed attempt to end it.
+const BACKEND_GONE_WITHIN: Duration = Duration::from_secs(5);
 
 impl Held {
     async fn get(&mut self, pool: &PgPool) -> Result<&mut sqlx::PgConnection, String> {
@@ -294,7 +305,9 @@ impl Held {
             self.discard();
         }
         if self.conn.is_none() {
-            self.conn = Some(pool.acquire().await.map_err(|e| e.to_string())?);
+            let mut c = pool.acquire().await.map_err(|e| e.to_string())?;
+            self.pid = backend_pid(&mut c).await.ok();
+            self.conn = Some(c);
         }
         self.used = Some(std::time::Instant::now());
         Ok(self.conn.as_mut().expect("just set"))
@@ -302,6 +315,7 @@ impl Held {
 
     /// Close the connection (it failed, or is in an unknown state) instead of pooling it again.
     fn discard(&mut self) {
+        self.pid = None;
         if let Some(c) = self.conn.take() {
             drop(c.detach());
         }
@@ -313,8 +327,10 @@ impl Held {
         self.discard();
         for _ in 0..=pool.options().get_max_connections() {
             let mut c = pool.acquire().await.map_err(|e| e.to_string())?;
-            if sqlx::Connection::ping(&mut *c).await.is_ok() {
+            // The backend's pid doubles as the ping.
+            if let Ok(pid) = backend_pid(&mut c).await {
                 self.used = Some(std::time::Instant::now());
+                self.pid = Some(pid);
                 return Ok(&mut **self.conn.insert(c));
             }
             drop(c.detach());
@@ -352,11 +368,20 @@ impl Held {
         let first = write(conn, head, entries, &mut sent).await;
         let Err(error) = first else { return first };
         *head = None;
+        let failed_on = self.pid;
         let Ok(conn) = self.fresh(pool).await else {
             return Err(error);
         };
-        // A statement whose answer was lost may have committed. (One whose backend is still
-        // working on it when this check runs would be written twice, both copies chained.)
+        // A statement whose answer was lost may have committed, or may still be running (its
+        // backend waiting for the head row's lock, say, unaware that its client is gone): it is
+        // ended first, so that what the check below finds is final and nothing is written twice.
+        if let (Some(_), Some(pid)) = (&sent, failed_on)
+            && let Err(e) = end_attempt(conn, pid).await
+        {
+            tracing::error!(error = %e, pid, "the failed audit write may still be running");
+            self.discard();
+            return Err(error);
+        }
         if let Some((seq, hash)) = sent {
             let found: Result<Option<Vec<u8>>, _> =
                 sqlx::query_scalar("SELECT hash FROM audit_event WHERE seq = $1")
@@ -381,6 +406,45 @@ impl Held {
             *head = None;
         }
         again
+    }
+}
+
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+}
+
+/// End what backend `pid` may still be doing of a failed append (terminate it, as
+/// `pg_terminate_backend` does for its own role's backends) and wait until it is done: its
+/// transaction is then committed or rolled back for good.
+async fn end_attempt(conn: &mut sqlx::PgConnection, pid: i32) -> Result<(), String> {
+    let err = |e: sqlx::Error| e.to_string();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {STILL_APPENDING}"
+    )))
+    .bind(pid)
+    .execute(&mut *conn)
+    .await
+    .map_err(err)?;
+    let deadline = tokio::time::Instant::now() + BACKEND_GONE_WITHIN;
+    loop {
+        let busy: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE {STILL_APPENDING})"
+        )))
+        .bind(pid)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+        if !busy {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "backend {pid} is still busy after {BACKEND_GONE_WITHIN:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

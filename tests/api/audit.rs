@@ -773,6 +773,68 @@ async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_ne
     );
 }
 
+/// The pid of a backend of the app's database waiting for a lock, other than `besides`.
+async fn waiting_for_a_lock(watcher: &mut sqlx::PgConnection, besides: i32) -> i32 {
+    for _ in 0..1000 {
+        let pid: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND pid <> $1 ORDER BY pid LIMIT 1",
+        )
+        .bind(besides)
+        .fetch_optional(&mut *watcher)
+        .await
+        .unwrap();
+        if let Some(pid) = pid {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no backend is waiting for a lock");
+}
+
+#[tokio::test]
+async fn an_append_still_running_when_its_answer_is_lost_is_written_once() {
+    let (proxy, app) = deployed_behind_a_cuttable_proxy(Duration::from_secs(2)).await;
+    let fake = app.fake("dev");
+    // Another session holds the head row, so the writer's next statement waits in PostgreSQL.
+    let mut holder = superuser(&app).await;
+    let mut watcher = superuser(&app).await;
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let replicas = ns("/deployments/web/replicas");
+    let scale = app.put(&replicas, json!({"replicas": 2}));
+    let meanwhile = async {
+        // The intent's statement waits; then its connection drops. Its backend does not notice
+        // (it is waiting for the lock), so it would still commit once the lock is free. The
+        // writer tries again on a new connection; once that attempt waits too, the lock goes.
+        let first = waiting_for_a_lock(&mut watcher, 0).await;
+        proxy.reset_connections();
+        waiting_for_a_lock(&mut watcher, first).await;
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    };
+    let ((status, body), ()) = tokio::join!(scale, meanwhile);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        fake.get(Kind::Deployment, "default", "web").unwrap()["spec"]["replicas"],
+        2
+    );
+    let entries = entries(&app, "?action=scale").await;
+    let stages: Vec<&str> = entries
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["outcome", "intent"],
+        "the intent once: {entries:?}"
+    );
+    assert_eq!(verify(&app).await["intact"], true);
+}
+
 #[tokio::test]
 async fn with_a_pool_of_one_connection_the_audit_writer_leaves_it_to_others_between_batches() {
     let app = spawn_app_with(Options {
