@@ -81,7 +81,7 @@ pub async fn idempotency(
         .get(&IDEMPOTENCY_KEY)
         .map(|v| v.to_str().map(str::to_owned));
     // Only a mutation the API has: any other method or path goes on to its 405 or 404.
-    let (Some(key), true) = (key, is_mutation(req.method().as_str(), req.path())) else {
+    let Some(key) = key.filter(|_| is_mutation(req.method().as_str(), req.path())) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let key = match key {
