@@ -420,13 +420,19 @@ async fn backend_pid(conn: &mut sqlx::PgConnection) -> Result<i32, sqlx::Error> 
 /// transaction is then committed or rolled back for good.
 async fn end_attempt(conn: &mut sqlx::PgConnection, pid: i32) -> Result<(), String> {
     let err = |e: sqlx::Error| e.to_string();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let ended: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {STILL_APPENDING}"
     )))
     .bind(pid)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(err)?;
+    if ended.is_some() {
+        tracing::warn!(
+            pid,
+            "ended the PostgreSQL backend of a failed audit write that was still running"
+        );
+    }
     let deadline = tokio::time::Instant::now() + BACKEND_GONE_WITHIN;
     loop {
         let busy: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
