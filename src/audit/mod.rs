@@ -285,10 +285,13 @@ struct Held {
     pid: Option<i32>,
 }
 
-/// Whether a backend may still be working on an audit append: in a transaction (a batch of more
-/// than ROWS_PER_STATEMENT rows), or running the append statement or a COMMIT.
-const STILL_APPENDING: &str = "pid = $1 AND state <> 'idle' AND (state <> 'active' \
-    OR query LIKE 'WITH moved AS (UPDATE audit_head %' OR query ILIKE 'commit%')";
+/// Whether a backend may still be working on an audit append: not idle, and running (or, in a
+/// transaction of a batch of more than ROWS_PER_STATEMENT rows, last ran) the append statement,
+/// the head's read or a COMMIT. Judged by the statement too, not the pid alone, so that behind a
+/// pooler whose server connections change hands, only an audit write is ever ended.
+const STILL_APPENDING: &str = "pid = $1 AND state <> 'idle' AND (\
+    query LIKE 'WITH moved AS (UPDATE audit_head %' \
+    OR query LIKE 'SELECT seq, hash FROM audit_head %' OR query ILIKE 'commit%')";
 
 /// How long the writer waits for the backend of a failed attempt to end it.
 const BACKEND_GONE_WITHIN: Duration = Duration::from_secs(5);
