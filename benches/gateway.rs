@@ -33,6 +33,25 @@ struct Stats {
     /// CPU time per operation (ms) while the scenario ran: kubegate, PostgreSQL (all its
     /// processes) and this process (the fake API server and the load generator).
     cpu: Cpu,
+    /// How busy the whole machine was meanwhile (all cores, all processes), in percent.
+    busy: f64,
+}
+
+/// The machine's busy and total CPU time so far (all cores), from the `cpu` line of /proc/stat.
+fn machine_jiffies() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+    let total: f64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0.0) + f.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
 }
 
 /// CPU time (ms) of kubegate, PostgreSQL and this bench process, from /proc.
@@ -157,8 +176,11 @@ where
     drive(&f, clients, Duration::from_millis(500), 900_000).await;
     let started = Instant::now();
     let cpu_before = Cpu::now();
+    let machine_before = machine_jiffies();
     let mut all = drive(&f, clients, Duration::from_secs(seconds), 0).await;
     let cpu = Cpu::now().per_op_since(cpu_before, all.len());
+    let machine = machine_jiffies();
+    let busy = 100.0 * (machine.0 - machine_before.0) / (machine.1 - machine_before.1).max(1.0);
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let at = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize];
     Stats {
@@ -168,6 +190,7 @@ where
         p99: at(0.99),
         p999: at(0.999),
         cpu,
+        busy,
     }
 }
 
@@ -203,7 +226,7 @@ fn row(name: &str, clients: usize, via: &Stats, direct: Option<&Stats>) {
         .unwrap_or_else(|| "—".into());
     let c = via.cpu;
     println!(
-        "| {name} | {clients} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {added} | {:.3} / {:.3} / {:.3} |",
+        "| {name} | {clients} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {added} | {:.3} / {:.3} / {:.3} | {:.0} % |",
         via.per_sec,
         via.p50,
         via.p99,
@@ -214,6 +237,7 @@ fn row(name: &str, clients: usize, via: &Stats, direct: Option<&Stats>) {
         c.kubegate,
         c.postgres,
         c.bench,
+        via.busy,
     );
     let _ = via.ops;
 }
@@ -290,8 +314,8 @@ fn main() {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim(),
             env!("CARGO_PKG_VERSION"));
-        println!("| scenario | clients | ops/s | p50 ms | p99 ms | p99.9 ms | direct kube-rs ops/s / p50 / p99 | added p50 / p99 ms | CPU ms/op: kubegate / PostgreSQL / fake+load |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
+        println!("| scenario | clients | ops/s | p50 ms | p99 ms | p99.9 ms | direct kube-rs ops/s / p50 / p99 | added p50 / p99 ms | CPU ms/op: kubegate / PostgreSQL / fake+load | machine busy |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: |");
 
         if wanted("load generator ceiling") {
             let h = http.clone();
@@ -383,7 +407,7 @@ fn main() {
                 .await;
                 row("kubectl rollout undo (subprocess)", 1, &s, None);
             } else {
-                println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | | |");
+                println!("| kubectl rollout undo (subprocess) | — | skipped: kubectl is not installed | | | | | | | |");
             }
         }
         let peak_rss = rss_kib(pid, "VmHWM:");
@@ -410,7 +434,7 @@ fn main() {
                 .await;
                 row("kubectl get (subprocess)", 1, &s, None);
             } else {
-                println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | | |");
+                println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | | | |");
             }
         }
         if std::env::var("BENCH_METRICS").is_ok() {
