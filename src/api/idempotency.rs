@@ -26,29 +26,34 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// A path template's segments: `None` for a parameter.
 type Template = Vec<Option<String>>;
 
-/// The mutating operations of the OpenAPI document (method, path template), but for
-/// `/v1/access-reviews`, which changes nothing.
+/// The operations whose OpenAPI description takes an `Idempotency-Key` (method, path template):
+/// the document says where keys apply (see `api::openapi`), and this middleware does just that.
 static MUTATIONS: std::sync::LazyLock<Vec<(&'static str, Template)>> =
     std::sync::LazyLock::new(|| {
         use utoipa::OpenApi;
+        use utoipa::openapi::RefOr;
         let doc = super::openapi::ApiDoc::openapi();
         let mut ops = Vec::new();
         for (path, item) in doc.paths.paths {
-            if path == "/v1/access-reviews" {
-                continue;
-            }
             let segments: Template = path
                 .split('/')
                 .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
                 .collect();
             let methods = [
-                ("PUT", item.put.is_some()),
-                ("POST", item.post.is_some()),
-                ("PATCH", item.patch.is_some()),
-                ("DELETE", item.delete.is_some()),
+                ("PUT", item.put),
+                ("POST", item.post),
+                ("PATCH", item.patch),
+                ("DELETE", item.delete),
             ];
-            for (method, _) in methods.into_iter().filter(|m| m.1) {
-                ops.push((method, segments.clone()));
+            for (method, op) in methods {
+                let takes_key = op
+                    .and_then(|op| op.parameters)
+                    .into_iter()
+                    .flatten()
+                    .any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
+                if takes_key {
+                    ops.push((method, segments.clone()));
+                }
             }
         }
         ops
