@@ -436,15 +436,14 @@ async fn end_attempt(conn: &mut sqlx::PgConnection, pid: i32) -> Result<(), Stri
             "ended the PostgreSQL backend of a failed audit write that was still running"
         );
     }
+    let still = format!("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE {STILL_APPENDING})");
     let deadline = tokio::time::Instant::now() + BACKEND_GONE_WITHIN;
     loop {
-        let busy: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE {STILL_APPENDING})"
-        )))
-        .bind(pid)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(err)?;
+        let busy: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(still.as_str()))
+            .bind(pid)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?;
         if !busy {
             return Ok(());
         }
