@@ -286,7 +286,9 @@ fn main() {
         KUBEGATE_PID.set(pid).unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-        for _ in 0..100 {
+        // Up to two minutes: a kubegate run under valgrind (`BENCH_KUBEGATE=<wrapper>`, see
+        // BENCHMARKS.md) takes a while to start.
+        for _ in 0..1200 {
             if http.get(format!("{base}/healthz")).send().await.is_ok() {
                 break;
             }
