@@ -297,10 +297,15 @@ pub async fn execute(
             };
             let e = super::common::run(state, principal, target, action, &mutation(), None).await?;
             let (created, r) = deployments::deployment_result(e, dry_run)?;
-            if created {
+            // Not created: another request created it between the check and the apply, which
+            // then updated it (server-side apply cannot create only), so say what happened.
+            let verb = if created {
                 status = StatusCode::CREATED;
-            }
-            let out = format!("deployment.apps/{} created{dry}", r.deployment.name);
+                "created"
+            } else {
+                "configured"
+            };
+            let out = format!("deployment.apps/{} {verb}{dry}", r.deployment.name);
             (
                 "create_deployment",
                 with_rollout(out, r.rollout.as_ref()),

@@ -201,7 +201,7 @@ impl Cluster {
         let template_changed = match &current {
             None => true,
             Some(cur) => {
-                let preview: Deployment = self.apply(ns, name, &body, true).await?;
+                let (preview, _): (Deployment, _) = self.apply(ns, name, &body, true).await?;
                 let (a, b) = (
                     cur.spec.as_ref().map(|s| &s.template),
                     preview.spec.as_ref().map(|s| &s.template),
@@ -213,10 +213,11 @@ impl Cluster {
             body["metadata"]["annotations"][CHANGE_CAUSE] = json!(note.cause);
             body["metadata"]["annotations"][AUDIT_ID] = json!(note.audit_id);
         }
-        let deployment: Deployment = self.apply(ns, name, &body, dry_run).await?;
+        let (deployment, created): (Deployment, _) = self.apply(ns, name, &body, dry_run).await?;
         Ok(DeploymentChange {
             deployment,
-            created: current.is_none(),
+            // A dry run creates nothing: it reports what a real apply would have done.
+            created: if dry_run { current.is_none() } else { created },
             template_changed,
             revision_before: current.as_ref().and_then(rollout::deployment_revision),
             replicas_before: current.as_ref().and_then(|d| d.spec.as_ref()?.replicas),
@@ -224,6 +225,8 @@ impl Cluster {
     }
 
     /// `kubectl create deployment`: deploy, unless the Deployment exists (409 with kubectl's words).
+    /// The check and the apply are two calls: a Deployment created between them is updated, and
+    /// the result says it was not created (the apply's own 200 rather than 201).
     pub async fn create_deployment(
         &self,
         ns: &str,
@@ -709,7 +712,12 @@ impl Cluster {
         spec: &ServiceSpec,
         dry_run: bool,
     ) -> Result<(Service, bool), ActionError> {
-        let existed = self.get_opt::<Service>(ns, name).await?.is_some();
+        // A real apply says whether it created the Service; a dry run is asked beforehand.
+        let existed = if dry_run {
+            Some(self.get_opt::<Service>(ns, name).await?.is_some())
+        } else {
+            None
+        };
         let ty = spec.service_type.unwrap_or(ServiceType::ClusterIP);
         let mut body = json!({
             "apiVersion": "v1", "kind": "Service",
@@ -741,8 +749,8 @@ impl Cluster {
                     .collect(),
             );
         }
-        let service: Service = self.apply(ns, name, &body, dry_run).await?;
-        Ok((service, !existed))
+        let (service, created): (Service, _) = self.apply(ns, name, &body, dry_run).await?;
+        Ok((service, existed.map_or(created, |e| !e)))
     }
 
     /// Delete what a selector matches, refusing when more than `max_affected` would go.

@@ -168,14 +168,16 @@ impl Cluster {
         Ok(obj)
     }
 
-    /// Server-side apply as kubegate, taking over the fields it sends (`force`).
+    /// Server-side apply as kubegate, taking over the fields it sends (`force`). Also returns
+    /// whether this apply created the object: the API server answers 201 Created then and 200 OK
+    /// when it existed, which, unlike a read beforehand, holds when two callers race.
     pub async fn apply<K>(
         &self,
         ns: &str,
         name: &str,
         body: &Value,
         dry_run: bool,
-    ) -> Result<K, ClusterError>
+    ) -> Result<(K, bool), ClusterError>
     where
         K: Resource<Scope = NamespaceResourceScope>
             + Clone
@@ -184,16 +186,36 @@ impl Cluster {
             + 'static,
         <K as Resource>::DynamicType: Default,
     {
-        let api: Api<K> = self.api(ns)?;
+        let client = self.client()?;
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
         pp.dry_run = dry_run;
-        let obj: K = self
-            .call("apply", api.patch(name, &pp, &Patch::Apply(body)))
+        // `Api::patch` keeps the status code to itself, so the request is sent as it would.
+        let request = kube::core::Request::new(K::url_path(&Default::default(), Some(ns)))
+            .patch(name, &pp, &Patch::Apply(body))
+            .map_err(kube::Error::BuildRequest);
+        let (obj, created): (K, bool) = self
+            .call("apply", async move {
+                let response = client.send(request?.map(kube::client::Body::from)).await?;
+                let status = response.status();
+                let bytes = response.into_body().collect_bytes().await?;
+                if status.is_client_error() || status.is_server_error() {
+                    // As kube-rs reports an error answer: its Status, or one made of the text.
+                    let s =
+                        serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
+                            let text = String::from_utf8_lossy(&bytes);
+                            kube::core::Status::failure(text.trim(), "Failed to parse error data")
+                                .with_code(status.as_u16())
+                        });
+                    return Err(kube::Error::Api(s.boxed()));
+                }
+                let obj = serde_json::from_slice(&bytes).map_err(kube::Error::SerdeError)?;
+                Ok((obj, status.as_u16() == 201))
+            })
             .await?;
         if !dry_run {
             self.wrote(ns, &obj);
         }
-        Ok(obj)
+        Ok((obj, created))
     }
 
     pub async fn patch<K, P>(

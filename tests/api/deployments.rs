@@ -71,6 +71,31 @@ async fn deploy_creates_a_deployment_and_an_identical_deploy_changes_nothing() {
 }
 
 #[tokio::test]
+async fn of_two_puts_racing_to_create_the_same_object_only_one_says_it_created_it() {
+    let app = spawn_app().await;
+    // Both requests read "not found" before either applies (the fake answers each call after
+    // 300 ms, in arrival order): only the API server's answer to the apply can tell them apart.
+    app.fake("dev").set_latency(Duration::from_millis(300));
+    for (path, body) in [
+        ("/deployments/web", deploy_body("nginx:1.27", Some(1))),
+        (
+            "/services/web",
+            json!({"selector": {"app": "web"}, "ports": [{"port": 80}]}),
+        ),
+    ] {
+        let path = ns(path);
+        let (a, b) = tokio::join!(app.put(&path, body.clone()), app.put(&path, body));
+        let mut answers = [(a.0, a.1["created"].clone()), (b.0, b.1["created"].clone())];
+        answers.sort_by_key(|(status, _)| *status);
+        assert_eq!(
+            answers,
+            [(200, json!(false)), (201, json!(true))],
+            "{path}: {a:?} {b:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn changing_only_the_image_adds_one_revision_with_its_change_cause() {
     let app = spawn_app().await;
     let fake = app.fake("dev");
