@@ -90,6 +90,7 @@ impl Application {
         let limits =
             crate::auth::limits::RateLimits::new(config.rate_limit, &config.rate_limit_roles);
         let auth = Arc::new(Auth::from_config(&config.auth, limits)?);
+        metrics.register(Box::new(auth.authenticator.verifications.clone()));
         auth.watch_policy(config.auth.policy_reload_interval);
         let limits = Limits {
             max_replicas: config.max_replicas,

@@ -260,6 +260,12 @@ pub struct AuthConfig {
     #[arg(long, env = "KUBEGATE_JWT_MAX_BYTES", default_value_t = 8192)]
     pub jwt_max_bytes: usize,
 
+    /// Remember this many verified tokens (by their SHA-256), so that a caller sending the same
+    /// token again is not verified again until it expires or the keys change; 0: verify every
+    /// time.
+    #[arg(long, env = "KUBEGATE_JWT_CACHE_ENTRIES", default_value_t = 10_000)]
+    pub jwt_cache_entries: usize,
+
     /// The claim naming the subject.
     #[arg(long, env = "KUBEGATE_JWT_SUBJECT_CLAIM", default_value = "sub")]
     pub jwt_subject_claim: String,

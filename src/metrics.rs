@@ -1,6 +1,6 @@
 //! Prometheus metrics: HTTP requests by route pattern, method and status with latency; cluster
 //! calls by cluster, verb and outcome with latency; audit appends (latency, failures); idempotent
-//! replays; rate-limit rejections. Served at `/metrics` without a token, on the main port or on
+//! replays; rate-limit rejections; token verifications (from memory or by signature). Served at `/metrics` without a token, on the main port or on
 //! KUBEGATE_METRICS_LISTEN. One registry per application (tests run several side by side).
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, Registry, TextEncoder};
@@ -77,6 +77,13 @@ impl Metrics {
             audit_append_failures,
             idempotent_replays,
             rate_limited,
+        }
+    }
+
+    /// Add a collector kept elsewhere (token verifications are counted by the authenticator).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(collector) {
+            tracing::warn!(error = %e, "a metric could not be registered");
         }
     }
 

@@ -3,9 +3,11 @@
 //! is pinned to one algorithm; `none` never parses. `iss`, `aud` and `exp` are required (jsonwebtoken
 //! does not make them required just because they are set), `nbf` is checked when present, `crit`
 //! is refused, and `jku`/`x5u`/`jwk` headers are ignored: nothing a token says is fetched or
-//! trusted. Tokens are never logged.
+//! trusted. Tokens are never logged. Accepted tokens are remembered by their SHA-256 (see
+//! `Authenticator::verify`), so that a caller repeating one does not pay for its signature again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
@@ -53,6 +55,8 @@ enum JwksSource {
 struct Jwks {
     source: JwksSource,
     keys: RwLock<(Vec<VerifyKey>, Option<Instant>)>,
+    /// Bumped whenever the key set is replaced: tokens verified before are verified again.
+    generation: AtomicU64,
     /// Serialises refreshes and remembers the last attempt, for the cooldown.
     refresh: Mutex<Option<Instant>>,
     cooldown: Duration,
@@ -63,6 +67,10 @@ struct Jwks {
 pub struct Authenticator {
     static_keys: Vec<VerifyKey>,
     jwks: Option<Jwks>,
+    verified: VerifiedTokens,
+    /// Tokens accepted, by how: `memory` (verified before) or `signature`. Registered with the
+    /// application's metrics as `kubegate_token_verifications_total`.
+    pub verifications: prometheus::IntCounterVec,
     issuer: String,
     audiences: Vec<String>,
     leeway: u64,
@@ -140,6 +148,7 @@ impl Authenticator {
             Some(source) => Some(Jwks {
                 source,
                 keys: RwLock::new((Vec::new(), None)),
+                generation: AtomicU64::new(0),
                 refresh: Mutex::new(None),
                 cooldown: c.jwks_refresh_cooldown,
                 max_age: c.jwks_max_age,
@@ -158,6 +167,14 @@ impl Authenticator {
         Ok(Self {
             static_keys,
             jwks,
+            verified: VerifiedTokens::new(c.jwt_cache_entries),
+            verifications: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "token_verifications_total",
+                    "Bearer tokens accepted, by how: from memory (verified before) or by signature",
+                ),
+                &["by"],
+            )?,
             issuer: c.jwt_issuer.clone(),
             audiences: c.jwt_audience.clone(),
             leeway: c.jwt_leeway.as_secs(),
@@ -169,8 +186,58 @@ impl Authenticator {
         })
     }
 
-    /// Verify a bearer token and read the identity from it.
+    /// Verify a bearer token and read the identity from it. A token verified before is answered
+    /// from memory while it has not expired, the keys have not changed and (with a JWKS) the key
+    /// set is not due for a refresh: the same answer, without the signature check again.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if !self.verified.enabled() {
+            let (principal, _) = self.verify_uncached(token).await?;
+            self.verifications.with_label_values(&["signature"]).inc();
+            return Ok(principal);
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let generation = self.keys_generation().await;
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(hit) = self.verified.get(digest.as_ref(), generation) {
+            // jsonwebtoken's rule: expired once exp + leeway < now.
+            if hit.exp.saturating_add(self.leeway) < now {
+                self.verified.remove(digest.as_ref());
+                return Err(AuthError::Invalid("the token has expired".into()));
+            }
+            self.verifications.with_label_values(&["memory"]).inc();
+            return Ok(hit.principal);
+        }
+        let (principal, exp) = self.verify_uncached(token).await?;
+        self.verifications.with_label_values(&["signature"]).inc();
+        self.verified.insert(
+            digest.as_ref(),
+            Verified {
+                principal: principal.clone(),
+                exp,
+                generation,
+            },
+        );
+        Ok(principal)
+    }
+
+    /// Where the keys stand: 0 without a JWKS; with one, its generation, or `None` while the key
+    /// set is due for a refresh (remembered tokens are then verified again, which refreshes it).
+    async fn keys_generation(&self) -> Option<u64> {
+        let Some(jwks) = &self.jwks else {
+            return Some(0);
+        };
+        let fresh = jwks
+            .keys
+            .read()
+            .await
+            .1
+            .is_some_and(|at| at.elapsed() < jwks.max_age);
+        fresh.then(|| jwks.generation.load(Ordering::Acquire))
+    }
+
+    /// Verify a bearer token's signature and claims, every time: the identity and the token's
+    /// `exp`.
+    pub async fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let bad = |m: &str| AuthError::Invalid(m.to_owned());
         if token.len() > self.max_bytes {
             return Err(AuthError::Invalid(format!(
@@ -230,7 +297,8 @@ impl Authenticator {
             claims = jwks.verify(token, &header, &validation, &mut last).await;
         }
         let claims = claims.ok_or(last)?;
-        self.identity(&claims)
+        let exp = claims["exp"].as_u64().unwrap_or(0);
+        Ok((self.identity(&claims)?, exp))
     }
 
     fn identity(&self, claims: &Value) -> Result<Principal, AuthError> {
@@ -299,6 +367,71 @@ impl Authenticator {
             token_grants,
             delegated_by: None,
         })
+    }
+}
+
+/// A token verified earlier: whom it names, when it expires, and the keys' generation then.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    exp: u64,
+    generation: Option<u64>,
+}
+
+/// Tokens verified lately, keyed by the SHA-256 of the token (the token itself is not kept).
+/// Bounded: when full, entries of past key generations or past `exp` go, and if that frees
+/// nothing, all of them (callers pay one verification each again).
+struct VerifiedTokens {
+    capacity: usize,
+    entries: std::sync::Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+impl VerifiedTokens {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The entry, if verified under the keys as they are now (`generation`, `None`: the keys
+    /// are due for a refresh, so nothing counts).
+    fn get(&self, digest: &[u8], generation: Option<u64>) -> Option<Verified> {
+        generation?;
+        let key: [u8; 32] = digest.try_into().ok()?;
+        self.lock()
+            .get(&key)
+            .filter(|v| v.generation == generation)
+            .cloned()
+    }
+
+    fn remove(&self, digest: &[u8]) {
+        if let Ok(key) = <[u8; 32]>::try_from(digest) {
+            self.lock().remove(&key);
+        }
+    }
+
+    fn insert(&self, digest: &[u8], verified: Verified) {
+        let (Ok(key), Some(_)) = (<[u8; 32]>::try_from(digest), verified.generation) else {
+            return;
+        };
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            let now = jsonwebtoken::get_current_timestamp();
+            entries.retain(|_, v| v.generation == verified.generation && v.exp >= now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key, verified);
     }
 }
 
@@ -373,6 +506,7 @@ impl Jwks {
             Ok(keys) => {
                 tracing::info!(keys = keys.len(), "JWKS refreshed");
                 *self.keys.write().await = (keys, Some(Instant::now()));
+                self.generation.fetch_add(1, Ordering::AcqRel);
             }
             Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys we had"),
         }

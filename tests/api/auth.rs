@@ -662,6 +662,107 @@ async fn jwks_keys_rotate_without_a_restart_and_bogus_kids_do_not_hammer_the_idp
 }
 
 #[tokio::test]
+async fn a_remembered_token_is_checked_again_when_the_key_set_is_due_for_a_refresh() {
+    let provider = idp("jwks-rsa1.json").await;
+    let jwks_url = format!("{}/jwks", provider.url);
+    let app = spawn_app_with(Options {
+        auth: Box::new(move |a| {
+            a.jwks_url = Some(jwks_url);
+            a.jwks_refresh_cooldown = Duration::from_millis(100);
+            a.jwks_max_age = Duration::from_millis(300);
+        }),
+        ..Default::default()
+    })
+    .await;
+    let t1 = sign(
+        Algorithm::RS256,
+        "rsa1.key",
+        Some("rsa1"),
+        &claims("svc", &["viewer"]),
+    );
+    for _ in 0..3 {
+        assert_eq!(status_with(&app, Some(&t1)).await.0, 200);
+    }
+    assert!(verifications(&app).await.0 >= 1, "remembered");
+
+    // The IdP drops rsa1 and no token with a new kid arrives: once the key set is older than
+    // its maximum age, the remembered token is checked again, the set refreshed, and refused.
+    *provider.jwks.lock().unwrap() = serde_json::from_slice(&key_file("jwks-rsa2.json")).unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        status_with(&app, Some(&t1)).await.0,
+        401,
+        "the removed key is refused"
+    );
+}
+
+/// The `kubegate_token_verifications_total` counts: (from memory, by signature).
+async fn verifications(app: &TestApp) -> (u64, u64) {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let count = |by: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "kubegate_token_verifications_total{{by=\"{by}\"}} "
+                ))
+            })
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    (count("memory"), count("signature"))
+}
+
+#[tokio::test]
+async fn a_token_verified_once_is_remembered_but_not_past_its_expiry() {
+    let app = spawn_app_with(Options {
+        auth: Box::new(|a| {
+            with_public_keys(a);
+            a.jwt_leeway = Duration::ZERO;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let mut c = claims("svc", &["viewer"]);
+    c["exp"] = json!(now() + 2);
+    let t = sign(Algorithm::RS256, "rsa1.key", Some("rsa1"), &c);
+    assert_eq!(status_with(&app, Some(&t)).await.0, 200);
+    assert_eq!(status_with(&app, Some(&t)).await.0, 200);
+    assert_eq!(status_with(&app, Some(&t)).await.0, 200);
+    assert_eq!(
+        verifications(&app).await,
+        (2, 1),
+        "one signature check, then memory"
+    );
+
+    // A remembered token is refused once it expires, with the words a fresh check would use.
+    while now() <= c["exp"].as_u64().unwrap() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _, body) = status_with(&app, Some(&t)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the token has expired"),
+        "{body}"
+    );
+
+    // Nothing else is remembered: a token with a bad signature stays refused, every time.
+    let mut forged = sign(
+        Algorithm::RS256,
+        "rsa2.key",
+        Some("rsa1"),
+        &claims("svc", &["viewer"]),
+    );
+    for _ in 0..2 {
+        assert_eq!(status_with(&app, Some(&forged)).await.0, 401);
+    }
+    forged.push('x');
+    assert_eq!(status_with(&app, Some(&forged)).await.0, 401);
+    assert_eq!(verifications(&app).await, (2, 1));
+}
+
+#[tokio::test]
 async fn oidc_discovery_finds_the_jwks() {
     let provider = idp("jwks-both.json").await;
     let issuer = provider.url.clone();

@@ -126,6 +126,7 @@ pub fn auth_config() -> AuthConfig {
         jwt_leeway: Duration::from_secs(30),
         jwt_max_lifetime: None,
         jwt_max_bytes: 8192,
+        jwt_cache_entries: 10_000,
         jwt_subject_claim: "sub".into(),
         jwt_groups_claim: "groups".into(),
         jwt_roles_claim: "kubegate_roles".into(),
