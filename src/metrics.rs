@@ -1,7 +1,8 @@
 //! Prometheus metrics: HTTP requests by route pattern, method and status with latency; cluster
 //! calls by cluster, verb and outcome with latency; audit appends (latency, failures); idempotent
-//! replays; rate-limit rejections; token verifications (from memory or by signature). Served at `/metrics` without a token, on the main port or on
-//! KUBEGATE_METRICS_LISTEN. One registry per application (tests run several side by side).
+//! replays; rate-limit rejections; token verifications (from memory or by signature). Served at
+//! `/metrics` without a token, on the main port or on KUBEGATE_METRICS_LISTEN. One registry per
+//! application (tests run several side by side).
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, Registry, TextEncoder};
 

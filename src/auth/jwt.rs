@@ -196,12 +196,14 @@ impl Authenticator {
             return Ok(principal);
         }
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let key: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
         let generation = self.keys_generation().await;
-        let now = jsonwebtoken::get_current_timestamp();
-        if let Some(hit) = self.verified.get(digest.as_ref(), generation) {
+        if let Some(generation) = generation
+            && let Some(hit) = self.verified.get(&key, generation)
+        {
             // jsonwebtoken's rule: expired once exp + leeway < now.
-            if hit.exp.saturating_add(self.leeway) < now {
-                self.verified.remove(digest.as_ref());
+            if hit.exp.saturating_add(self.leeway) < jsonwebtoken::get_current_timestamp() {
+                self.verified.remove(&key);
                 return Err(AuthError::Invalid("the token has expired".into()));
             }
             self.verifications.with_label_values(&["memory"]).inc();
@@ -209,14 +211,17 @@ impl Authenticator {
         }
         let (principal, exp) = self.verify_uncached(token).await?;
         self.verifications.with_label_values(&["signature"]).inc();
-        self.verified.insert(
-            digest.as_ref(),
-            Verified {
-                principal: principal.clone(),
-                exp,
-                generation,
-            },
-        );
+        if let Some(generation) = generation {
+            let principal = principal.clone();
+            self.verified.insert(
+                key,
+                Verified {
+                    principal,
+                    exp,
+                    generation,
+                },
+            );
+        }
         Ok(principal)
     }
 
@@ -375,7 +380,7 @@ impl Authenticator {
 struct Verified {
     principal: Principal,
     exp: u64,
-    generation: Option<u64>,
+    generation: u64,
 }
 
 /// Tokens verified lately, keyed by the SHA-256 of the token (the token itself is not kept).
@@ -402,27 +407,19 @@ impl VerifiedTokens {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry, if verified under the keys as they are now (`generation`, `None`: the keys
-    /// are due for a refresh, so nothing counts).
-    fn get(&self, digest: &[u8], generation: Option<u64>) -> Option<Verified> {
-        generation?;
-        let key: [u8; 32] = digest.try_into().ok()?;
+    /// The entry, if it was verified under the keys of this generation.
+    fn get(&self, key: &[u8; 32], generation: u64) -> Option<Verified> {
         self.lock()
-            .get(&key)
+            .get(key)
             .filter(|v| v.generation == generation)
             .cloned()
     }
 
-    fn remove(&self, digest: &[u8]) {
-        if let Ok(key) = <[u8; 32]>::try_from(digest) {
-            self.lock().remove(&key);
-        }
+    fn remove(&self, key: &[u8; 32]) {
+        self.lock().remove(key);
     }
 
-    fn insert(&self, digest: &[u8], verified: Verified) {
-        let (Ok(key), Some(_)) = (<[u8; 32]>::try_from(digest), verified.generation) else {
-            return;
-        };
+    fn insert(&self, key: [u8; 32], verified: Verified) {
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             let now = jsonwebtoken::get_current_timestamp();
