@@ -189,7 +189,7 @@ impl Cluster {
         let client = self.client()?;
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
         pp.dry_run = dry_run;
-        // `Api::patch` keeps the status code to itself, so the request is sent as it would.
+        // `Api::patch` keeps the status code to itself: the same request is sent here instead.
         let request = kube::core::Request::new(K::url_path(&Default::default(), Some(ns)))
             .patch(name, &pp, &Patch::Apply(body))
             .map_err(kube::Error::BuildRequest);
