@@ -103,6 +103,22 @@ async fn idp(initial: &str) -> Idp {
     }
 }
 
+/// kubegate taking its keys from the IdP's JWKS, with this refresh cooldown (and maximum age).
+async fn jwks_app(provider: &Idp, cooldown: Duration, max_age: Option<Duration>) -> TestApp {
+    let jwks_url = format!("{}/jwks", provider.url);
+    spawn_app_with(Options {
+        auth: Box::new(move |a| {
+            a.jwks_url = Some(jwks_url);
+            a.jwks_refresh_cooldown = cooldown;
+            if let Some(age) = max_age {
+                a.jwks_max_age = age;
+            }
+        }),
+        ..Default::default()
+    })
+    .await
+}
+
 async fn status_with(app: &TestApp, token: Option<&str>) -> (u16, Option<String>, Value) {
     let res = app.send_as(token, reqwest::Method::GET, PROBE, None).await;
     let www = res
@@ -609,15 +625,7 @@ async fn roles_decide_and_the_denial_names_the_missing_role() {
 #[tokio::test]
 async fn jwks_keys_rotate_without_a_restart_and_bogus_kids_do_not_hammer_the_idp() {
     let provider = idp("jwks-rsa1.json").await;
-    let jwks_url = format!("{}/jwks", provider.url);
-    let app = spawn_app_with(Options {
-        auth: Box::new(move |a| {
-            a.jwks_url = Some(jwks_url);
-            a.jwks_refresh_cooldown = Duration::from_millis(300);
-        }),
-        ..Default::default()
-    })
-    .await;
+    let app = jwks_app(&provider, Duration::from_millis(300), None).await;
     let good = claims("svc", &["viewer"]);
     let t1 = sign(Algorithm::RS256, "rsa1.key", Some("rsa1"), &good);
     let t2 = sign(Algorithm::RS256, "rsa2.key", Some("rsa2"), &good);
@@ -664,15 +672,11 @@ async fn jwks_keys_rotate_without_a_restart_and_bogus_kids_do_not_hammer_the_idp
 #[tokio::test]
 async fn a_remembered_token_is_checked_again_when_the_key_set_is_due_for_a_refresh() {
     let provider = idp("jwks-rsa1.json").await;
-    let jwks_url = format!("{}/jwks", provider.url);
-    let app = spawn_app_with(Options {
-        auth: Box::new(move |a| {
-            a.jwks_url = Some(jwks_url);
-            a.jwks_refresh_cooldown = Duration::from_millis(100);
-            a.jwks_max_age = Duration::from_millis(300);
-        }),
-        ..Default::default()
-    })
+    let app = jwks_app(
+        &provider,
+        Duration::from_millis(100),
+        Some(Duration::from_millis(300)),
+    )
     .await;
     let t1 = sign(
         Algorithm::RS256,
