@@ -261,8 +261,8 @@ pub struct AuthConfig {
     pub jwt_max_bytes: usize,
 
     /// Remember this many verified tokens (by their SHA-256), so that a caller sending the same
-    /// token again is not verified again until it expires or the keys change; 0: verify every
-    /// time.
+    /// token again is not verified again until it expires or its JWKS key set changes; 0:
+    /// verify every time.
     #[arg(long, env = "KUBEGATE_JWT_CACHE_ENTRIES", default_value_t = 10_000)]
     pub jwt_cache_entries: usize,
 

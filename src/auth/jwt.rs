@@ -187,8 +187,8 @@ impl Authenticator {
     }
 
     /// Verify a bearer token and read the identity from it. A token verified before is answered
-    /// from memory while it has not expired, the keys have not changed and (with a JWKS) the key
-    /// set is not due for a refresh: the same answer, without the signature check again.
+    /// from memory while it has not expired and, if a JWKS key verified it, while that key set is
+    /// the current one and not due for a refresh: the same answer, without the signature check.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if !self.verified.enabled() {
             let (principal, _) = self.verify_uncached(token).await?;
@@ -197,10 +197,8 @@ impl Authenticator {
         }
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let key: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
-        let generation = self.keys_generation().await;
-        if let Some(generation) = generation
-            && let Some(hit) = self.verified.get(&key, generation)
-        {
+        let jwks_generation = self.jwks_generation().await;
+        if let Some(hit) = self.verified.get(&key, jwks_generation) {
             // jsonwebtoken's rule: expired once exp + leeway < now.
             if hit.exp.saturating_add(self.leeway) < jsonwebtoken::get_current_timestamp() {
                 self.verified.remove(&key);
@@ -209,28 +207,32 @@ impl Authenticator {
             self.verifications.with_label_values(&["memory"]).inc();
             return Ok(hit.principal);
         }
-        let (principal, exp) = self.verify_uncached(token).await?;
+        let checked = self.check(token).await?;
         self.verifications.with_label_values(&["signature"]).inc();
+        // A JWKS key counts under the key set it belongs to; with none fresh, nothing is kept.
+        let generation = if checked.by_jwks {
+            jwks_generation.map(Some)
+        } else {
+            Some(None)
+        };
         if let Some(generation) = generation {
-            let principal = principal.clone();
             self.verified.insert(
                 key,
                 Verified {
-                    principal,
-                    exp,
+                    principal: checked.principal.clone(),
+                    exp: checked.exp,
                     generation,
                 },
+                jwks_generation,
             );
         }
-        Ok(principal)
+        Ok(checked.principal)
     }
 
-    /// Where the keys stand: 0 without a JWKS; with one, its generation, or `None` while the key
-    /// set is due for a refresh (remembered tokens are then verified again, which refreshes it).
-    async fn keys_generation(&self) -> Option<u64> {
-        let Some(jwks) = &self.jwks else {
-            return Some(0);
-        };
+    /// The JWKS key set's generation, or `None` without a JWKS or while its key set is due for a
+    /// refresh (tokens its keys verified are then checked again, which refreshes it).
+    async fn jwks_generation(&self) -> Option<u64> {
+        let jwks = self.jwks.as_ref()?;
         let fresh = jwks
             .keys
             .read()
@@ -243,6 +245,11 @@ impl Authenticator {
     /// Verify a bearer token's signature and claims, every time: the identity and the token's
     /// `exp`.
     pub async fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), AuthError> {
+        let c = self.check(token).await?;
+        Ok((c.principal, c.exp))
+    }
+
+    async fn check(&self, token: &str) -> Result<Checked, AuthError> {
         let bad = |m: &str| AuthError::Invalid(m.to_owned());
         if token.len() > self.max_bytes {
             return Err(AuthError::Invalid(format!(
@@ -296,14 +303,16 @@ impl Authenticator {
                 Err(e) => last = describe(&e),
             }
         }
-        if claims.is_none()
-            && let Some(jwks) = &self.jwks
-        {
+        let by_jwks = claims.is_none();
+        if by_jwks && let Some(jwks) = &self.jwks {
             claims = jwks.verify(token, &header, &validation, &mut last).await;
         }
         let claims = claims.ok_or(last)?;
-        let exp = claims["exp"].as_u64().unwrap_or(0);
-        Ok((self.identity(&claims)?, exp))
+        Ok(Checked {
+            principal: self.identity(&claims)?,
+            exp: claims["exp"].as_u64().unwrap_or(0),
+            by_jwks,
+        })
     }
 
     fn identity(&self, claims: &Value) -> Result<Principal, AuthError> {
@@ -375,16 +384,32 @@ impl Authenticator {
     }
 }
 
-/// A token verified earlier: whom it names, when it expires, and the keys' generation then.
+/// A token whose signature and claims were checked: whom it names, its `exp`, and whether a
+/// JWKS key (rather than a configured one) verified it.
+struct Checked {
+    principal: Principal,
+    exp: u64,
+    by_jwks: bool,
+}
+
+/// A token verified earlier: whom it names, when it expires, and the JWKS key set's generation
+/// if a JWKS key verified it (`None`: a configured key, which cannot change while kubegate runs).
 #[derive(Clone)]
 struct Verified {
     principal: Principal,
     exp: u64,
-    generation: u64,
+    generation: Option<u64>,
+}
+
+impl Verified {
+    /// Whether it still counts, with the JWKS key set at this generation (`None`: no fresh set).
+    fn counts(&self, jwks_generation: Option<u64>) -> bool {
+        self.generation.is_none_or(|g| jwks_generation == Some(g))
+    }
 }
 
 /// Tokens verified lately, keyed by the SHA-256 of the token (the token itself is not kept).
-/// Bounded: when full, entries of past key generations or past `exp` go, and if that frees
+/// Bounded: when full, entries that no longer count or are past `exp` go, and if that frees
 /// nothing, all of them (callers pay one verification each again).
 struct VerifiedTokens {
     capacity: usize,
@@ -407,11 +432,11 @@ impl VerifiedTokens {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry, if it was verified under the keys of this generation.
-    fn get(&self, key: &[u8; 32], generation: u64) -> Option<Verified> {
+    /// The entry, if it still counts with the JWKS key set at this generation.
+    fn get(&self, key: &[u8; 32], jwks_generation: Option<u64>) -> Option<Verified> {
         self.lock()
             .get(key)
-            .filter(|v| v.generation == generation)
+            .filter(|v| v.counts(jwks_generation))
             .cloned()
     }
 
@@ -419,11 +444,11 @@ impl VerifiedTokens {
         self.lock().remove(key);
     }
 
-    fn insert(&self, key: [u8; 32], verified: Verified) {
+    fn insert(&self, key: [u8; 32], verified: Verified, jwks_generation: Option<u64>) {
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             let now = jsonwebtoken::get_current_timestamp();
-            entries.retain(|_, v| v.generation == verified.generation && v.exp >= now);
+            entries.retain(|_, v| v.counts(jwks_generation) && v.exp >= now);
             if entries.len() >= self.capacity {
                 entries.clear();
             }

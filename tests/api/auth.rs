@@ -684,10 +684,12 @@ async fn a_remembered_token_is_checked_again_when_the_key_set_is_due_for_a_refre
         Some("rsa1"),
         &claims("svc", &["viewer"]),
     );
-    for _ in 0..3 {
-        assert_eq!(status_with(&app, Some(&t1)).await.0, 200);
+    // And a token the configured HS256 secret verifies, beside the JWKS.
+    let hs = hs_token(&claims("bot", &["viewer"]));
+    for token in [&t1, &t1, &t1, &hs, &hs] {
+        assert_eq!(status_with(&app, Some(token)).await.0, 200);
     }
-    assert!(verifications(&app).await.0 >= 1, "remembered");
+    assert!(verifications(&app).await.0 >= 2, "remembered");
 
     // The IdP drops rsa1 and no token with a new kid arrives: once the key set is older than
     // its maximum age, the remembered token is checked again, the set refreshed, and refused.
@@ -698,6 +700,10 @@ async fn a_remembered_token_is_checked_again_when_the_key_set_is_due_for_a_refre
         401,
         "the removed key is refused"
     );
+    // The JWKS changed, but the configured secret did not: its token is still remembered.
+    let (remembered, _) = verifications(&app).await;
+    assert_eq!(status_with(&app, Some(&hs)).await.0, 200);
+    assert_eq!(verifications(&app).await.0, remembered + 1);
 }
 
 /// The `kubegate_token_verifications_total` counts: (from memory, by signature).
