@@ -209,22 +209,14 @@ impl Authenticator {
         }
         let checked = self.check(token).await?;
         self.verifications.with_label_values(&["signature"]).inc();
-        // A JWKS key counts under the key set it belongs to; with none fresh, nothing is kept.
-        let generation = if checked.by_jwks {
-            jwks_generation.map(Some)
-        } else {
-            Some(None)
-        };
-        if let Some(generation) = generation {
-            self.verified.insert(
-                key,
-                Verified {
-                    principal: checked.principal.clone(),
-                    exp: checked.exp,
-                    generation,
-                },
-                jwks_generation,
-            );
+        // What a JWKS key verified counts under that key set: nothing is kept while none is fresh.
+        if !(checked.by_jwks && jwks_generation.is_none()) {
+            let verified = Verified {
+                principal: checked.principal.clone(),
+                exp: checked.exp,
+                generation: jwks_generation.filter(|_| checked.by_jwks),
+            };
+            self.verified.insert(key, verified, jwks_generation);
         }
         Ok(checked.principal)
     }
