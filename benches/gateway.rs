@@ -9,6 +9,9 @@
 //!     BENCH_SECONDS=10 cargo bench --bench gateway
 //!     BENCH_ONLY=scale,audit BENCH_CLIENTS=1,8 cargo bench --bench gateway  # a subset
 //!     BENCH_METRICS=1 cargo bench --bench gateway  # also print kubegate's histogram sums
+//!
+//! A second table gives kubegate's threads per operation from /proc/<pid>/task/*/schedstat:
+//! time on a CPU, time runnable but waiting for a CPU, and time slices (about one per wake-up).
 //!     BENCH_KUBEGATE=/tmp/kubegate-old cargo bench --bench gateway  # measure another build (A/B)
 
 #[allow(dead_code, unused_imports)]
@@ -35,6 +38,33 @@ struct Stats {
     cpu: Cpu,
     /// How busy the whole machine was meanwhile (all cores, all processes), in percent.
     busy: f64,
+    /// kubegate's threads per operation: (ms on a CPU, ms runnable but waiting for one, time
+    /// slices), from /proc/<pid>/task/*/schedstat.
+    sched: (f64, f64, f64),
+}
+
+/// kubegate's threads so far, summed: (ns on a CPU, ns waiting to run, time slices).
+fn kubegate_schedstat() -> (f64, f64, f64) {
+    let Some(pid) = KUBEGATE_PID.get() else {
+        return (0.0, 0.0, 0.0);
+    };
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .map(|line| {
+            let f: Vec<f64> = line
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            (
+                f.first().copied().unwrap_or(0.0),
+                f.get(1).copied().unwrap_or(0.0),
+                f.get(2).copied().unwrap_or(0.0),
+            )
+        })
+        .fold((0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
 }
 
 /// The machine's busy and total CPU time so far (all cores), from the `cpu` line of /proc/stat.
@@ -177,7 +207,15 @@ where
     let started = Instant::now();
     let cpu_before = Cpu::now();
     let machine_before = machine_jiffies();
+    let sched_before = kubegate_schedstat();
     let mut all = drive(&f, clients, Duration::from_secs(seconds), 0).await;
+    let sched_after = kubegate_schedstat();
+    let n = all.len().max(1) as f64;
+    let sched = (
+        (sched_after.0 - sched_before.0) / 1e6 / n,
+        (sched_after.1 - sched_before.1) / 1e6 / n,
+        (sched_after.2 - sched_before.2) / n,
+    );
     let cpu = Cpu::now().per_op_since(cpu_before, all.len());
     let machine = machine_jiffies();
     let busy = 100.0 * (machine.0 - machine_before.0) / (machine.1 - machine_before.1).max(1.0);
@@ -191,6 +229,7 @@ where
         p999: at(0.999),
         cpu,
         busy,
+        sched,
     }
 }
 
@@ -220,7 +259,14 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Rows of the second table: kubegate's threads per operation, scenario by scenario.
+static SCHED_ROWS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 fn row(name: &str, clients: usize, via: &Stats, direct: Option<&Stats>) {
+    let (on_cpu, waiting, slices) = via.sched;
+    SCHED_ROWS.lock().unwrap().push(format!(
+        "| {name} | {clients} | {on_cpu:.3} | {waiting:.3} | {slices:.1} |"
+    ));
     let added = direct
         .map(|d| format!("{:.3} / {:.3}", via.p50 - d.p50, via.p99 - d.p99))
         .unwrap_or_else(|| "—".into());
@@ -438,6 +484,13 @@ fn main() {
             } else {
                 println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | | | |");
             }
+        }
+        // How kubegate's threads were scheduled: time on a CPU, time runnable but waiting for
+        // one (on two shared cores, often longer than the first), and time slices (wake-ups).
+        println!("\n| scenario | clients | kubegate threads per op: ms on CPU | ms waiting to run | time slices |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
+        for r in SCHED_ROWS.lock().unwrap().iter() {
+            println!("{r}");
         }
         if std::env::var("BENCH_METRICS").is_ok() {
             // Where kubegate's time went: the sums and counts of its histograms, and how many
