@@ -225,13 +225,9 @@ impl Authenticator {
     /// refresh (tokens its keys verified are then checked again, which refreshes it).
     async fn jwks_generation(&self) -> Option<u64> {
         let jwks = self.jwks.as_ref()?;
-        let fresh = jwks
-            .keys
-            .read()
+        jwks.fresh()
             .await
-            .1
-            .is_some_and(|at| at.elapsed() < jwks.max_age);
-        fresh.then(|| jwks.generation.load(Ordering::Acquire))
+            .then(|| jwks.generation.load(Ordering::Acquire))
     }
 
     /// Verify a bearer token's signature and claims, every time: the identity and the token's
@@ -472,6 +468,15 @@ fn describe(e: &jsonwebtoken::errors::Error) -> AuthError {
 }
 
 impl Jwks {
+    /// Whether the key set was fetched less than `max_age` ago.
+    async fn fresh(&self) -> bool {
+        self.keys
+            .read()
+            .await
+            .1
+            .is_some_and(|at| at.elapsed() < self.max_age)
+    }
+
     async fn verify(
         &self,
         token: &str,
@@ -479,13 +484,7 @@ impl Jwks {
         validation: &Validation,
         last: &mut AuthError,
     ) -> Option<Value> {
-        let stale = {
-            self.keys
-                .read()
-                .await
-                .1
-                .is_none_or(|at| at.elapsed() >= self.max_age)
-        };
+        let stale = !self.fresh().await;
         let known =
             {
                 self.keys.read().await.0.iter().any(|k| {
