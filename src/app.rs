@@ -71,6 +71,9 @@ impl Application {
     /// Connect and migrate the database, load the clusters, bind the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
+        // Once, first, on this thread, rather than on each worker that needs it (see `Published`):
+        // what is built after it reuses the memory its construction let go of.
+        std::sync::LazyLock::force(&api::openapi::PUBLISHED);
         let db = db::pool(&config)?;
         db::migrate(&db).await?;
         db::warm(&db).await;

@@ -24,52 +24,54 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// A path template's segments: `None` for a parameter.
-type Template = Vec<Option<String>>;
+pub type Template = Vec<Option<String>>;
+
+/// A mutation of the API: method and path template.
+pub type Mutation = (&'static str, Template);
 
 /// The operations whose OpenAPI description takes an `Idempotency-Key` (method, path template):
 /// the document says where keys apply (see `api::openapi`), and this middleware does just that.
-static MUTATIONS: std::sync::LazyLock<Vec<(&'static str, Template)>> =
-    std::sync::LazyLock::new(|| {
-        use utoipa::OpenApi;
-        use utoipa::openapi::RefOr;
-        let doc = super::openapi::ApiDoc::openapi();
-        let mut ops = Vec::new();
-        for (path, item) in doc.paths.paths {
-            let segments: Template = path
-                .split('/')
-                .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
-                .collect();
-            let methods = [
-                ("PUT", item.put),
-                ("POST", item.post),
-                ("PATCH", item.patch),
-                ("DELETE", item.delete),
-            ];
-            for (method, op) in methods {
-                let takes_key = op
-                    .and_then(|op| op.parameters)
-                    .into_iter()
-                    .flatten()
-                    .any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
-                if takes_key {
-                    ops.push((method, segments.clone()));
-                }
+pub fn mutations(doc: &utoipa::openapi::OpenApi) -> Vec<Mutation> {
+    use utoipa::openapi::RefOr;
+    let mut ops = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let segments: Template = path
+            .split('/')
+            .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+            .collect();
+        let methods = [
+            ("PUT", &item.put),
+            ("POST", &item.post),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
+        for (method, op) in methods {
+            let takes_key = op
+                .iter()
+                .flat_map(|op| op.parameters.iter().flatten())
+                .any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
+            if takes_key {
+                ops.push((method, segments.clone()));
             }
         }
-        ops
-    });
+    }
+    ops
+}
 
-/// Whether `method path` is one of the API's mutations (see MUTATIONS).
+/// Whether `method path` is one of the API's mutations (see `mutations`).
 fn is_mutation(method: &str, path: &str) -> bool {
     let segments: Vec<&str> = path.split('/').collect();
-    MUTATIONS.iter().any(|(m, template)| {
-        *m == method
-            && template.len() == segments.len()
-            && template.iter().zip(&segments).all(|(t, s)| match t {
-                Some(t) => t == s,
-                None => !s.is_empty(),
-            })
-    })
+    super::openapi::PUBLISHED
+        .mutations
+        .iter()
+        .any(|(m, template)| {
+            *m == method
+                && template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| match t {
+                    Some(t) => t == s,
+                    None => !s.is_empty(),
+                })
+        })
 }
 
 fn refuse(req: ServiceRequest, e: ApiError) -> Result<ServiceResponse<BoxBody>, Error> {

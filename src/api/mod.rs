@@ -19,8 +19,7 @@ pub mod slack;
 pub mod views;
 
 use actix_web::{HttpRequest, Resource, web};
-use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use problem::ApiError;
 
@@ -59,7 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metri
     .service(resource("/v1/audit/{auditId}", "GET").route(web::get().to(audit::get_audit_entry)))
     .service(web::scope("/v1/clusters/{cluster}").configure(cluster_scoped))
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))
-    .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()))
+    .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve)))
+    .service(SwaggerUi::new("/docs/{_:.*}").config(Config::from("/openapi.json")))
     .default_service(web::to(not_found));
 }
 

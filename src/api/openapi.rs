@@ -269,6 +269,34 @@ fn name_pattern(path: &str, param: &str) -> Option<(&'static str, usize)> {
     }
 }
 
+/// The document as this process publishes it, built once: building it allocates several MiB for a
+/// moment (utoipa's builders), which each actix worker used to do for itself, leaving its
+/// allocator arena that much bigger for good. `Application::build` forces it on the main thread.
+pub struct Published {
+    /// Served at `/openapi.json` (compact JSON; the same document as `pretty_json`).
+    pub json: actix_web::web::Bytes,
+    /// The operations that take an `Idempotency-Key` (see `api::idempotency`).
+    pub mutations: Vec<super::idempotency::Mutation>,
+}
+
+pub static PUBLISHED: std::sync::LazyLock<Published> = std::sync::LazyLock::new(|| {
+    let doc = ApiDoc::openapi();
+    Published {
+        mutations: super::idempotency::mutations(&doc),
+        json: doc
+            .to_json()
+            .expect("the OpenAPI document serializes")
+            .into(),
+    }
+});
+
+/// `GET /openapi.json`.
+pub async fn serve() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(PUBLISHED.json.clone())
+}
+
 /// The document as committed: pretty JSON with a trailing newline.
 pub fn pretty_json() -> String {
     let mut s = ApiDoc::openapi()
