@@ -358,7 +358,7 @@ fn main() {
         config.default_retry = false;
         let direct: kube::Api<Deployment> = kube::Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
 
-        println!("Machine: {} cores, {}; kubegate {} (release), fake Kubernetes API server in-process, PostgreSQL on loopback; {seconds} s per scenario.\n",
+        println!("Machine: {} cores, {}; kubegate {} (bench profile = production: fat LTO), fake Kubernetes API server in-process, PostgreSQL on loopback; {seconds} s per scenario.\n",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim(),
             env!("CARGO_PKG_VERSION"));
