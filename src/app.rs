@@ -166,8 +166,8 @@ impl Application {
     }
 
     /// Serve until SIGTERM or SIGINT: then /readyz fails, after KUBEGATE_SHUTDOWN_DELAY the
-    /// listeners close, in-flight requests get KUBEGATE_SHUTDOWN_TIMEOUT to finish (their audit
-    /// outcomes included), and the process exits.
+    /// listeners close, in-flight requests get KUBEGATE_SHUTDOWN_TIMEOUT to finish, the audit
+    /// outcomes still queued are written, and the process exits.
     pub async fn run(self) -> std::io::Result<()> {
         let handles: Vec<_> = self.servers.iter().map(|s| s.handle()).collect();
         let state = self.state.clone();
@@ -187,9 +187,15 @@ impl Application {
             }
         });
         // Every listener runs at once (the main one and, if separate, the metrics one).
-        futures::future::try_join_all(self.servers)
+        let served = futures::future::try_join_all(self.servers)
             .await
-            .map(|_| ())
+            .map(|_| ());
+        // Answers do not wait for their outcome's commit (`AuditLog::record`): what is still
+        // queued is written before the process exits.
+        if let Err(e) = self.state.audit.flush().await {
+            tracing::error!(error = %e, "audit entries queued at shutdown were not written");
+        }
+        served
     }
 }
 

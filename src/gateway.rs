@@ -161,11 +161,11 @@ pub async fn execute(
             e,
         ),
     };
-    // The action happened (or failed) already: a failure to record the outcome is logged, and
-    // the intent stays open until start-up recovery closes it as "outcome unknown".
-    if let Err(e) = state.audit.append(vec![outcome_entry]).await {
-        tracing::error!(error = %e, %audit_id, "could not audit an outcome");
-    }
+    // The action happened (or failed) already, and nothing waits on its record: the outcome is
+    // queued behind the intent and the answer goes out without waiting for its commit (audit
+    // reads and shutdown flush the queue). A failure to write it is logged, and the intent stays
+    // open until start-up recovery closes it as "outcome unknown".
+    state.audit.record(vec![outcome_entry]).await;
     let (outcome, rollout) = result?;
     Ok(Executed {
         audit_id: audit_id.to_string(),

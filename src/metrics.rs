@@ -44,7 +44,7 @@ impl Metrics {
         let audit_appends = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "audit_append_duration_seconds",
-                "Audit log appends (one batch transaction each, as a request waits for it)",
+                "Audit log appends, from handing entries to the writer to their commit (one batch transaction each)",
             )
             .buckets(LATENCY.to_vec()),
         )

@@ -240,6 +240,7 @@ pub async fn list_audit_entries(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &principal)?;
+    settle(&state).await;
     let f = filter(&query)?;
     let ndjson = req
         .headers()
@@ -278,6 +279,13 @@ pub async fn list_audit_entries(
     Ok(HttpResponse::Ok().json(AuditPage { items, next_cursor }))
 }
 
+/// Outcomes are queued rather than waited for (`AuditLog::record`): a read first waits for what
+/// this replica queued before it, so that an answer's outcome is in what a client reads next. A
+/// failed write is the writer's to report; the read goes on with what was written.
+async fn settle(state: &AppState) {
+    let _ = state.audit.flush().await;
+}
+
 fn db_error(e: sqlx::Error) -> ApiError {
     ApiError::DatabaseUnavailable {
         detail: crate::db::short_db_error(&e),
@@ -300,6 +308,7 @@ pub async fn get_audit_entry(
     path: web::Path<String>,
 ) -> Result<web::Json<AuditPage>, ApiError> {
     authorize(&state, &principal)?;
+    settle(&state).await;
     let id = uuid::Uuid::parse_str(&path).map_err(|_| invalid("auditId", "not a UUID"))?;
     let rows = audit::query(
         state.audit.pool(),
@@ -345,6 +354,7 @@ pub async fn verify_audit_log(
     query: web::Query<VerifyQuery>,
 ) -> Result<web::Json<Verification>, ApiError> {
     authorize(&state, &principal)?;
+    settle(&state).await;
     let key = state.checkpoint_key.as_ref().map(|k| k.public_key());
     let v = audit::verify::verify(state.audit.pool(), query.from, query.to, key.as_deref())
         .await
@@ -400,6 +410,7 @@ pub async fn create_audit_checkpoint(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &principal)?;
+    settle(&state).await;
     let key = state
         .checkpoint_key
         .as_ref()

@@ -125,7 +125,11 @@ pub struct AuditError(pub String);
 
 struct Batch {
     entries: Vec<Entry>,
-    reply: oneshot::Sender<Result<Vec<i64>, String>>,
+    /// The caller waiting for the commit (`append`, `flush`), or nobody (`record`): the writer
+    /// then logs and counts a failure itself.
+    reply: Option<oneshot::Sender<Result<Vec<i64>, String>>>,
+    /// When it was handed over: the writer times `record`ed entries itself.
+    queued: std::time::Instant,
 }
 
 /// The appender: requests hand entries to one task that writes whatever is waiting as one batch
@@ -134,7 +138,8 @@ struct Batch {
 pub struct AuditLog {
     tx: mpsc::Sender<Batch>,
     pool: PgPool,
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// Shared with the writer, which counts the failures of `record`ed entries.
+    metrics: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>>,
 }
 
 const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash";
@@ -143,6 +148,10 @@ impl AuditLog {
     pub fn start(pool: PgPool) -> Self {
         let (tx, mut rx) = mpsc::channel::<Batch>(4096);
         let writer = pool.clone();
+        let metrics = std::sync::Arc::new(std::sync::OnceLock::<
+            std::sync::Arc<crate::metrics::Metrics>,
+        >::new());
+        let counts = metrics.clone();
         tokio::spawn(async move {
             // The chain head as this writer last left it (None: read it from the database).
             let mut head: Option<Head> = None;
@@ -156,34 +165,55 @@ impl AuditLog {
                     }
                 }
                 let all: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
-                match conn.write(&writer, &mut head, &all).await {
+                // Only flushes waiting: everything before them is written already.
+                let written = if all.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    conn.write(&writer, &mut head, &all).await
+                };
+                if let Some(m) = counts.get() {
+                    for b in batches.iter().filter(|b| b.reply.is_none()) {
+                        m.audit_appends.observe(b.queued.elapsed().as_secs_f64());
+                    }
+                }
+                match written {
                     Ok(seqs) => {
                         let mut at = 0;
                         for b in batches {
                             let n = b.entries.len();
-                            let _ = b.reply.send(Ok(seqs[at..at + n].to_vec()));
+                            if let Some(reply) = b.reply {
+                                let _ = reply.send(Ok(seqs[at..at + n].to_vec()));
+                            }
                             at += n;
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "audit append failed");
                         for b in batches {
-                            let _ = b.reply.send(Err(e.clone()));
+                            match b.reply {
+                                Some(reply) => {
+                                    let _ = reply.send(Err(e.clone()));
+                                }
+                                None => {
+                                    for lost in &b.entries {
+                                        tracing::error!(error = %e, audit_id = %lost.audit_id, stage = %lost.stage, "could not audit an outcome");
+                                    }
+                                    if let Some(m) = counts.get() {
+                                        m.audit_append_failures.inc();
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
         });
-        Self {
-            tx,
-            pool,
-            metrics: None,
-        }
+        Self { tx, pool, metrics }
     }
 
     /// Record append latencies and failures.
-    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    pub fn with_metrics(self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        let _ = self.metrics.set(metrics);
         self
     }
 
@@ -191,7 +221,7 @@ impl AuditLog {
     pub async fn append(&self, entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
         let started = std::time::Instant::now();
         let result = self.append_unmeasured(entries).await;
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self.metrics.get() {
             m.audit_appends.observe(started.elapsed().as_secs_f64());
             if result.is_err() {
                 m.audit_append_failures.inc();
@@ -200,11 +230,44 @@ impl AuditLog {
         result
     }
 
+    /// Queue entries (in order, after everything appended or queued before them) without waiting
+    /// for their commit: for a record of what has already happened (an action's outcome), which
+    /// nothing that follows depends on. The queue is bounded, so a slow database still slows the
+    /// callers down. A failure is logged and counted (`audit_append_failures_total`) by the
+    /// writer; an intent whose outcome is lost so is closed as `outcome_unknown` at the next start
+    /// (`close_orphaned_intents`). `flush` waits for what was queued.
+    pub async fn record(&self, mut entries: Vec<Entry>) {
+        entries.iter_mut().for_each(Entry::scrub);
+        let batch = Batch {
+            entries,
+            reply: None,
+            queued: std::time::Instant::now(),
+        };
+        if let Err(mpsc::error::SendError(lost)) = self.tx.send(batch).await {
+            for e in &lost.entries {
+                tracing::error!(audit_id = %e.audit_id, stage = %e.stage, "could not audit an outcome: the audit writer stopped");
+            }
+            if let Some(m) = self.metrics.get() {
+                m.audit_append_failures.inc();
+            }
+        }
+    }
+
+    /// Wait until everything appended or queued (`record`) before this call is written (or has
+    /// failed). Audit reads call it first, so that an answer's outcome is in what they read.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        self.append_unmeasured(Vec::new()).await.map(|_| ())
+    }
+
     async fn append_unmeasured(&self, mut entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
         entries.iter_mut().for_each(Entry::scrub);
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Batch { entries, reply })
+            .send(Batch {
+                entries,
+                reply: Some(reply),
+                queued: std::time::Instant::now(),
+            })
             .await
             .map_err(|_| AuditError("the audit writer stopped".into()))?;
         match tokio::time::timeout(Duration::from_secs(10), rx).await {

@@ -374,6 +374,9 @@ async fn concurrent_requests_on_two_instances_make_one_intact_chain() {
         assert!(status == 200 || status == 404, "{status}");
         ids.push(id.unwrap());
     }
+    // A read waits for the outcomes its own replica queued; b's are written once a read on b
+    // has waited for them (within a batch's round trip anyway).
+    assert_eq!(verify(&b).await["intact"], true);
     let v = verify(&a).await;
     assert_eq!(v["intact"], true, "{v}");
     let (_, all) = a.get_json("/v1/audit?limit=1000&action=scale").await;
@@ -832,6 +835,79 @@ async fn an_append_still_running_when_its_answer_is_lost_is_written_once() {
         ["outcome", "intent"],
         "the intent once: {entries:?}"
     );
+    assert_eq!(verify(&app).await["intact"], true);
+}
+
+#[tokio::test]
+async fn the_answer_does_not_wait_for_the_outcome_but_audit_reads_do() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    fake.settle().await;
+    let mut holder = superuser(&app).await;
+    let mut watcher = superuser(&app).await;
+
+    // The cluster is slow to answer; while it is, once the intent is committed, another session
+    // takes the chain head, so the outcome cannot be written until it lets go.
+    fake.set_latency(Duration::from_millis(500));
+    let replicas = ns("/deployments/web/replicas");
+    let scale = app.put(&replicas, json!({"replicas": 3}));
+    let hold = async {
+        for _ in 0..500 {
+            let intents: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_event WHERE action = 'scale' AND stage = 'intent'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if intents == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+    };
+    let ((status, body), ()) =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(scale, hold) })
+            .await
+            .expect("the answer came while the outcome could not be committed");
+    assert_eq!(status, 200, "{body}");
+    fake.set_latency(Duration::ZERO);
+    let committed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_event WHERE action = 'scale' AND stage = 'outcome'",
+    )
+    .fetch_one(&mut watcher)
+    .await
+    .unwrap();
+    assert_eq!(committed, 0, "the outcome is still queued");
+
+    // A read of the log waits for what was queued before it.
+    let audit_id = body["auditId"].as_str().unwrap().to_owned();
+    let path = format!("/v1/audit/{audit_id}");
+    let read = app.get_json(&path);
+    tokio::pin!(read);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut read)
+            .await
+            .is_err(),
+        "the read waits for the queued outcome"
+    );
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let (status, page) = read.await;
+    assert_eq!(status, 200, "{page}");
+    let stages: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["outcome", "intent"], "{page}");
+    assert_eq!(page["items"][0]["outcome"], "succeeded");
     assert_eq!(verify(&app).await["intact"], true);
 }
 
