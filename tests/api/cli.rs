@@ -176,6 +176,82 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
 }
 
 #[tokio::test]
+async fn on_sigterm_queued_audit_outcomes_are_written_before_the_process_exits() {
+    use sqlx::Connection;
+    let fake = FakeKube::start().await;
+    let mut kubegate = start_kubegate(&fake, &[]).await;
+    let base = format!(
+        "http://{}/v1/clusters/dev/namespaces/default/deployments/web",
+        kubegate.address
+    );
+    let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["admin"]));
+    let http = reqwest::Client::new();
+    let res = http
+        .put(&base)
+        .bearer_auth(&token)
+        .json(&crate::helpers::deploy_body("nginx:1", Some(1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    fake.settle().await;
+
+    // While the cluster is slow, once the scale's intent is committed, another session takes the
+    // chain head: the answer comes, its outcome stays queued.
+    let url = kubegate._db.url.clone();
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    fake.set_latency(Duration::from_millis(500));
+    let scale = http
+        .put(format!("{base}/replicas"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"replicas": 3}))
+        .send();
+    let hold = async {
+        for _ in 0..500 {
+            let intents: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_event WHERE action = 'scale' AND stage = 'intent'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if intents == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+    };
+    let (res, ()) = tokio::join!(scale, hold);
+    assert_eq!(res.unwrap().status(), 200);
+
+    // Nothing is in flight any more, but kubegate does not exit with an outcome still queued.
+    kubegate.sigterm();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        kubegate.child.try_wait().unwrap().is_none(),
+        "kubegate waits for its queued audit outcome"
+    );
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), kubegate.child.wait())
+        .await
+        .expect("kubegate exits once the outcome is written")
+        .unwrap();
+    assert!(status.success(), "clean exit: {status:?}");
+    let stages: Vec<String> = sqlx::query_scalar(
+        "SELECT stage || '/' || outcome FROM audit_event WHERE action = 'scale' ORDER BY seq",
+    )
+    .fetch_all(&mut watcher)
+    .await
+    .unwrap();
+    assert_eq!(stages, ["intent/pending", "outcome/succeeded"]);
+}
+
+#[tokio::test]
 async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
     let fake = FakeKube::start().await;
     let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_SHUTDOWN_DELAY", "1500ms")]).await;
