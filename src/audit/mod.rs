@@ -234,8 +234,8 @@ impl AuditLog {
     /// for their commit: for a record of what has already happened (an action's outcome), which
     /// nothing that follows depends on. The queue is bounded, so a slow database still slows the
     /// callers down. A failure is logged and counted (`audit_append_failures_total`) by the
-    /// writer; an intent whose outcome is lost so is closed as `outcome_unknown` by start-up recovery
-    /// (`close_orphaned_intents`). `flush` waits for what was queued.
+    /// writer; start-up recovery (`close_orphaned_intents`) closes an intent whose outcome is lost
+    /// so as `outcome_unknown`. `flush` waits for what was queued.
     pub async fn record(&self, mut entries: Vec<Entry>) {
         entries.iter_mut().for_each(Entry::scrub);
         let batch = Batch {
