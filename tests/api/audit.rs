@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::fake_kube::{Fault, Kind};
 use crate::helpers::{
-    Options, TestApp, admin_url, claims, deploy_body, hs_token, ns, spawn_app, spawn_app_with,
+    Options, TestApp, admin_url, claims, deploy_body, hold_the_audit_head_after_an_intent,
+    hs_token, ns, spawn_app, spawn_app_with,
 };
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
@@ -853,25 +854,7 @@ async fn the_answer_does_not_wait_for_the_outcome_but_audit_reads_do() {
     fake.set_latency(Duration::from_millis(500));
     let replicas = ns("/deployments/web/replicas");
     let scale = app.put(&replicas, json!({"replicas": 3}));
-    let hold = async {
-        for _ in 0..500 {
-            let intents: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM audit_event WHERE action = 'scale' AND stage = 'intent'",
-            )
-            .fetch_one(&mut watcher)
-            .await
-            .unwrap();
-            if intents == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-        sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-            .execute(&mut holder)
-            .await
-            .unwrap();
-    };
+    let hold = hold_the_audit_head_after_an_intent(&mut watcher, &mut holder, "scale");
     let ((status, body), ()) =
         tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(scale, hold) })
             .await

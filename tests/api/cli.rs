@@ -207,25 +207,8 @@ async fn on_sigterm_queued_audit_outcomes_are_written_before_the_process_exits()
         .bearer_auth(&token)
         .json(&serde_json::json!({"replicas": 3}))
         .send();
-    let hold = async {
-        for _ in 0..500 {
-            let intents: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM audit_event WHERE action = 'scale' AND stage = 'intent'",
-            )
-            .fetch_one(&mut watcher)
-            .await
-            .unwrap();
-            if intents == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-        sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-            .execute(&mut holder)
-            .await
-            .unwrap();
-    };
+    let hold =
+        crate::helpers::hold_the_audit_head_after_an_intent(&mut watcher, &mut holder, "scale");
     let (res, ()) = tokio::join!(scale, hold);
     assert_eq!(res.unwrap().status(), 200);
 

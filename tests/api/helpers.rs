@@ -437,3 +437,30 @@ impl Cuttable {
         self.task.abort();
     }
 }
+
+/// Once an intent of `action` is committed (polled on `watcher`), take the audit chain's head on
+/// `holder`, in a transaction the caller ends with COMMIT: until then no audit entry is written.
+pub async fn hold_the_audit_head_after_an_intent(
+    watcher: &mut sqlx::PgConnection,
+    holder: &mut sqlx::PgConnection,
+    action: &str,
+) {
+    for _ in 0..500 {
+        let intents: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_event WHERE action = $1 AND stage = 'intent'",
+        )
+        .bind(action)
+        .fetch_one(&mut *watcher)
+        .await
+        .unwrap();
+        if intents > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sqlx::query("BEGIN").execute(&mut *holder).await.unwrap();
+    sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+}
