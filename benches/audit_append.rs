@@ -68,7 +68,7 @@ fn main() {
             .await
             .unwrap();
         kubegate::db::MIGRATOR.run(&pool).await.unwrap();
-        let log = AuditLog::start(pool.clone());
+        let log = AuditLog::start(pool.clone(), None);
 
         println!("| clients | audited mutations/s | audit latency p50 | p99 | p99.9 |");
         println!("| ---: | ---: | ---: | ---: | ---: |");

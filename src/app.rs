@@ -79,7 +79,7 @@ impl Application {
         db::warm(&db).await;
         let metrics = Arc::new(Metrics::new());
         let clusters = ClusterRegistry::load(&config, Some(metrics.clone())).await?;
-        let audit = AuditLog::start(db.clone()).with_metrics(metrics.clone());
+        let audit = AuditLog::start(db.clone(), Some(metrics.clone()));
         // Intents older than any action can last were left by a crash: close them as unknown.
         let longest = config.max_wait + config.cluster_timeout * 4 + Duration::from_secs(60);
         audit

@@ -240,8 +240,8 @@ pub async fn list_audit_entries(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &principal)?;
-    settle(&state).await;
     let f = filter(&query)?;
+    settle(&state).await;
     let ndjson = req
         .headers()
         .get(header::ACCEPT)
@@ -308,8 +308,8 @@ pub async fn get_audit_entry(
     path: web::Path<String>,
 ) -> Result<web::Json<AuditPage>, ApiError> {
     authorize(&state, &principal)?;
-    settle(&state).await;
     let id = uuid::Uuid::parse_str(&path).map_err(|_| invalid("auditId", "not a UUID"))?;
+    settle(&state).await;
     let rows = audit::query(
         state.audit.pool(),
         &Filter {

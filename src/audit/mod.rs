@@ -6,6 +6,7 @@
 
 pub mod verify;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::digest;
@@ -13,6 +14,8 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use crate::metrics::Metrics;
 
 /// One audit entry, as written. The field order is the canonical form that is hashed.
 #[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
@@ -138,19 +141,16 @@ struct Batch {
 pub struct AuditLog {
     tx: mpsc::Sender<Batch>,
     pool: PgPool,
-    /// Shared with the writer, which counts the failures of `record`ed entries.
-    metrics: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>>,
+    /// Append latencies and failures (the writer records those of `record`ed entries).
+    metrics: Option<Arc<Metrics>>,
 }
 
 const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash";
 
 impl AuditLog {
-    pub fn start(pool: PgPool) -> Self {
+    pub fn start(pool: PgPool, metrics: Option<Arc<Metrics>>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Batch>(4096);
         let writer = pool.clone();
-        let metrics = std::sync::Arc::new(std::sync::OnceLock::<
-            std::sync::Arc<crate::metrics::Metrics>,
-        >::new());
         let counts = metrics.clone();
         tokio::spawn(async move {
             // The chain head as this writer last left it (None: read it from the database).
@@ -171,7 +171,7 @@ impl AuditLog {
                 } else {
                     conn.write(&writer, &mut head, &all).await
                 };
-                if let Some(m) = counts.get() {
+                if let Some(m) = &counts {
                     for b in batches.iter().filter(|b| b.reply.is_none()) {
                         m.audit_appends.observe(b.queued.elapsed().as_secs_f64());
                     }
@@ -196,9 +196,9 @@ impl AuditLog {
                                 }
                                 None => {
                                     for lost in &b.entries {
-                                        tracing::error!(error = %e, audit_id = %lost.audit_id, stage = %lost.stage, "could not audit an outcome");
+                                        tracing::error!(error = %e, audit_id = %lost.audit_id, stage = %lost.stage, "a queued audit entry was not written");
                                     }
-                                    if let Some(m) = counts.get() {
+                                    if let Some(m) = &counts {
                                         m.audit_append_failures.inc();
                                     }
                                 }
@@ -211,17 +211,11 @@ impl AuditLog {
         Self { tx, pool, metrics }
     }
 
-    /// Record append latencies and failures.
-    pub fn with_metrics(self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
-        let _ = self.metrics.set(metrics);
-        self
-    }
-
     /// Append entries (in order); returns their sequence numbers once committed.
     pub async fn append(&self, entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {
         let started = std::time::Instant::now();
         let result = self.append_unmeasured(entries).await;
-        if let Some(m) = self.metrics.get() {
+        if let Some(m) = &self.metrics {
             m.audit_appends.observe(started.elapsed().as_secs_f64());
             if result.is_err() {
                 m.audit_append_failures.inc();
@@ -245,9 +239,9 @@ impl AuditLog {
         };
         if let Err(mpsc::error::SendError(lost)) = self.tx.send(batch).await {
             for e in &lost.entries {
-                tracing::error!(audit_id = %e.audit_id, stage = %e.stage, "could not audit an outcome: the audit writer stopped");
+                tracing::error!(audit_id = %e.audit_id, stage = %e.stage, "a queued audit entry was not written: the audit writer stopped");
             }
-            if let Some(m) = self.metrics.get() {
+            if let Some(m) = &self.metrics {
                 m.audit_append_failures.inc();
             }
         }

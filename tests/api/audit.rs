@@ -509,7 +509,7 @@ async fn intents_left_by_a_crash_are_closed_as_outcome_unknown_at_start() {
     let app = spawn_app().await;
     // What a kubegate that died between intent and outcome leaves behind.
     let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
-    let log = kubegate::audit::AuditLog::start(pool);
+    let log = kubegate::audit::AuditLog::start(pool, None);
     let orphan = kubegate::audit::Entry {
         audit_id: uuid::Uuid::new_v4(),
         stage: "intent".into(),
