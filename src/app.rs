@@ -192,7 +192,7 @@ impl Application {
             .map(|_| ());
         // Answers do not wait for their outcome's commit (`AuditLog::record`): what is still
         // queued is written before the process exits.
-        if let Err(e) = self.state.audit.flush().await {
+        if let Err(e) = self.state.audit.drain(Duration::from_secs(10)).await {
             tracing::error!(error = %e, "audit entries queued at shutdown were not written");
         }
         served

@@ -135,6 +135,34 @@ struct Batch {
     queued: std::time::Instant,
 }
 
+/// How often queued entries whose write failed are tried again when nothing else is written, and
+/// for how long before they are given up.
+const RETRY_QUEUED_EVERY: Duration = Duration::from_secs(1);
+const RETRY_QUEUED_FOR: Duration = Duration::from_secs(300);
+
+/// Leave out of `unwritten` the entries the log already holds (same audit id and stage).
+async fn drop_written(pool: &PgPool, unwritten: &mut Vec<Entry>) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = unwritten.iter().map(|e| e.audit_id).collect();
+    let present: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT audit_id, stage FROM audit_event WHERE audit_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(pool)
+            .await?;
+    unwritten.retain(|e| {
+        !present
+            .iter()
+            .any(|(id, st)| *id == e.audit_id && *st == e.stage)
+    });
+    Ok(())
+}
+
+/// Log each entry of `unwritten` as lost, and forget them.
+fn give_up(unwritten: &mut Vec<Entry>, why: &str) {
+    for lost in unwritten.drain(..) {
+        tracing::error!(error = %why, audit_id = %lost.audit_id, stage = %lost.stage, "a queued audit entry was not written");
+    }
+}
+
 /// The appender: requests hand entries to one task that writes whatever is waiting as one batch
 /// chained to the head (see `write`).
 #[derive(Clone)]
@@ -156,7 +184,25 @@ impl AuditLog {
             // The chain head as this writer last left it (None: read it from the database).
             let mut head: Option<Head> = None;
             let mut conn = Held::default();
-            while let Some(first) = rx.recv().await {
+            // Queued entries (`record`) whose write failed, in order, and since when: they go
+            // first into every following batch until they are written, or until
+            // RETRY_QUEUED_FOR has passed (then they are logged and given up).
+            let mut unwritten: Vec<Entry> = Vec::new();
+            let mut failing_since: Option<std::time::Instant> = None;
+            loop {
+                let first = if unwritten.is_empty() {
+                    rx.recv().await
+                } else {
+                    tokio::select! {
+                        b = rx.recv() => b,
+                        () = tokio::time::sleep(RETRY_QUEUED_EVERY) => Some(Batch {
+                            entries: Vec::new(),
+                            reply: None,
+                            queued: std::time::Instant::now(),
+                        }),
+                    }
+                };
+                let Some(first) = first else { break };
                 let mut batches = vec![first];
                 while batches.len() < 512 {
                     match rx.try_recv() {
@@ -164,7 +210,17 @@ impl AuditLog {
                         Err(_) => break,
                     }
                 }
-                let all: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
+                if !unwritten.is_empty() {
+                    // A write whose answer was lost may have been committed after all.
+                    if let Err(e) = drop_written(&writer, &mut unwritten).await {
+                        tracing::warn!(error = %e, "could not check which queued audit entries were written");
+                    }
+                }
+                let retried = unwritten.len();
+                let all: Vec<&Entry> = unwritten
+                    .iter()
+                    .chain(batches.iter().flat_map(|b| b.entries.iter()))
+                    .collect();
                 // Only flushes waiting: everything before them is written already.
                 let written = if all.is_empty() {
                     Ok(Vec::new())
@@ -172,13 +228,24 @@ impl AuditLog {
                     conn.write(&writer, &mut head, &all).await
                 };
                 if let Some(m) = &counts {
-                    for b in batches.iter().filter(|b| b.reply.is_none()) {
+                    for b in batches
+                        .iter()
+                        .filter(|b| b.reply.is_none() && !b.entries.is_empty())
+                    {
                         m.audit_appends.observe(b.queued.elapsed().as_secs_f64());
                     }
                 }
                 match written {
                     Ok(seqs) => {
-                        let mut at = 0;
+                        if retried > 0 {
+                            tracing::info!(
+                                count = retried,
+                                "queued audit entries written after a failure"
+                            );
+                        }
+                        unwritten.clear();
+                        failing_since = None;
+                        let mut at = retried;
                         for b in batches {
                             let n = b.entries.len();
                             if let Some(reply) = b.reply {
@@ -194,19 +261,29 @@ impl AuditLog {
                                 Some(reply) => {
                                     let _ = reply.send(Err(e.clone()));
                                 }
-                                None => {
-                                    for lost in &b.entries {
-                                        tracing::error!(error = %e, audit_id = %lost.audit_id, stage = %lost.stage, "a queued audit entry was not written");
-                                    }
-                                    if let Some(m) = &counts {
-                                        m.audit_append_failures.inc();
-                                    }
-                                }
+                                None => unwritten.extend(b.entries),
                             }
+                        }
+                        if unwritten.is_empty() {
+                            continue;
+                        }
+                        if let Some(m) = &counts {
+                            m.audit_append_failures.inc();
+                        }
+                        let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() >= RETRY_QUEUED_FOR {
+                            give_up(&mut unwritten, &e);
+                            failing_since = None;
+                        } else {
+                            tracing::warn!(
+                                count = unwritten.len(),
+                                "queued audit entries not written yet; trying again"
+                            );
                         }
                     }
                 }
             }
+            give_up(&mut unwritten, "the audit writer stopped");
         });
         Self { tx, pool, metrics }
     }
@@ -227,9 +304,11 @@ impl AuditLog {
     /// Queue entries (in order, after everything appended or queued before them) without waiting
     /// for their commit: for a record of what has already happened (an action's outcome), which
     /// nothing that follows depends on. The queue is bounded, so a slow database still slows the
-    /// callers down. A failure is logged and counted (`audit_append_failures_total`) by the
-    /// writer; start-up recovery (`close_orphaned_intents`) closes an intent whose outcome is lost
-    /// so as `outcome_unknown`. `flush` waits for what was queued.
+    /// callers down. When their write fails (counted in `audit_append_failures_total`), the
+    /// writer keeps them and puts them first into each following batch (every second when
+    /// nothing else comes), leaving out any a lost answer had committed after all, for up to five
+    /// minutes; then it logs them as lost, and start-up recovery (`close_orphaned_intents`) closes
+    /// an intent whose outcome is lost so as `outcome_unknown`. `flush` waits for what was queued.
     pub async fn record(&self, mut entries: Vec<Entry>) {
         entries.iter_mut().for_each(Entry::scrub);
         let batch = Batch {
@@ -247,10 +326,29 @@ impl AuditLog {
         }
     }
 
-    /// Wait until everything appended or queued (`record`) before this call is written (or has
-    /// failed). Audit reads call it first, so that an answer's outcome is in what they read.
+    /// Wait until everything appended or queued (`record`) before this call is written (Ok), or
+    /// the batch it went with failed (Err; queued entries are then tried again, see `record`).
+    /// Audit reads call it first, so that an answer's outcome is in what they read.
     pub async fn flush(&self) -> Result<(), AuditError> {
         self.append_unmeasured(Vec::new()).await.map(|_| ())
+    }
+
+    /// `flush` until it succeeds, for at most `within` (at shutdown: the queue's last chance).
+    pub async fn drain(&self, within: Duration) -> Result<(), AuditError> {
+        let mut last = AuditError("timed out".into());
+        let attempts = async {
+            loop {
+                match self.flush().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last = e,
+                }
+                tokio::time::sleep(RETRY_QUEUED_EVERY).await;
+            }
+        };
+        match tokio::time::timeout(within, attempts).await {
+            Ok(done) => done,
+            Err(_) => Err(last),
+        }
     }
 
     async fn append_unmeasured(&self, mut entries: Vec<Entry>) -> Result<Vec<i64>, AuditError> {

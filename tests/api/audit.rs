@@ -895,6 +895,69 @@ async fn the_answer_does_not_wait_for_the_outcome_but_audit_reads_do() {
 }
 
 #[tokio::test]
+async fn an_outcome_that_could_not_be_written_is_written_once_the_log_is_back() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    fake.settle().await;
+    let mut su = superuser(&app).await;
+    let mut watcher = superuser(&app).await;
+
+    // Once the scale's intent is committed, and while the cluster is slow, the log's table goes
+    // away: writing the outcome fails.
+    fake.set_latency(Duration::from_millis(500));
+    let replicas = ns("/deployments/web/replicas");
+    let scale = app.put(&replicas, json!({"replicas": 3}));
+    let away = async {
+        crate::helpers::wait_for_an_intent(&mut watcher, "scale").await;
+        sqlx::query("ALTER TABLE audit_event RENAME TO audit_event_away")
+            .execute(&mut su)
+            .await
+            .unwrap();
+    };
+    let ((status, body), ()) = tokio::join!(scale, away);
+    assert_eq!(status, 200, "{body}");
+    fake.set_latency(Duration::ZERO);
+    // The writer tries again every second; let it fail a few times.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let outcomes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_event_away WHERE action = 'scale' AND stage = 'outcome'",
+    )
+    .fetch_one(&mut watcher)
+    .await
+    .unwrap();
+    assert_eq!(outcomes, 0, "not written while the table is away");
+
+    sqlx::query("ALTER TABLE audit_event_away RENAME TO audit_event")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    let audit_id = body["auditId"].as_str().unwrap().to_owned();
+    let mut stages = Vec::new();
+    for _ in 0..100 {
+        let (status, page) = app.get_json(&format!("/v1/audit/{audit_id}")).await;
+        assert_eq!(status, 200, "{page}");
+        stages = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["stage"].as_str().unwrap().to_owned())
+            .collect();
+        if stages.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stages,
+        ["outcome", "intent"],
+        "written once, after its intent"
+    );
+    assert_eq!(verify(&app).await["intact"], true);
+}
+
+#[tokio::test]
 async fn with_a_pool_of_one_connection_the_audit_writer_leaves_it_to_others_between_batches() {
     let app = spawn_app_with(Options {
         config: Box::new(|c| {

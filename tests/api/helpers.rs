@@ -438,13 +438,8 @@ impl Cuttable {
     }
 }
 
-/// Once an intent of `action` is committed (polled on `watcher`), take the audit chain's head on
-/// `holder`, in a transaction the caller ends with COMMIT: until then no audit entry is written.
-pub async fn hold_the_audit_head_after_an_intent(
-    watcher: &mut sqlx::PgConnection,
-    holder: &mut sqlx::PgConnection,
-    action: &str,
-) {
+/// Wait until an intent of `action` is committed (polled on `watcher`).
+pub async fn wait_for_an_intent(watcher: &mut sqlx::PgConnection, action: &str) {
     for _ in 0..500 {
         let intents: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM audit_event WHERE action = $1 AND stage = 'intent'",
@@ -454,10 +449,21 @@ pub async fn hold_the_audit_head_after_an_intent(
         .await
         .unwrap();
         if intents > 0 {
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    panic!("no intent of {action} was committed");
+}
+
+/// Once an intent of `action` is committed (polled on `watcher`), take the audit chain's head on
+/// `holder`, in a transaction the caller ends with COMMIT: until then no audit entry is written.
+pub async fn hold_the_audit_head_after_an_intent(
+    watcher: &mut sqlx::PgConnection,
+    holder: &mut sqlx::PgConnection,
+    action: &str,
+) {
+    wait_for_an_intent(watcher, action).await;
     sqlx::query("BEGIN").execute(&mut *holder).await.unwrap();
     sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
         .execute(&mut *holder)
