@@ -175,116 +175,122 @@ pub struct AuditLog {
 
 const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash";
 
-impl AuditLog {
-    pub fn start(pool: PgPool, metrics: Option<Arc<Metrics>>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Batch>(4096);
-        let writer = pool.clone();
-        let counts = metrics.clone();
-        tokio::spawn(async move {
-            // The chain head as this writer last left it (None: read it from the database).
-            let mut head: Option<Head> = None;
-            let mut conn = Held::default();
-            // Queued entries (`record`) whose write failed, in order, and since when: they go
-            // first into every following batch until they are written, or until
-            // RETRY_QUEUED_FOR has passed (then they are logged and given up).
-            let mut unwritten: Vec<Entry> = Vec::new();
-            let mut failing_since: Option<std::time::Instant> = None;
-            loop {
-                let first = if unwritten.is_empty() {
-                    rx.recv().await
-                } else {
-                    tokio::select! {
-                        b = rx.recv() => b,
-                        () = tokio::time::sleep(RETRY_QUEUED_EVERY) => Some(Batch {
-                            entries: Vec::new(),
-                            reply: None,
-                            queued: std::time::Instant::now(),
-                        }),
-                    }
-                };
-                let Some(first) = first else { break };
-                let mut batches = vec![first];
-                while batches.len() < 512 {
-                    match rx.try_recv() {
-                        Ok(b) => batches.push(b),
-                        Err(_) => break,
-                    }
+/// The writer task: takes whatever is waiting, writes it as one batch chained to the head (see
+/// `write`), answers the callers that wait, and keeps `record`ed entries whose write failed.
+async fn write_batches(
+    mut rx: mpsc::Receiver<Batch>,
+    writer: PgPool,
+    counts: Option<Arc<Metrics>>,
+) {
+    // The chain head as this writer last left it (None: read it from the database).
+    let mut head: Option<Head> = None;
+    let mut conn = Held::default();
+    // Queued entries (`record`) whose write failed, in order, and since when: they go first into
+    // every following batch until they are written, or until RETRY_QUEUED_FOR has passed (then
+    // they are logged and given up).
+    let mut unwritten: Vec<Entry> = Vec::new();
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        let first = if unwritten.is_empty() {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                b = rx.recv() => b,
+                () = tokio::time::sleep(RETRY_QUEUED_EVERY) => Some(Batch {
+                    entries: Vec::new(),
+                    reply: None,
+                    queued: std::time::Instant::now(),
+                }),
+            }
+        };
+        let Some(first) = first else { break };
+        let mut batches = vec![first];
+        while batches.len() < 512 {
+            match rx.try_recv() {
+                Ok(b) => batches.push(b),
+                Err(_) => break,
+            }
+        }
+        if !unwritten.is_empty() {
+            // A write whose answer was lost may have been committed after all.
+            if let Err(e) = drop_written(&writer, &mut unwritten).await {
+                tracing::warn!(error = %e, "could not check which queued audit entries were written");
+            }
+        }
+        let retried = unwritten.len();
+        let all: Vec<&Entry> = unwritten
+            .iter()
+            .chain(batches.iter().flat_map(|b| b.entries.iter()))
+            .collect();
+        // Only flushes waiting: everything before them is written already.
+        let written = if all.is_empty() {
+            Ok(Vec::new())
+        } else {
+            conn.write(&writer, &mut head, &all).await
+        };
+        if let Some(m) = &counts {
+            for b in batches
+                .iter()
+                .filter(|b| b.reply.is_none() && !b.entries.is_empty())
+            {
+                m.audit_appends.observe(b.queued.elapsed().as_secs_f64());
+            }
+        }
+        match written {
+            Ok(seqs) => {
+                if retried > 0 {
+                    tracing::info!(
+                        count = retried,
+                        "queued audit entries written after a failure"
+                    );
                 }
-                if !unwritten.is_empty() {
-                    // A write whose answer was lost may have been committed after all.
-                    if let Err(e) = drop_written(&writer, &mut unwritten).await {
-                        tracing::warn!(error = %e, "could not check which queued audit entries were written");
+                unwritten.clear();
+                failing_since = None;
+                let mut at = retried;
+                for b in batches {
+                    let n = b.entries.len();
+                    if let Some(reply) = b.reply {
+                        let _ = reply.send(Ok(seqs[at..at + n].to_vec()));
                     }
-                }
-                let retried = unwritten.len();
-                let all: Vec<&Entry> = unwritten
-                    .iter()
-                    .chain(batches.iter().flat_map(|b| b.entries.iter()))
-                    .collect();
-                // Only flushes waiting: everything before them is written already.
-                let written = if all.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    conn.write(&writer, &mut head, &all).await
-                };
-                if let Some(m) = &counts {
-                    for b in batches
-                        .iter()
-                        .filter(|b| b.reply.is_none() && !b.entries.is_empty())
-                    {
-                        m.audit_appends.observe(b.queued.elapsed().as_secs_f64());
-                    }
-                }
-                match written {
-                    Ok(seqs) => {
-                        if retried > 0 {
-                            tracing::info!(
-                                count = retried,
-                                "queued audit entries written after a failure"
-                            );
-                        }
-                        unwritten.clear();
-                        failing_since = None;
-                        let mut at = retried;
-                        for b in batches {
-                            let n = b.entries.len();
-                            if let Some(reply) = b.reply {
-                                let _ = reply.send(Ok(seqs[at..at + n].to_vec()));
-                            }
-                            at += n;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "audit append failed");
-                        for b in batches {
-                            match b.reply {
-                                Some(reply) => {
-                                    let _ = reply.send(Err(e.clone()));
-                                }
-                                None => unwritten.extend(b.entries),
-                            }
-                        }
-                        if unwritten.is_empty() {
-                            continue;
-                        }
-                        if let Some(m) = &counts {
-                            m.audit_append_failures.inc();
-                        }
-                        let since = *failing_since.get_or_insert_with(std::time::Instant::now);
-                        if since.elapsed() >= RETRY_QUEUED_FOR {
-                            give_up(&mut unwritten, &e);
-                            failing_since = None;
-                        } else {
-                            tracing::warn!(
-                                count = unwritten.len(),
-                                "queued audit entries not written yet; trying again"
-                            );
-                        }
-                    }
+                    at += n;
                 }
             }
-            give_up(&mut unwritten, "the audit writer stopped");
-        });
+            Err(e) => {
+                tracing::error!(error = %e, "audit append failed");
+                for b in batches {
+                    match b.reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                        None => unwritten.extend(b.entries),
+                    }
+                }
+                if unwritten.is_empty() {
+                    continue;
+                }
+                if let Some(m) = &counts {
+                    m.audit_append_failures.inc();
+                }
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= RETRY_QUEUED_FOR {
+                    give_up(&mut unwritten, &e);
+                    failing_since = None;
+                } else {
+                    tracing::warn!(
+                        count = unwritten.len(),
+                        "queued audit entries not written yet; trying again"
+                    );
+                }
+            }
+        }
+    }
+    give_up(&mut unwritten, "the audit writer stopped");
+}
+
+impl AuditLog {
+    pub fn start(pool: PgPool, metrics: Option<Arc<Metrics>>) -> Self {
+        let (tx, rx) = mpsc::channel::<Batch>(4096);
+        tokio::spawn(write_batches(rx, pool.clone(), metrics.clone()));
         Self { tx, pool, metrics }
     }
 
@@ -316,10 +322,8 @@ impl AuditLog {
             reply: None,
             queued: std::time::Instant::now(),
         };
-        if let Err(mpsc::error::SendError(lost)) = self.tx.send(batch).await {
-            for e in &lost.entries {
-                tracing::error!(audit_id = %e.audit_id, stage = %e.stage, "a queued audit entry was not written: the audit writer stopped");
-            }
+        if let Err(mpsc::error::SendError(mut lost)) = self.tx.send(batch).await {
+            give_up(&mut lost.entries, "the audit writer stopped");
             if let Some(m) = &self.metrics {
                 m.audit_append_failures.inc();
             }
