@@ -135,31 +135,127 @@ struct Batch {
     queued: std::time::Instant,
 }
 
-/// How often queued entries whose write failed are tried again when nothing else is written, and
-/// for how long before they are given up.
+/// How often queued entries whose write failed are tried again when nothing else is written.
 const RETRY_QUEUED_EVERY: Duration = Duration::from_secs(1);
-const RETRY_QUEUED_FOR: Duration = Duration::from_secs(300);
+/// How long queued entries that PostgreSQL refuses (it answers, with an error such as a missing
+/// table or a constraint) are tried before they are given up. While PostgreSQL cannot be reached
+/// they are kept for as long as the process runs: they are the outcomes of actions that were
+/// under way when it went away (no new intent, so no new action, can be written meanwhile).
+const REFUSED_FOR: Duration = Duration::from_secs(300);
+/// While appends keep failing, how often the writer says so again.
+const STILL_FAILING_EVERY: Duration = Duration::from_secs(30);
+
+/// Why a write failed.
+#[derive(Debug, Clone)]
+struct WriteError {
+    message: String,
+    /// PostgreSQL answered and refused the statement for what it holds or where it writes (data,
+    /// constraint, missing table or privilege, a trigger's exception), rather than could not be
+    /// reached, shut down, failed over or ran out of something: trying again will not help
+    /// until someone changes the database.
+    refused: bool,
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        let refused = match &e {
+            // SQLSTATE classes: 22 data exception, 23 integrity constraint violation, 42 syntax
+            // error or access rule violation, 44 WITH CHECK OPTION, P0 raised by PL/pgSQL.
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                ["22", "23", "42", "44", "P0"]
+                    .iter()
+                    .any(|k| c.starts_with(k))
+            }),
+            _ => false,
+        };
+        Self {
+            message: e.to_string(),
+            refused,
+        }
+    }
+}
+
+impl From<String> for WriteError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            refused: false,
+        }
+    }
+}
+
+/// A queued entry whose write failed, and since when PostgreSQL has refused it (None while it
+/// could not be reached).
+struct Unwritten {
+    entry: Entry,
+    refused_since: Option<std::time::Instant>,
+}
 
 /// Leave out of `unwritten` the entries the log already holds (same audit id and stage).
-async fn drop_written(pool: &PgPool, unwritten: &mut Vec<Entry>) -> Result<(), sqlx::Error> {
-    let ids: Vec<Uuid> = unwritten.iter().map(|e| e.audit_id).collect();
+async fn drop_written(pool: &PgPool, unwritten: &mut Vec<Unwritten>) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = unwritten.iter().map(|u| u.entry.audit_id).collect();
     let present: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT audit_id, stage FROM audit_event WHERE audit_id = ANY($1)")
             .bind(&ids)
             .fetch_all(pool)
             .await?;
-    unwritten.retain(|e| {
+    unwritten.retain(|u| {
         !present
             .iter()
-            .any(|(id, st)| *id == e.audit_id && *st == e.stage)
+            .any(|(id, st)| *id == u.entry.audit_id && *st == u.entry.stage)
     });
     Ok(())
 }
 
-/// Log each entry of `unwritten` as lost, and forget them.
-fn give_up(unwritten: &mut Vec<Entry>, why: &str) {
-    for lost in unwritten.drain(..) {
+/// Log each entry as lost.
+fn give_up(lost: impl IntoIterator<Item = Entry>, why: &str) {
+    for lost in lost {
         tracing::error!(error = %why, audit_id = %lost.audit_id, stage = %lost.stage, "a queued audit entry was not written");
+    }
+}
+
+/// Says when appends start failing, again at most every STILL_FAILING_EVERY while they go on
+/// (the writer tries every second), and when they work again.
+#[derive(Default)]
+struct Failing {
+    since: Option<std::time::Instant>,
+    said: Option<std::time::Instant>,
+    failures: u64,
+}
+
+impl Failing {
+    fn failed(&mut self, error: &WriteError, kept: usize) {
+        let now = std::time::Instant::now();
+        self.failures += 1;
+        let since = *self.since.get_or_insert(now);
+        if self.said.is_some_and(|t| now - t < STILL_FAILING_EVERY) {
+            return;
+        }
+        self.said = Some(now);
+        if self.failures == 1 {
+            tracing::error!(error = %error.message, refused = error.refused, kept, "audit append failed");
+        } else {
+            tracing::error!(
+                error = %error.message,
+                refused = error.refused,
+                kept,
+                failures = self.failures,
+                failing_for_s = (now - since).as_secs(),
+                "audit appends still failing"
+            );
+        }
+    }
+
+    fn worked(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                failures = self.failures,
+                failed_for_ms = since.elapsed().as_millis() as u64,
+                "audit appends work again"
+            );
+        }
+        self.said = None;
+        self.failures = 0;
     }
 }
 
@@ -185,11 +281,10 @@ async fn write_batches(
     // The chain head as this writer last left it (None: read it from the database).
     let mut head: Option<Head> = None;
     let mut conn = Held::default();
-    // Queued entries (`record`) whose write failed, in order, and since when: they go first into
-    // every following batch until they are written, or until RETRY_QUEUED_FOR has passed (then
-    // they are logged and given up).
-    let mut unwritten: Vec<Entry> = Vec::new();
-    let mut failing_since: Option<std::time::Instant> = None;
+    // Queued entries (`record`) whose write failed, in order: they go first into every following
+    // batch until they are written (or, refused for REFUSED_FOR, given up).
+    let mut unwritten: Vec<Unwritten> = Vec::new();
+    let mut failing = Failing::default();
     loop {
         let first = if unwritten.is_empty() {
             rx.recv().await
@@ -211,22 +306,30 @@ async fn write_batches(
                 Err(_) => break,
             }
         }
-        if !unwritten.is_empty() {
-            // A write whose answer was lost may have been committed after all.
-            if let Err(e) = drop_written(&writer, &mut unwritten).await {
-                tracing::warn!(error = %e, "could not check which queued audit entries were written");
-            }
-        }
-        let retried = unwritten.len();
-        let all: Vec<&Entry> = unwritten
+        // A write whose answer was lost may have been committed after all: entries are tried
+        // again only once the log is known not to hold them.
+        let retry = !unwritten.is_empty() && drop_written(&writer, &mut unwritten).await.is_ok();
+        let retried = if retry { unwritten.len() } else { 0 };
+        let fresh: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
+        let all: Vec<&Entry> = unwritten[..retried]
             .iter()
-            .chain(batches.iter().flat_map(|b| b.entries.iter()))
+            .map(|u| &u.entry)
+            .chain(fresh.iter().copied())
             .collect();
         // Only flushes waiting: everything before them is written already.
-        let written = if all.is_empty() {
+        let together = if all.is_empty() {
             Ok(Vec::new())
         } else {
             conn.write(&writer, &mut head, &all).await
+        };
+        let (retried_result, fresh_result) = match together {
+            Ok(seqs) => (Ok(()), Ok(seqs[retried..].to_vec())),
+            // Refused, perhaps because of an entry tried again: the entries of the requests
+            // waiting now go on their own, so that one entry the log refuses holds up nobody.
+            Err(e) if e.refused && retried > 0 && !fresh.is_empty() => {
+                (Err(e), conn.write(&writer, &mut head, &fresh).await)
+            }
+            Err(e) => (Err(e.clone()), Err(e)),
         };
         if let Some(m) = &counts {
             for b in batches
@@ -236,55 +339,86 @@ async fn write_batches(
                 m.audit_appends.observe(b.queued.elapsed().as_secs_f64());
             }
         }
-        match written {
-            Ok(seqs) => {
-                if retried > 0 {
-                    tracing::info!(
-                        count = retried,
-                        "queued audit entries written after a failure"
-                    );
-                }
-                unwritten.clear();
-                failing_since = None;
-                let mut at = retried;
-                for b in batches {
-                    let n = b.entries.len();
-                    if let Some(reply) = b.reply {
-                        let _ = reply.send(Ok(seqs[at..at + n].to_vec()));
-                    }
-                    at += n;
+        match &retried_result {
+            Ok(()) if retried > 0 => {
+                tracing::info!(
+                    count = retried,
+                    "queued audit entries written after a failure"
+                );
+                unwritten.drain(..retried);
+            }
+            Ok(()) => {}
+            Err(e) if e.refused => {
+                let now = std::time::Instant::now();
+                for u in &mut unwritten[..retried] {
+                    u.refused_since.get_or_insert(now);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "audit append failed");
-                for b in batches {
-                    match b.reply {
-                        Some(reply) => {
-                            let _ = reply.send(Err(e.clone()));
-                        }
-                        None => unwritten.extend(b.entries),
-                    }
+            Err(_) => {}
+        }
+        // What a flush waits for: everything queued before it, the entries tried again too.
+        let everything = match (&retried_result, &fresh_result) {
+            (Err(e), _) | (_, Err(e)) => Err(e.message.clone()),
+            _ if !retry && !unwritten.is_empty() => Err(
+                "queued audit entries could not be checked against the log; not written yet"
+                    .to_owned(),
+            ),
+            _ => Ok(Vec::new()),
+        };
+        let mut at = 0;
+        let mut failed_fresh = false;
+        for b in batches {
+            let n = b.entries.len();
+            match (&fresh_result, b.reply) {
+                (_, Some(reply)) if n == 0 => {
+                    let _ = reply.send(everything.clone());
                 }
-                if unwritten.is_empty() {
-                    continue;
+                (Ok(seqs), Some(reply)) => {
+                    let _ = reply.send(Ok(seqs[at..at + n].to_vec()));
                 }
-                if let Some(m) = &counts {
-                    m.audit_append_failures.inc();
+                (Ok(_), None) => {}
+                (Err(e), Some(reply)) => {
+                    let _ = reply.send(Err(e.message.clone()));
                 }
-                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() >= RETRY_QUEUED_FOR {
-                    give_up(&mut unwritten, &e);
-                    failing_since = None;
-                } else {
-                    tracing::warn!(
-                        count = unwritten.len(),
-                        "queued audit entries not written yet; trying again"
-                    );
+                (Err(e), None) => {
+                    failed_fresh = true;
+                    let refused_since = e.refused.then(std::time::Instant::now);
+                    unwritten.extend(b.entries.into_iter().map(|entry| Unwritten {
+                        entry,
+                        refused_since,
+                    }));
                 }
             }
+            at += n;
+        }
+        if (failed_fresh || (retried > 0 && retried_result.is_err()))
+            && let Some(m) = &counts
+        {
+            m.audit_append_failures.inc();
+        }
+        // Refused for long enough: given up (start-up recovery closes their intents).
+        let (lost, kept): (Vec<_>, Vec<_>) = unwritten
+            .drain(..)
+            .partition(|u| u.refused_since.is_some_and(|t| t.elapsed() >= REFUSED_FOR));
+        unwritten = kept;
+        give_up(
+            lost.into_iter().map(|u| u.entry),
+            &format!("refused by PostgreSQL for {} s", REFUSED_FOR.as_secs()),
+        );
+        if let Some(e) = retried_result
+            .as_ref()
+            .err()
+            .or(fresh_result.as_ref().err())
+        {
+            failing.failed(e, unwritten.len());
+        } else if unwritten.is_empty() {
+            failing.worked();
         }
     }
-    give_up(&mut unwritten, "the audit writer stopped");
+    give_up(
+        unwritten.into_iter().map(|u| u.entry),
+        "the audit writer stopped",
+    );
 }
 
 impl AuditLog {
@@ -312,9 +446,11 @@ impl AuditLog {
     /// nothing that follows depends on. The queue is bounded, so a slow database still slows the
     /// callers down. When their write fails (counted in `audit_append_failures_total`), the
     /// writer keeps them and puts them first into each following batch (every second when
-    /// nothing else comes), leaving out any a lost answer had committed after all, for up to five
-    /// minutes; then it logs them as lost, and start-up recovery (`close_orphaned_intents`) closes
-    /// an intent whose outcome is lost so as `outcome_unknown`. `flush` waits for what was queued.
+    /// nothing else comes), leaving out any a lost answer had committed after all: for as long as
+    /// PostgreSQL cannot be reached, and for REFUSED_FOR while it refuses them (then they are
+    /// logged as lost, and start-up recovery, `close_orphaned_intents`, closes their intents as
+    /// `outcome_unknown`); a refused entry never holds up the entries queued after it. `flush`
+    /// waits for what was queued.
     pub async fn record(&self, mut entries: Vec<Entry>) {
         entries.iter_mut().for_each(Entry::scrub);
         let batch = Batch {
@@ -322,8 +458,8 @@ impl AuditLog {
             reply: None,
             queued: std::time::Instant::now(),
         };
-        if let Err(mpsc::error::SendError(mut lost)) = self.tx.send(batch).await {
-            give_up(&mut lost.entries, "the audit writer stopped");
+        if let Err(mpsc::error::SendError(lost)) = self.tx.send(batch).await {
+            give_up(lost.entries, "the audit writer stopped");
             if let Some(m) = &self.metrics {
                 m.audit_append_failures.inc();
             }
@@ -508,7 +644,7 @@ impl Held {
         pool: &PgPool,
         head: &mut Option<Head>,
         entries: &[&Entry],
-    ) -> Result<Vec<i64>, String> {
+    ) -> Result<Vec<i64>, WriteError> {
         let result = self.write_once_or_twice(pool, head, entries).await;
         if pool.options().get_max_connections() < 2 {
             // A pool of one: keeping it would starve every other query.
@@ -522,7 +658,7 @@ impl Held {
         pool: &PgPool,
         head: &mut Option<Head>,
         entries: &[&Entry],
-    ) -> Result<Vec<i64>, String> {
+    ) -> Result<Vec<i64>, WriteError> {
         let mut sent = None;
         // Without any connection (PostgreSQL unreachable for the pool's timeout) there is nothing
         // to try again on.
@@ -624,14 +760,15 @@ async fn write(
     head: &mut Option<Head>,
     entries: &[&Entry],
     sent: &mut Option<Head>,
-) -> Result<Vec<i64>, String> {
+) -> Result<Vec<i64>, WriteError> {
     for _ in 0..OPTIMISTIC_ATTEMPTS {
         let from = match head.take() {
             Some(h) => h,
-            None => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())?,
+            None => {
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
         };
         if let Some((seqs, new_head)) = write_after(conn, Some(from), entries, sent).await? {
             *head = Some(new_head);
@@ -640,7 +777,7 @@ async fn write(
     }
     let (seqs, new_head) = write_after(conn, None, entries, sent)
         .await?
-        .ok_or_else(|| "the audit head moved under its lock".to_owned())?;
+        .ok_or_else(|| WriteError::from("the audit head moved under its lock".to_owned()))?;
     *head = Some(new_head);
     Ok(seqs)
 }
@@ -677,45 +814,45 @@ async fn write_after(
     from: Option<Head>,
     entries: &[&Entry],
     sent: &mut Option<Head>,
-) -> Result<Option<(Vec<i64>, Head)>, String> {
-    let err = |e: sqlx::Error| e.to_string();
+) -> Result<Option<(Vec<i64>, Head)>, WriteError> {
     let from = match from {
         Some(from) if entries.len() <= ROWS_PER_STATEMENT => {
             // One statement, one implicit transaction, one round trip.
             let rows = chain(from, entries);
             *sent = Some(last_of(&rows));
-            let written = insert_rows(conn, &rows).await.map_err(err)?;
+            let written = insert_rows(conn, &rows).await?;
             return Ok((written == rows.len() as u64).then(|| appended(&rows)));
         }
         from => from,
     };
-    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let from = match from {
         Some(h) => h,
-        None => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?,
+        None => {
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?
+        }
     };
     let rows = chain(from, entries);
     // Several statements of a few rows each: one big Bind message meets Nagle's algorithm and
     // the server's delayed ACK on the socket (sqlx does not set TCP_NODELAY; a 40 ms stall per
     // batch, measured). The first statement's update of the head row holds its lock to COMMIT.
     for (i, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let written = insert_rows(&mut tx, chunk).await.map_err(err)?;
+        let written = insert_rows(&mut tx, chunk).await?;
         if written != chunk.len() as u64 {
             if i == 0 {
                 // The head moved before this batch began: nothing of it exists (rolled back).
                 return Ok(None);
             }
-            return Err(format!(
+            return Err(WriteError::from(format!(
                 "the audit head moved during a batch ({written} of {} rows written)",
                 chunk.len()
-            ));
+            )));
         }
     }
     *sent = Some(last_of(&rows));
-    tx.commit().await.map_err(err)?;
+    tx.commit().await?;
     Ok(Some(appended(&rows)))
 }
 

@@ -957,6 +957,72 @@ async fn an_outcome_that_could_not_be_written_is_written_once_the_log_is_back() 
     assert_eq!(verify(&app).await["intact"], true);
 }
 
+/// The stages written for `audit_id`, oldest first.
+async fn stages_of(app: &TestApp, audit_id: &str) -> Vec<String> {
+    by_audit_id(app, audit_id)
+        .await
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_outcome_the_log_refuses_holds_up_no_other_append_and_is_written_once_accepted() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    fake.settle().await;
+    let mut su = superuser(&app).await;
+    // PostgreSQL answers, but refuses the outcome of a scale (a trigger raises).
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_scale_outcomes() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.stage = 'outcome' AND NEW.action = 'scale' THEN \
+         RAISE EXCEPTION 'scale outcomes refused (test)'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_scale_outcomes BEFORE INSERT ON audit_event \
+         FOR EACH ROW EXECUTE FUNCTION refuse_scale_outcomes();",
+    )
+    .execute(&mut su)
+    .await
+    .unwrap();
+
+    let (status, scaled) = app
+        .put(&ns("/deployments/web/replicas"), json!({"replicas": 2}))
+        .await;
+    assert_eq!(status, 200, "{scaled}");
+    let scale_id = scaled["auditId"].as_str().unwrap().to_owned();
+    // The writer keeps the refused outcome and tries it again each second, in a statement of
+    // its own: the next mutations' intents and outcomes are written meanwhile.
+    for round in 0..3 {
+        let (status, labelled) = app
+            .put(
+                &ns("/deployments/web/labels"),
+                json!({"set": {format!("round-{round}"): "done"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{labelled}");
+        let label_id = labelled["auditId"].as_str().unwrap();
+        assert_eq!(stages_of(&app, label_id).await, ["intent", "outcome"]);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(stages_of(&app, &scale_id).await, ["intent"]);
+
+    sqlx::raw_sql("DROP TRIGGER refuse_scale_outcomes ON audit_event")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    let mut stages = Vec::new();
+    for _ in 0..50 {
+        stages = stages_of(&app, &scale_id).await;
+        if stages.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stages, ["intent", "outcome"], "written once accepted, once");
+    assert_eq!(verify(&app).await["intact"], true);
+}
+
 #[tokio::test]
 async fn with_a_pool_of_one_connection_the_audit_writer_leaves_it_to_others_between_batches() {
     let app = spawn_app_with(Options {
