@@ -191,7 +191,16 @@ impl Application {
             .await
             .map(|_| ());
         // Answers do not wait for their outcome's commit (`AuditLog::record`): what is still
-        // queued is written before the process exits.
+        // queued is written before the process exits, with the outcome_unknown entries of the
+        // actions the server dropped unfinished (queued as their requests are dropped).
+        if !self
+            .state
+            .audit
+            .until_no_action_under_way(Duration::from_secs(5))
+            .await
+        {
+            tracing::error!("actions still under way at exit; their intents stay open");
+        }
         if let Err(e) = self.state.audit.drain(Duration::from_secs(10)).await {
             tracing::error!(error = %e, "audit entries queued at shutdown were not written");
         }

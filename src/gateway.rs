@@ -105,6 +105,9 @@ pub async fn execute(
             detail: "the audit log cannot be written".into(),
         });
     }
+    // From here the intent is open: should this request be dropped before its outcome is queued
+    // (the server stopping before the action ends), `pending` closes it as outcome_unknown.
+    let pending = state.audit.pending(&intent);
 
     let note = ChangeNote {
         audit_id: audit_id.to_string(),
@@ -163,9 +166,8 @@ pub async fn execute(
     };
     // The action happened (or failed) already, and nothing waits on its record: the outcome is
     // queued behind the intent and the answer goes out without waiting for its commit (audit
-    // reads and shutdown flush the queue). A failure to write it is logged, and the intent stays
-    // open until start-up recovery closes it as "outcome unknown".
-    state.audit.record(vec![outcome_entry]).await;
+    // reads and shutdown flush the queue; see `AuditLog::record` for failed writes).
+    pending.finish(outcome_entry).await;
     let (outcome, rollout) = result?;
     Ok(Executed {
         audit_id: audit_id.to_string(),

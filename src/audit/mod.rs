@@ -267,6 +267,52 @@ pub struct AuditLog {
     pool: PgPool,
     /// Append latencies and failures (the writer records those of `record`ed entries).
     metrics: Option<Arc<Metrics>>,
+    /// Actions under way: intent written, outcome not yet queued (see `Pending`).
+    under_way: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// An action whose intent is written and whose outcome is not queued yet (`AuditLog::pending`).
+/// Dropped before `finish` (its request was dropped: the server stopped before the action ended,
+/// or the handler panicked), it queues an `outcome_unknown` entry, so that the intent is closed
+/// at once rather than left open until a later start-up's recovery.
+pub struct Pending {
+    log: AuditLog,
+    intent: Option<Entry>,
+}
+
+impl Pending {
+    /// Queue the action's outcome (see `AuditLog::record`).
+    pub async fn finish(mut self, outcome: Entry) {
+        self.log.record(vec![outcome]).await;
+        self.intent = None;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(intent) = self.intent.take() {
+            let unknown = outcome_unknown(
+                intent,
+                "kubegate stopped before the action ended (its request was dropped); the cluster may or may not have changed",
+            );
+            tracing::warn!(audit_id = %unknown.audit_id, "an action was dropped before it ended; its outcome is recorded as unknown");
+            self.log.record_now(unknown);
+        }
+        self.log
+            .under_way
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The entry that closes `intent` when what became of its action is not known.
+fn outcome_unknown(intent: Entry, why: &str) -> Entry {
+    Entry {
+        stage: "outcome_unknown".into(),
+        outcome: "unknown".into(),
+        completed_at_us: Some(now_us()),
+        upstream_error: Some(why.into()),
+        ..intent
+    }
 }
 
 const COLUMNS: &str = "seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash";
@@ -425,7 +471,12 @@ impl AuditLog {
     pub fn start(pool: PgPool, metrics: Option<Arc<Metrics>>) -> Self {
         let (tx, rx) = mpsc::channel::<Batch>(4096);
         tokio::spawn(write_batches(rx, pool.clone(), metrics.clone()));
-        Self { tx, pool, metrics }
+        Self {
+            tx,
+            pool,
+            metrics,
+            under_way: Arc::default(),
+        }
     }
 
     /// Append entries (in order); returns their sequence numbers once committed.
@@ -464,6 +515,50 @@ impl AuditLog {
                 m.audit_append_failures.inc();
             }
         }
+    }
+
+    /// `record` without waiting for room in the queue (for `Pending`'s drop, which cannot wait): an
+    /// entry that finds the queue full is logged as lost.
+    fn record_now(&self, mut entry: Entry) {
+        entry.scrub();
+        let batch = Batch {
+            entries: vec![entry],
+            reply: None,
+            queued: std::time::Instant::now(),
+        };
+        if let Err(e) = self.tx.try_send(batch) {
+            let why = match &e {
+                mpsc::error::TrySendError::Full(_) => "the audit queue is full",
+                mpsc::error::TrySendError::Closed(_) => "the audit writer stopped",
+            };
+            give_up(e.into_inner().entries, why);
+            if let Some(m) = &self.metrics {
+                m.audit_append_failures.inc();
+            }
+        }
+    }
+
+    /// An action is under way: its intent is written. Its outcome goes through `Pending::finish`.
+    pub fn pending(&self, intent: &Entry) -> Pending {
+        self.under_way
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Pending {
+            log: self.clone(),
+            intent: Some(intent.clone()),
+        }
+    }
+
+    /// Wait (at most `within`) until no action is under way: at shutdown, after the server has
+    /// stopped, the requests it dropped have queued their `outcome_unknown` entries.
+    pub async fn until_no_action_under_way(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.under_way.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// Wait until everything appended or queued (`record`) before this call is written (Ok), or
@@ -534,13 +629,7 @@ impl AuditLog {
         }
         let closing = orphans
             .into_iter()
-            .map(|i| Entry {
-                stage: "outcome_unknown".into(),
-                outcome: "unknown".into(),
-                completed_at_us: Some(now_us()),
-                upstream_error: Some("kubegate stopped between the intent and the outcome; the cluster may or may not have changed".into()),
-                ..i
-            })
+            .map(|i| outcome_unknown(i, "kubegate stopped between the intent and the outcome; the cluster may or may not have changed"))
             .collect();
         self.append(closing).await?;
         tracing::warn!(count = n, "closed audit intents left without an outcome");

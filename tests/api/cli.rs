@@ -235,6 +235,66 @@ async fn on_sigterm_queued_audit_outcomes_are_written_before_the_process_exits()
 }
 
 #[tokio::test]
+async fn an_action_the_shutdown_cuts_short_is_recorded_as_outcome_unknown_before_exit() {
+    use sqlx::Connection;
+    let fake = FakeKube::start().await;
+    let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_SHUTDOWN_TIMEOUT", "1s")]).await;
+    let base = format!(
+        "http://{}/v1/clusters/dev/namespaces/default/deployments/web",
+        kubegate.address
+    );
+    let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["admin"]));
+    let http = reqwest::Client::new();
+    let res = http
+        .put(&base)
+        .bearer_auth(&token)
+        .json(&crate::helpers::deploy_body("nginx:1", Some(1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    fake.settle().await;
+
+    // The cluster answers after 8 s; kubegate gives in-flight requests 1 s once told to stop.
+    fake.set_latency(Duration::from_secs(8));
+    let scale = tokio::spawn(
+        http.put(format!("{base}/replicas"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"replicas": 3}))
+            .send(),
+    );
+    let mut watcher = sqlx::PgConnection::connect(&kubegate._db.url)
+        .await
+        .unwrap();
+    crate::helpers::wait_for_an_intent(&mut watcher, "scale").await;
+    kubegate.sigterm();
+    let status = tokio::time::timeout(Duration::from_secs(7), kubegate.child.wait())
+        .await
+        .expect("kubegate does not wait for the cluster's answer")
+        .unwrap();
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(
+        scale.await.unwrap().is_err(),
+        "the connection closed unanswered"
+    );
+    let stages: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT stage || '/' || outcome, upstream_error FROM audit_event WHERE action = 'scale' ORDER BY seq",
+    )
+    .fetch_all(&mut watcher)
+    .await
+    .unwrap();
+    let names: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["intent/pending", "outcome_unknown/unknown"]);
+    assert!(
+        stages[1]
+            .1
+            .as_deref()
+            .is_some_and(|e| e.contains("stopped before the action ended")),
+        "{stages:?}"
+    );
+}
+
+#[tokio::test]
 async fn on_sigterm_readiness_fails_first_then_the_listener_closes() {
     let fake = FakeKube::start().await;
     let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_SHUTDOWN_DELAY", "1500ms")]).await;
