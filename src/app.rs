@@ -80,12 +80,14 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let clusters = ClusterRegistry::load(&config, Some(metrics.clone())).await?;
         let audit = AuditLog::start(db.clone(), Some(metrics.clone()));
-        // Intents older than any action can last were left by a crash: close them as unknown.
+        // Intents older than any action can last were left by a crash: close them as unknown,
+        // now and, for those still recent, later (`keep_recovering`).
         let longest = config.max_wait + config.cluster_timeout * 4 + Duration::from_secs(60);
-        audit
-            .close_orphaned_intents(longest)
+        let (_, recovery) = audit
+            .close_orphaned_intents(config.audit_recovery_after.unwrap_or(longest))
             .await
             .map_err(|e| anyhow::anyhow!("audit recovery: {e}"))?;
+        tokio::spawn(audit.clone().keep_recovering(recovery));
         let checkpoint_key = match &config.audit_signing_key {
             Some(path) => Some(Arc::new(CheckpointKey::from_pem_file(path)?)),
             None => None,

@@ -104,6 +104,14 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_MAX_WAIT", default_value = "10m", value_parser = parse_duration)]
     pub max_wait: Duration,
 
+    /// How long an audit intent may stay without an outcome before kubegate closes it as
+    /// outcome_unknown (its action was cut short by a crash): checked at start-up, then that
+    /// often. Unset: the longest an action can last (KUBEGATE_MAX_WAIT + 4 ×
+    /// KUBEGATE_CLUSTER_TIMEOUT) plus a minute. Shorter than that, another replica's action still
+    /// under way may be closed as unknown (its real outcome is then recorded after).
+    #[arg(long, env = "KUBEGATE_AUDIT_RECOVERY_AFTER", value_parser = parse_duration)]
+    pub audit_recovery_after: Option<Duration>,
+
     /// Largest accepted JSON request body, in bytes; larger bodies get 413.
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

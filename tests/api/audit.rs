@@ -551,6 +551,61 @@ async fn intents_left_by_a_crash_are_closed_as_outcome_unknown_at_start() {
 }
 
 #[tokio::test]
+async fn intents_left_while_kubegate_runs_are_closed_once_they_are_old_enough() {
+    let app = spawn_app_with(Options {
+        config: Box::new(|c| c.audit_recovery_after = Some(Duration::from_secs(1))),
+        ..Default::default()
+    })
+    .await;
+    let fake = app.fake("dev");
+    let (status, _) = app
+        .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    assert_eq!(status, 201);
+    fake.settle().await;
+    let (status, scaled) = app
+        .put(&ns("/deployments/web/replicas"), json!({"replicas": 2}))
+        .await;
+    assert_eq!(status, 200, "{scaled}");
+
+    // What another replica that died between intent and outcome leaves, after this one started.
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let other = kubegate::audit::AuditLog::start(pool, None);
+    let orphan = kubegate::audit::Entry {
+        audit_id: uuid::Uuid::new_v4(),
+        stage: "intent".into(),
+        outcome: "pending".into(),
+        received_at_us: kubegate::audit::now_us(),
+        subject: Some("root".into()),
+        action: Some("scale".into()),
+        ..Default::default()
+    };
+    other.append(vec![orphan.clone()]).await.unwrap();
+    let id = orphan.audit_id.to_string();
+    assert_eq!(stages_of(&app, &id).await, ["intent"], "recent: left alone");
+
+    let mut stages = Vec::new();
+    for _ in 0..100 {
+        stages = stages_of(&app, &id).await;
+        if stages.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stages,
+        ["intent", "outcome_unknown"],
+        "closed without a restart"
+    );
+    assert_eq!(
+        stages_of(&app, scaled["auditId"].as_str().unwrap()).await,
+        ["intent", "outcome"],
+        "an action with its outcome is left alone"
+    );
+    assert_eq!(verify(&app).await["intact"], true);
+}
+
+#[tokio::test]
 async fn the_log_is_queried_newest_first_with_filters_cursors_and_an_ndjson_export() {
     let app = spawn_app().await;
     for i in 0..5 {

@@ -211,6 +211,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_body_bytes: 64 * 1024,
         max_replicas: 50,
         max_wait: Duration::from_secs(20),
+        audit_recovery_after: None,
         audit_reads: false,
         watch_cache: true,
         watch_cache_idle: Duration::from_secs(600),
