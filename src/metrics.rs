@@ -1,10 +1,12 @@
 //! Prometheus metrics: HTTP requests by route pattern, method and status with latency; cluster
-//! calls by cluster, verb and outcome with latency; audit appends (latency, failures); idempotent
-//! replays; rate-limit rejections; token verifications (from memory or by signature). Served at
+//! calls by cluster, verb and outcome with latency; audit appends (latency, failures), entries
+//! lost and intents closed as outcome_unknown; idempotent replays; rate-limit rejections; token verifications (from memory or by signature). Served at
 //! `/metrics` without a token, on the main port or on KUBEGATE_METRICS_LISTEN. One registry per
 //! application (tests run several side by side).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -12,6 +14,11 @@ pub struct Metrics {
     pub cluster_calls: HistogramVec,
     pub audit_appends: prometheus::Histogram,
     pub audit_append_failures: IntCounter,
+    /// Queued audit entries given up, never written.
+    pub audit_entries_lost: IntCounter,
+    /// Intents closed as outcome_unknown, by cause: `shutdown` (an action cut short) or
+    /// `recovery` (left by a crash).
+    pub audit_outcomes_unknown: IntCounterVec,
     pub idempotent_replays: IntCounter,
     pub rate_limited: IntCounter,
 }
@@ -52,6 +59,22 @@ impl Metrics {
         let audit_append_failures =
             IntCounter::new("audit_append_failures_total", "Audit appends that failed")
                 .expect("metric");
+        let audit_entries_lost = IntCounter::new(
+            "audit_entries_lost_total",
+            "Queued audit entries given up without being written (each is also logged)",
+        )
+        .expect("metric");
+        let audit_outcomes_unknown = IntCounterVec::new(
+            Opts::new(
+                "audit_outcomes_unknown_total",
+                "Audit intents closed as outcome_unknown: shutdown (an action cut short) or recovery (left by a crash)",
+            ),
+            &["cause"],
+        )
+        .expect("metric");
+        for cause in ["shutdown", "recovery"] {
+            audit_outcomes_unknown.with_label_values(&[cause]);
+        }
         let idempotent_replays = IntCounter::new(
             "idempotent_replays_total",
             "Requests answered from an Idempotency-Key's stored answer",
@@ -65,6 +88,8 @@ impl Metrics {
             Box::new(cluster_calls.clone()),
             Box::new(audit_appends.clone()),
             Box::new(audit_append_failures.clone()),
+            Box::new(audit_entries_lost.clone()),
+            Box::new(audit_outcomes_unknown.clone()),
             Box::new(idempotent_replays.clone()),
             Box::new(rate_limited.clone()),
         ] {
@@ -76,6 +101,8 @@ impl Metrics {
             cluster_calls,
             audit_appends,
             audit_append_failures,
+            audit_entries_lost,
+            audit_outcomes_unknown,
             idempotent_replays,
             rate_limited,
         }

@@ -207,10 +207,13 @@ async fn drop_written(pool: &PgPool, unwritten: &mut Vec<Unwritten>) -> Result<(
     Ok(())
 }
 
-/// Log each entry as lost.
-fn give_up(lost: impl IntoIterator<Item = Entry>, why: &str) {
+/// Log (and count) each entry as lost.
+fn give_up(lost: impl IntoIterator<Item = Entry>, why: &str, metrics: Option<&Metrics>) {
     for lost in lost {
         tracing::error!(error = %why, audit_id = %lost.audit_id, stage = %lost.stage, "a queued audit entry was not written");
+        if let Some(m) = metrics {
+            m.audit_entries_lost.inc();
+        }
     }
 }
 
@@ -296,7 +299,13 @@ impl Drop for Pending {
                 "kubegate stopped before the action ended (its request was dropped); the cluster may or may not have changed",
             );
             tracing::warn!(audit_id = %unknown.audit_id, "an action was dropped before it ended; its outcome is recorded as unknown");
-            self.log.record_now(unknown);
+            if self.log.record_now(unknown)
+                && let Some(m) = &self.log.metrics
+            {
+                m.audit_outcomes_unknown
+                    .with_label_values(&["shutdown"])
+                    .inc();
+            }
         }
         self.log
             .under_way
@@ -450,6 +459,7 @@ async fn write_batches(
         give_up(
             lost.into_iter().map(|u| u.entry),
             &format!("refused by PostgreSQL for {} s", REFUSED_FOR.as_secs()),
+            counts.as_deref(),
         );
         if let Some(e) = retried_result
             .as_ref()
@@ -464,6 +474,7 @@ async fn write_batches(
     give_up(
         unwritten.into_iter().map(|u| u.entry),
         "the audit writer stopped",
+        counts.as_deref(),
     );
 }
 
@@ -510,7 +521,11 @@ impl AuditLog {
             queued: std::time::Instant::now(),
         };
         if let Err(mpsc::error::SendError(lost)) = self.tx.send(batch).await {
-            give_up(lost.entries, "the audit writer stopped");
+            give_up(
+                lost.entries,
+                "the audit writer stopped",
+                self.metrics.as_deref(),
+            );
             if let Some(m) = &self.metrics {
                 m.audit_append_failures.inc();
             }
@@ -518,8 +533,8 @@ impl AuditLog {
     }
 
     /// `record` without waiting for room in the queue (for `Pending`'s drop, which cannot wait): an
-    /// entry that finds the queue full is logged as lost.
-    fn record_now(&self, mut entry: Entry) {
+    /// entry that finds the queue full is logged as lost (false).
+    fn record_now(&self, mut entry: Entry) -> bool {
         entry.scrub();
         let batch = Batch {
             entries: vec![entry],
@@ -531,11 +546,13 @@ impl AuditLog {
                 mpsc::error::TrySendError::Full(_) => "the audit queue is full",
                 mpsc::error::TrySendError::Closed(_) => "the audit writer stopped",
             };
-            give_up(e.into_inner().entries, why);
+            give_up(e.into_inner().entries, why, self.metrics.as_deref());
             if let Some(m) = &self.metrics {
                 m.audit_append_failures.inc();
             }
+            return false;
         }
+        true
     }
 
     /// An action is under way: its intent is written. Its outcome goes through `Pending::finish`.
@@ -698,6 +715,11 @@ impl AuditLog {
             .collect();
         self.append(closing).await?;
         tracing::warn!(count = n, "closed audit intents left without an outcome");
+        if let Some(m) = &self.metrics {
+            m.audit_outcomes_unknown
+                .with_label_values(&["recovery"])
+                .inc_by(n as u64);
+        }
         Ok(n)
     }
 }

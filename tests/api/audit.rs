@@ -597,6 +597,11 @@ async fn intents_left_while_kubegate_runs_are_closed_once_they_are_old_enough() 
         ["intent", "outcome_unknown"],
         "closed without a restart"
     );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("kubegate_audit_outcomes_unknown_total{cause=\"recovery\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(
         stages_of(&app, scaled["auditId"].as_str().unwrap()).await,
         ["intent", "outcome"],

@@ -68,6 +68,13 @@ async fn metrics_count_requests_cluster_calls_audit_appends_and_replays() {
         value(&text, "kubegate_audit_append_failures_total", &[]),
         0.0
     );
+    for metric in [
+        "kubegate_audit_entries_lost_total",
+        "kubegate_audit_outcomes_unknown_total{cause=\"shutdown\"}",
+        "kubegate_audit_outcomes_unknown_total{cause=\"recovery\"}",
+    ] {
+        assert!(text.contains(&format!("{metric} 0")), "{metric}: {text}");
+    }
 }
 
 #[tokio::test]
