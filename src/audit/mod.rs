@@ -336,17 +336,20 @@ async fn write_batches(
     // The chain head as this writer last left it (None: read it from the database).
     let mut head: Option<Head> = None;
     let mut conn = Held::default();
-    // Queued entries (`record`) whose write failed, in order: they go first into every following
-    // batch until they are written (or, refused for REFUSED_FOR, given up).
+    // Queued entries (`record`) whose write failed, in order: tried again every second, ahead of
+    // the batch then due, until they are written (or, refused for REFUSED_FOR, given up).
     let mut unwritten: Vec<Unwritten> = Vec::new();
     let mut failing = Failing::default();
+    // When `unwritten` is tried next: each second, not with every batch (a batch that carries
+    // an entry PostgreSQL refuses costs a failed statement first).
+    let mut retry_at = tokio::time::Instant::now();
     loop {
         let first = if unwritten.is_empty() {
             rx.recv().await
         } else {
             tokio::select! {
                 b = rx.recv() => b,
-                () = tokio::time::sleep(RETRY_QUEUED_EVERY) => Some(Batch {
+                () = tokio::time::sleep_until(retry_at) => Some(Batch {
                     entries: Vec::new(),
                     reply: None,
                     queued: std::time::Instant::now(),
@@ -363,7 +366,11 @@ async fn write_batches(
         }
         // A write whose answer was lost may have been committed after all: entries are tried
         // again only once the log is known not to hold them.
-        let retry = !unwritten.is_empty() && drop_written(&writer, &mut unwritten).await.is_ok();
+        let due = !unwritten.is_empty() && tokio::time::Instant::now() >= retry_at;
+        if due {
+            retry_at = tokio::time::Instant::now() + RETRY_QUEUED_EVERY;
+        }
+        let retry = due && drop_written(&writer, &mut unwritten).await.is_ok();
         let retried = if retry { unwritten.len() } else { 0 };
         let fresh: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
         let all: Vec<&Entry> = unwritten[..retried]
@@ -446,6 +453,9 @@ async fn write_batches(
             }
             at += n;
         }
+        if failed_fresh {
+            retry_at = retry_at.max(tokio::time::Instant::now() + RETRY_QUEUED_EVERY);
+        }
         if (failed_fresh || (retried > 0 && retried_result.is_err()))
             && let Some(m) = &counts
         {
@@ -507,8 +517,8 @@ impl AuditLog {
     /// for their commit: for a record of what has already happened (an action's outcome), which
     /// nothing that follows depends on. The queue is bounded, so a slow database still slows the
     /// callers down. When their write fails (counted in `audit_append_failures_total`), the
-    /// writer keeps them and puts them first into each following batch (every second when
-    /// nothing else comes), leaving out any a lost answer had committed after all: for as long as
+    /// writer keeps them and tries them again every second, ahead of the batch then due,
+    /// leaving out any a lost answer had committed after all: for as long as
     /// PostgreSQL cannot be reached, and for REFUSED_FOR while it refuses them (then they are
     /// logged as lost, and recovery, `close_orphaned_intents` and `keep_recovering`, closes their
     /// intents as `outcome_unknown`); a refused entry never holds up the entries queued after it.
@@ -829,9 +839,10 @@ impl Held {
         Err("no working connection to PostgreSQL".into())
     }
 
-    /// Append `entries` after the head, in order (see `write`). When that fails, the connection
-    /// is closed and the append tried once more on one that works, unless the failed attempt's
-    /// rows turn out to be committed (the reply was lost, not the statement).
+    /// Append `entries` after the head, in order (see `write`). When that fails (other than by
+    /// PostgreSQL refusing the statement), the connection is closed and the append tried once
+    /// more on one that works, unless the failed attempt's rows turn out to be committed (the
+    /// reply was lost, not the statement).
     async fn write(
         &mut self,
         pool: &PgPool,
@@ -859,6 +870,11 @@ impl Held {
         let first = write(conn, head, entries, &mut sent).await;
         let Err(error) = first else { return first };
         *head = None;
+        if error.refused {
+            // PostgreSQL answered: the statement was rolled back, the connection works, and the
+            // same statement would be refused again.
+            return Err(error);
+        }
         let failed_on = self.pid;
         let Ok(conn) = self.fresh(pool).await else {
             return Err(error);
