@@ -364,20 +364,21 @@ async fn write_batches(
                 Err(_) => break,
             }
         }
-        // A write whose answer was lost may have been committed after all: entries are tried
-        // again only once the log is known not to hold them.
         let due = !unwritten.is_empty() && tokio::time::Instant::now() >= retry_at;
         if due {
             retry_at = tokio::time::Instant::now() + RETRY_QUEUED_EVERY;
         }
+        // A write whose answer was lost may have been committed after all: entries are tried
+        // again only once the log is known not to hold them.
         let retry = due && drop_written(&writer, &mut unwritten).await.is_ok();
         let retried = if retry { unwritten.len() } else { 0 };
-        let fresh: Vec<&Entry> = batches.iter().flat_map(|b| b.entries.iter()).collect();
+        // The entries tried again, then those of this batch (`fresh`).
         let all: Vec<&Entry> = unwritten[..retried]
             .iter()
             .map(|u| &u.entry)
-            .chain(fresh.iter().copied())
+            .chain(batches.iter().flat_map(|b| b.entries.iter()))
             .collect();
+        let fresh = &all[retried..];
         // Only flushes waiting: everything before them is written already.
         let together = if all.is_empty() {
             Ok(Vec::new())
@@ -389,7 +390,7 @@ async fn write_batches(
             // Refused, perhaps because of an entry tried again: the entries of the requests
             // waiting now go on their own, so that one entry the log refuses holds up nobody.
             Err(e) if e.refused && retried > 0 && !fresh.is_empty() => {
-                (Err(e), conn.write(&writer, &mut head, &fresh).await)
+                (Err(e), conn.write(&writer, &mut head, fresh).await)
             }
             Err(e) => (Err(e.clone()), Err(e)),
         };
@@ -421,10 +422,9 @@ async fn write_batches(
         // What a flush waits for: everything queued before it, the entries tried again too.
         let everything = match (&retried_result, &fresh_result) {
             (Err(e), _) | (_, Err(e)) => Err(e.message.clone()),
-            _ if !retry && !unwritten.is_empty() => Err(
-                "queued audit entries could not be checked against the log; not written yet"
-                    .to_owned(),
-            ),
+            _ if !retry && !unwritten.is_empty() => {
+                Err("queued audit entries not written yet; tried again every second".to_owned())
+            }
             _ => Ok(Vec::new()),
         };
         let mut at = 0;
@@ -462,15 +462,18 @@ async fn write_batches(
             m.audit_append_failures.inc();
         }
         // Refused for long enough: given up (recovery closes their intents, see `keep_recovering`).
-        let (lost, kept): (Vec<_>, Vec<_>) = unwritten
-            .drain(..)
-            .partition(|u| u.refused_since.is_some_and(|t| t.elapsed() >= REFUSED_FOR));
-        unwritten = kept;
-        give_up(
-            lost.into_iter().map(|u| u.entry),
-            &format!("refused by PostgreSQL for {} s", REFUSED_FOR.as_secs()),
-            counts.as_deref(),
-        );
+        let lost: Vec<Unwritten> = unwritten
+            .extract_if(.., |u| {
+                u.refused_since.is_some_and(|t| t.elapsed() >= REFUSED_FOR)
+            })
+            .collect();
+        if !lost.is_empty() {
+            give_up(
+                lost.into_iter().map(|u| u.entry),
+                &format!("refused by PostgreSQL for {} s", REFUSED_FOR.as_secs()),
+                counts.as_deref(),
+            );
+        }
         if let Some(e) = retried_result
             .as_ref()
             .err()
