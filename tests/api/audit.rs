@@ -291,9 +291,7 @@ async fn reads_are_audited_when_asked_and_secrets_never_reach_the_log() {
 async fn without_the_audit_log_nothing_happens_but_reads_still_work() {
     let app = spawn_app().await;
     let fake = app.fake("dev");
-    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    fake.settle().await;
+    app.deploy_web().await;
     fake.clear_requests();
 
     // Make the audit tables unwritable under kubegate's feet.
@@ -557,12 +555,7 @@ async fn intents_left_while_kubegate_runs_are_closed_once_they_are_old_enough() 
         ..Default::default()
     })
     .await;
-    let fake = app.fake("dev");
-    let (status, _) = app
-        .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    assert_eq!(status, 201);
-    fake.settle().await;
+    app.deploy_web().await;
     let (status, scaled) = app
         .put(&ns("/deployments/web/replicas"), json!({"replicas": 2}))
         .await;
@@ -797,11 +790,7 @@ async fn deployed_behind_a_cuttable_proxy(
     })
     .await;
     let fake = app.fake("dev");
-    let (status, _) = app
-        .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    assert_eq!(status, 201);
-    fake.settle().await;
+    app.deploy_web().await;
     fake.clear_requests();
     (proxy, app)
 }
@@ -903,9 +892,7 @@ async fn an_append_still_running_when_its_answer_is_lost_is_written_once() {
 async fn the_answer_does_not_wait_for_the_outcome_but_audit_reads_do() {
     let app = spawn_app().await;
     let fake = app.fake("dev");
-    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    fake.settle().await;
+    app.deploy_web().await;
     let mut holder = superuser(&app).await;
     let mut watcher = superuser(&app).await;
 
@@ -958,9 +945,7 @@ async fn the_answer_does_not_wait_for_the_outcome_but_audit_reads_do() {
 async fn an_outcome_that_could_not_be_written_is_written_once_the_log_is_back() {
     let app = spawn_app().await;
     let fake = app.fake("dev");
-    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    fake.settle().await;
+    app.deploy_web().await;
     let mut su = superuser(&app).await;
     let mut watcher = superuser(&app).await;
 
@@ -1029,10 +1014,7 @@ async fn stages_of(app: &TestApp, audit_id: &str) -> Vec<String> {
 #[tokio::test]
 async fn an_outcome_the_log_refuses_holds_up_no_other_append_and_is_written_once_accepted() {
     let app = spawn_app().await;
-    let fake = app.fake("dev");
-    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    fake.settle().await;
+    app.deploy_web().await;
     let mut su = superuser(&app).await;
     // PostgreSQL answers, but refuses the outcome of a scale (a trigger raises).
     sqlx::raw_sql(
@@ -1093,12 +1075,7 @@ async fn with_a_pool_of_one_connection_the_audit_writer_leaves_it_to_others_betw
         ..Default::default()
     })
     .await;
-    let fake = app.fake("dev");
-    let (status, _) = app
-        .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
-        .await;
-    assert_eq!(status, 201);
-    fake.settle().await;
+    app.deploy_web().await;
     for replicas in [2, 3] {
         let (status, body) = app
             .put(

@@ -121,6 +121,26 @@ struct Served {
 }
 
 impl Served {
+    /// The URL of Deployment `web` in `dev`/`default`, after deploying it (nginx:1, one replica)
+    /// as an admin whose token is returned, and letting `fake` settle.
+    async fn deploy_web(&self, fake: &FakeKube) -> (String, String) {
+        let base = format!(
+            "http://{}/v1/clusters/dev/namespaces/default/deployments/web",
+            self.address
+        );
+        let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["admin"]));
+        let res = reqwest::Client::new()
+            .put(&base)
+            .bearer_auth(&token)
+            .json(&crate::helpers::deploy_body("nginx:1", Some(1)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        fake.settle().await;
+        (base, token)
+    }
+
     /// Send SIGTERM, as Kubernetes does to stop a pod.
     fn sigterm(&self) {
         let pid = self.child.id().unwrap().to_string();
@@ -180,21 +200,8 @@ async fn on_sigterm_queued_audit_outcomes_are_written_before_the_process_exits()
     use sqlx::Connection;
     let fake = FakeKube::start().await;
     let mut kubegate = start_kubegate(&fake, &[]).await;
-    let base = format!(
-        "http://{}/v1/clusters/dev/namespaces/default/deployments/web",
-        kubegate.address
-    );
-    let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["admin"]));
+    let (base, token) = kubegate.deploy_web(&fake).await;
     let http = reqwest::Client::new();
-    let res = http
-        .put(&base)
-        .bearer_auth(&token)
-        .json(&crate::helpers::deploy_body("nginx:1", Some(1)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    fake.settle().await;
 
     // While the cluster is slow, once the scale's intent is committed, another session takes the
     // chain head: the answer comes, its outcome stays queued.
@@ -239,21 +246,8 @@ async fn an_action_the_shutdown_cuts_short_is_recorded_as_outcome_unknown_before
     use sqlx::Connection;
     let fake = FakeKube::start().await;
     let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_SHUTDOWN_TIMEOUT", "1s")]).await;
-    let base = format!(
-        "http://{}/v1/clusters/dev/namespaces/default/deployments/web",
-        kubegate.address
-    );
-    let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["admin"]));
+    let (base, token) = kubegate.deploy_web(&fake).await;
     let http = reqwest::Client::new();
-    let res = http
-        .put(&base)
-        .bearer_auth(&token)
-        .json(&crate::helpers::deploy_body("nginx:1", Some(1)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    fake.settle().await;
 
     // The cluster answers after 8 s; kubegate gives in-flight requests 1 s once told to stop.
     fake.set_latency(Duration::from_secs(8));

@@ -353,6 +353,16 @@ impl TestApp {
         self.call(reqwest::Method::PUT, path, Some(body)).await
     }
 
+    /// Deploy `web` (nginx:1, one replica) on cluster `dev`, namespace `default`, and let the
+    /// fake's controllers settle.
+    pub async fn deploy_web(&self) {
+        let (status, body) = self
+            .put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.fake("dev").settle().await;
+    }
+
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
