@@ -107,7 +107,7 @@ pub async fn execute(
     }
     // From here the intent is open: should this request be dropped before its outcome is queued
     // (the server stopping before the action ends), `pending` closes it as outcome_unknown.
-    let pending = state.audit.pending(&intent);
+    let pending = state.audit.pending(intent);
 
     let note = ChangeNote {
         audit_id: audit_id.to_string(),
@@ -137,7 +137,10 @@ pub async fn execute(
         Err(e) => Err(e),
     };
 
-    let outcome_entry = match &result {
+    // The action happened (or failed) already, and nothing waits on its record: the outcome is
+    // queued behind the intent and the answer goes out without waiting for its commit (audit
+    // reads and shutdown flush the queue; see `AuditLog::record` for failed writes).
+    let outcome_of = |intent: Entry| match &result {
         Ok((outcome, rollout)) => Entry {
             stage: "outcome".into(),
             outcome: "succeeded".into(),
@@ -164,10 +167,7 @@ pub async fn execute(
             e,
         ),
     };
-    // The action happened (or failed) already, and nothing waits on its record: the outcome is
-    // queued behind the intent and the answer goes out without waiting for its commit (audit
-    // reads and shutdown flush the queue; see `AuditLog::record` for failed writes).
-    pending.finish(outcome_entry).await;
+    pending.finish(outcome_of).await;
     let (outcome, rollout) = result?;
     Ok(Executed {
         audit_id: audit_id.to_string(),

@@ -278,20 +278,22 @@ pub struct AuditLog {
 /// Dropped before `finish` (its request was dropped: the server stopped before the action ended,
 /// or the handler panicked), it queues an `outcome_unknown` entry, so that the intent is closed
 /// at once rather than left open until a later start-up's recovery.
-pub struct Pending {
-    log: AuditLog,
+pub struct Pending<'a> {
+    log: &'a AuditLog,
     intent: Option<Entry>,
 }
 
-impl Pending {
-    /// Queue the action's outcome (see `AuditLog::record`).
-    pub async fn finish(mut self, outcome: Entry) {
-        self.log.record(vec![outcome]).await;
-        self.intent = None;
+impl Pending<'_> {
+    /// Queue the action's outcome, made from its intent (see `AuditLog::record`).
+    pub async fn finish(mut self, outcome_of: impl FnOnce(Entry) -> Entry) {
+        let intent = self.intent.take().expect("finished once");
+        // Dropped while waiting for room in a full queue, the outcome is lost and the intent left
+        // open, for recovery (`keep_recovering`) to close.
+        self.log.record(vec![outcome_of(intent)]).await;
     }
 }
 
-impl Drop for Pending {
+impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if let Some(intent) = self.intent.take() {
             let unknown = outcome_unknown(
@@ -569,12 +571,12 @@ impl AuditLog {
     }
 
     /// An action is under way: its intent is written. Its outcome goes through `Pending::finish`.
-    pub fn pending(&self, intent: &Entry) -> Pending {
+    pub fn pending(&self, intent: Entry) -> Pending<'_> {
         self.under_way
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Pending {
-            log: self.clone(),
-            intent: Some(intent.clone()),
+            log: self,
+            intent: Some(intent),
         }
     }
 
