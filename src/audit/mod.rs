@@ -388,7 +388,10 @@ async fn write_batches(
             conn.write(&writer, &mut head, &all).await
         };
         let (retried_result, fresh_result) = match together {
-            Ok(seqs) => (Ok(()), Ok(seqs[retried..].to_vec())),
+            Ok(mut seqs) => {
+                seqs.drain(..retried);
+                (Ok(()), Ok(seqs))
+            }
             // Refused, perhaps because of an entry tried again: the entries of the requests
             // waiting now go on their own, so that one entry the log refuses holds up nobody.
             Err(e) if e.refused && retried > 0 && !fresh.is_empty() => {
