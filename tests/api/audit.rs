@@ -35,6 +35,28 @@ async fn verify(app: &TestApp) -> Value {
     body
 }
 
+/// The stages written for `audit_id`, oldest first.
+async fn stages_of(app: &TestApp, audit_id: &str) -> Vec<String> {
+    by_audit_id(app, audit_id)
+        .await
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The stages of `audit_id` once more than its intent is written (polled for up to 10 s).
+async fn stages_once_closed(app: &TestApp, audit_id: &str) -> Vec<String> {
+    let mut stages = Vec::new();
+    for _ in 0..100 {
+        stages = stages_of(app, audit_id).await;
+        if stages.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stages
+}
+
 async fn superuser(app: &TestApp) -> sqlx::PgConnection {
     let url = url::Url::parse(&admin_url()).unwrap();
     let mut url = url;
@@ -577,16 +599,8 @@ async fn intents_left_while_kubegate_runs_are_closed_once_they_are_old_enough() 
     let id = orphan.audit_id.to_string();
     assert_eq!(stages_of(&app, &id).await, ["intent"], "recent: left alone");
 
-    let mut stages = Vec::new();
-    for _ in 0..100 {
-        stages = stages_of(&app, &id).await;
-        if stages.len() > 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert_eq!(
-        stages,
+        stages_once_closed(&app, &id).await,
         ["intent", "outcome_unknown"],
         "closed without a restart"
     );
@@ -979,36 +993,12 @@ async fn an_outcome_that_could_not_be_written_is_written_once_the_log_is_back() 
         .await
         .unwrap();
     let audit_id = body["auditId"].as_str().unwrap().to_owned();
-    let mut stages = Vec::new();
-    for _ in 0..100 {
-        let (status, page) = app.get_json(&format!("/v1/audit/{audit_id}")).await;
-        assert_eq!(status, 200, "{page}");
-        stages = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["stage"].as_str().unwrap().to_owned())
-            .collect();
-        if stages.len() > 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert_eq!(
-        stages,
-        ["outcome", "intent"],
+        stages_once_closed(&app, &audit_id).await,
+        ["intent", "outcome"],
         "written once, after its intent"
     );
     assert_eq!(verify(&app).await["intact"], true);
-}
-
-/// The stages written for `audit_id`, oldest first.
-async fn stages_of(app: &TestApp, audit_id: &str) -> Vec<String> {
-    by_audit_id(app, audit_id)
-        .await
-        .iter()
-        .map(|e| e["stage"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -1053,15 +1043,11 @@ async fn an_outcome_the_log_refuses_holds_up_no_other_append_and_is_written_once
         .execute(&mut su)
         .await
         .unwrap();
-    let mut stages = Vec::new();
-    for _ in 0..50 {
-        stages = stages_of(&app, &scale_id).await;
-        if stages.len() > 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(stages, ["intent", "outcome"], "written once accepted, once");
+    assert_eq!(
+        stages_once_closed(&app, &scale_id).await,
+        ["intent", "outcome"],
+        "written once accepted, once"
+    );
     assert_eq!(verify(&app).await["intact"], true);
 }
 
