@@ -8,7 +8,6 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context;
-use sqlx::PgPool;
 
 use crate::action::Limits;
 use crate::api;
@@ -17,48 +16,8 @@ use crate::auth::Auth;
 use crate::cluster::ClusterRegistry;
 use crate::config::Config;
 use crate::db;
+use crate::gateway::AppState;
 use crate::metrics::Metrics;
-
-/// What handlers share.
-pub struct AppState {
-    pub db: PgPool,
-    pub clusters: ClusterRegistry,
-    pub limits: Limits,
-    pub max_wait: Duration,
-    pub auth: Arc<Auth>,
-    pub audit: AuditLog,
-    pub audit_reads: bool,
-    pub checkpoint_key: Option<Arc<CheckpointKey>>,
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    pub idempotency_ttl: Duration,
-    pub max_body_bytes: usize,
-    pub metrics: Arc<Metrics>,
-    /// Set on SIGTERM: /readyz fails while in-flight requests finish.
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
-    /// Slack slash commands, when a signing secret is set.
-    pub slack: Option<crate::api::slack::Slack>,
-}
-
-impl AppState {
-    /// The cluster of that name; an unknown name answers 404 naming the clusters the caller may see.
-    pub fn cluster(
-        &self,
-        principal: &crate::auth::Principal,
-        name: &str,
-    ) -> Result<&crate::cluster::Cluster, crate::api::problem::ApiError> {
-        self.clusters
-            .get(name)
-            .ok_or_else(|| crate::api::problem::ApiError::UnknownCluster {
-                name: name.to_owned(),
-                known: self
-                    .clusters
-                    .names()
-                    .into_iter()
-                    .filter(|c| self.auth.sees_cluster(principal, c))
-                    .collect(),
-            })
-    }
-}
 
 pub struct Application {
     port: u16,
@@ -70,7 +29,7 @@ pub struct Application {
 impl Application {
     /// Connect and migrate the database, load the clusters, bind the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        crate::install_crypto_provider();
+        install_crypto_provider();
         // Once, first, on this thread, rather than on each worker that needs it (see `Published`):
         // what is built after it reuses the memory its construction let go of.
         std::sync::LazyLock::force(&api::openapi::PUBLISHED);
@@ -115,8 +74,8 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             metrics,
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            slack: crate::api::slack::Slack::from_config(&config.slack)?,
         });
+        let slack = web::Data::new(api::slack::Slack::from_config(&config.slack)?);
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("KUBEGATE_LISTEN: cannot listen on {}", config.listen))?;
@@ -127,6 +86,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(slack.clone())
                 .configure(|cfg| api::configure(cfg, max_body, !separate_metrics))
                 .wrap(from_fn(api::idempotency::idempotency))
                 .wrap(from_fn(api::middleware::request_context))
@@ -223,4 +183,10 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// Make ring the process-wide rustls provider (idempotent). kube, sqlx and reqwest all use rustls;
+/// the build enables only ring, and reqwest needs it installed before a client is built.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

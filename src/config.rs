@@ -132,7 +132,7 @@ pub struct Config {
     /// Per-role rates overriding KUBEGATE_RATE_LIMIT, e.g. `viewer=100,deployer=20`; a caller
     /// gets the highest rate among its roles.
     #[arg(long, env = "KUBEGATE_RATE_LIMIT_ROLES", value_delimiter = ',', value_parser = parse_role_rate)]
-    pub rate_limit_roles: Vec<(crate::auth::Role, u32)>,
+    pub rate_limit_roles: Vec<(crate::role::Role, u32)>,
 
     /// How long an Idempotency-Key and its stored answer are kept.
     #[arg(long, env = "KUBEGATE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
@@ -341,7 +341,7 @@ pub struct TokenArgs {
     /// Per-role rates overriding KUBEGATE_RATE_LIMIT, e.g. `viewer=100,deployer=20`; a caller
     /// gets the highest rate among its roles.
     #[arg(long, env = "KUBEGATE_RATE_LIMIT_ROLES", value_delimiter = ',', value_parser = parse_role_rate)]
-    pub rate_limit_roles: Vec<(crate::auth::Role, u32)>,
+    pub rate_limit_roles: Vec<(crate::role::Role, u32)>,
 
     /// How long an Idempotency-Key and its stored answer are kept.
     #[arg(long, env = "KUBEGATE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
@@ -384,12 +384,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_role_rate(s: &str) -> Result<(crate::auth::Role, u32), String> {
+fn parse_role_rate(s: &str) -> Result<(crate::role::Role, u32), String> {
     let (role, rate) = s
         .split_once('=')
         .ok_or("expected role=rate, e.g. viewer=100")?;
     let role =
-        crate::auth::Role::parse(role.trim()).ok_or_else(|| format!("unknown role {role:?}"))?;
+        crate::role::Role::parse(role.trim()).ok_or_else(|| format!("unknown role {role:?}"))?;
     let rate = rate
         .trim()
         .parse()

@@ -1,27 +1,37 @@
 //! kubegate: one safe, audited REST door to Kubernetes clusters.
 //!
-//! Read this file first: each module below carries one line saying what lives there.
+//! Read this file first. The modules form layers that import one way only, top to bottom
+//! (`scripts/check-layers` fails the build's checks on an upward import or an import circle):
+//!
+//! 1. `app`: builds and runs everything;
+//! 2. `api`: the HTTP edge (routes, request and response types, problem+json, chat webhooks);
+//! 3. `gateway`, `chatops`: every action and read, whatever the door, and the chat grammar;
+//! 4. `cluster`, `audit`, `auth`, `idempotency`, `db`, `metrics`, `telemetry`, `context`: the
+//!    edges that own one technology each (kube-rs, SQL, tokens);
+//! 5. `action`, `role`, `config`, `validate`: plain vocabulary and rules.
 
-/// The vocabulary of what can be done: `Action`, `Target`, request specs and their validation.
-pub mod action;
-/// HTTP boundary: routes, request/response types, OpenAPI document, problem+json errors.
-pub mod api;
-/// `Application::build(config)` / `run()`, and the state shared by handlers.
+/// `Application::build(config)` / `run()`: the one place the layers are wired together.
 pub mod app;
+
+/// HTTP edge: routes, request/response types, OpenAPI document, problem+json errors, middleware.
+pub mod api;
+
+/// kubectl command lines for chat: the grammar, what each line means, and kubectl-style output.
+pub mod chatops;
+/// `execute()`: every mutation runs here (validate → authorize → audit intent → act → outcome);
+/// `read()`: every read; the shared `AppState` and the core's error enum.
+pub mod gateway;
+
 /// The append-only, hash-chained audit log in PostgreSQL: appends, queries, verification.
 pub mod audit;
-/// Who is calling (JWT verification) and what they may do (roles, grants, policy file).
+/// Who is calling (JWT verification) and what they may do (grants, policy file, decision).
 pub mod auth;
 /// Named Kubernetes clusters (kubeconfig contexts, in-cluster) and every kube-rs call.
 pub mod cluster;
-/// kubectl-syntax command lines for chatops: tokenizer and parser into a typed `Command`.
-pub mod command;
-/// Every setting, as one clap struct; `kubegate serve --help` is the configuration reference.
-pub mod config;
+/// The request being served (id, caller, source, audit id), as the core sees it.
+pub mod context;
 /// PostgreSQL pool and the embedded, forward-only migrations.
 pub mod db;
-/// `execute()`: every mutation runs here (validate → [authorize → audit intent] → act → wait).
-pub mod gateway;
 /// Idempotency keys in PostgreSQL: claim, replay, release.
 pub mod idempotency;
 /// Prometheus metrics (requests, cluster calls, audit appends, replays, rate limits).
@@ -31,14 +41,15 @@ pub mod metrics;
 pub mod otel;
 /// Structured logging (JSON or human-readable) and the request-id that ties logs together.
 pub mod telemetry;
+
+/// The vocabulary of what can be done: `Action`, `Target`, request specs and their validation.
+pub mod action;
+/// Every setting, as one clap struct per subcommand; `kubegate serve --help` is the reference.
+pub mod config;
+/// The roles (viewer, deployer, admin, auditor, delegate) and what each includes.
+pub mod role;
 /// Input rules shared by actions: names, labels, selectors, image references, quantities.
 pub mod validate;
 
-pub use app::Application;
+pub use app::{Application, install_crypto_provider};
 pub use config::{Cli, Command, Config};
-
-/// Make ring the process-wide rustls provider (idempotent). kube, sqlx and reqwest all use rustls;
-/// the build enables only ring, and reqwest needs it installed before a client is built.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

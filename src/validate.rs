@@ -5,7 +5,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::problem::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"field": "containers[0].image", "message": "\"NGINX\" is not a valid image reference: repository path components are lower case letters, digits and separators"}))]
+pub struct FieldError {
+    /// The field, as a JSON path or parameter name (e.g. `spec.replicas`, `cluster`).
+    pub field: String,
+    /// Why it is invalid.
+    pub message: String,
+}
 
 /// Collects field errors; `finish()` turns them into a 422.
 #[derive(Debug, Default)]

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, FieldError, Problem};
-use crate::app::AppState;
 use crate::audit::verify::Verification;
 use crate::audit::{self, Checkpoint, Filter, Stored, hex};
 use crate::auth::Principal;
+use crate::gateway::AppState;
 
 /// One audit entry.
 #[derive(Debug, Serialize, ToSchema)]
@@ -157,17 +157,17 @@ pub struct AuditQuery {
 fn authorize(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
     state
         .auth
-        .authorize(principal, "read_audit", "*", Some("*"))
-        .map(|_| ())
+        .authorize(principal, "read_audit", "*", Some("*"))?;
+    Ok(())
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::Validation {
+    ApiError::from(crate::gateway::Error::Validation {
         errors: vec![FieldError {
             field: field.into(),
             message: message.into(),
         }],
-    }
+    })
 }
 
 fn filter(q: &AuditQuery) -> Result<Filter, ApiError> {
@@ -321,9 +321,9 @@ pub async fn get_audit_entry(
     .await
     .map_err(db_error)?;
     if rows.is_empty() {
-        return Err(ApiError::NotFound {
+        return Err(ApiError::from(crate::gateway::Error::NotFound {
             detail: format!("no audit entry with id {id}"),
-        });
+        }));
     }
     Ok(web::Json(AuditPage {
         items: rows.into_iter().map(AuditEntry::from).collect(),
@@ -411,12 +411,11 @@ pub async fn create_audit_checkpoint(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &principal)?;
     settle(&state).await;
-    let key = state
-        .checkpoint_key
-        .as_ref()
-        .ok_or_else(|| ApiError::Conflict {
+    let key = state.checkpoint_key.as_ref().ok_or_else(|| {
+        ApiError::from(crate::gateway::Error::Conflict {
             detail: "no signing key is configured (KUBEGATE_AUDIT_SIGNING_KEY)".into(),
-        })?;
+        })
+    })?;
     let cp = key.sign_head(state.audit.pool()).await.map_err(db_error)?;
     Ok(HttpResponse::Created().json(CheckpointView::from(cp)))
 }

@@ -11,9 +11,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::cluster::{self, ClusterSource, Probe, ServerVersion};
+use crate::gateway::AppState;
 
 /// A cluster kubegate can act on.
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,11 +135,11 @@ fn visible<'a>(
     name: &str,
 ) -> Result<&'a cluster::Cluster, ApiError> {
     if !state.auth.sees_cluster(principal, name) {
-        return Err(ApiError::Forbidden {
+        return Err(ApiError::from(crate::gateway::Error::Forbidden {
             detail: format!("no grant names cluster {name:?}"),
-        });
+        }));
     }
-    state.cluster(principal, name)
+    Ok(state.cluster(principal, name)?)
 }
 
 fn view(c: &cluster::Cluster, probe: Probe) -> ClusterView {

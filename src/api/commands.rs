@@ -21,9 +21,9 @@ use super::views::{
 };
 use super::{clusters, deployments, pods, services};
 use crate::action::{LabelledKind, Target};
-use crate::app::AppState;
 use crate::auth::Principal;
-use crate::command::{self, Command, GetResource, Parsed};
+use crate::chatops::command::{self, Command, GetResource, Parsed};
+use crate::gateway::AppState;
 
 /// `POST /v1/clusters/{cluster}/commands`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,13 +105,13 @@ pub fn parse(line: &str) -> Result<Parsed, ApiError> {
 }
 
 fn bad_request(detail: String) -> ApiError {
-    ApiError::BadRequest {
+    ApiError::from(crate::gateway::Error::BadRequest {
         errors: vec![FieldError {
             field: "command".into(),
             message: detail.clone(),
         }],
         detail,
-    }
+    })
 }
 
 /// Whether a command waits for a rollout (chat answers those later).
@@ -290,7 +290,7 @@ pub async fn execute(
             let action = parsed
                 .command
                 .action(0)
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("create has an action")))?;
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("create has an action")))?;
             let target = Target {
                 cluster: cluster_name.to_owned(),
                 namespace: namespace.clone(),
@@ -314,7 +314,7 @@ pub async fn execute(
         }
         Command::Expose { deployment, .. } => {
             let Some(crate::action::Action::Expose { spec, .. }) = parsed.command.action(0) else {
-                return Err(ApiError::Internal(anyhow::anyhow!("expose has an action")));
+                return Err(ApiError::internal(anyhow::anyhow!("expose has an action")));
             };
             let res = services::expose_deployment(
                 st(),
@@ -325,8 +325,8 @@ pub async fn execute(
             )
             .await?;
             status = res.status();
-            let v: serde_json::Value = serde_json::from_slice(&body_bytes(res).await?)
-                .map_err(|e| ApiError::Internal(e.into()))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&body_bytes(res).await?).map_err(ApiError::internal)?;
             let name = v["service"]["name"].as_str().unwrap_or_default().to_owned();
             (
                 "expose_deployment",
@@ -540,7 +540,7 @@ fn json<T: Serialize>(v: &T) -> serde_json::Value {
 async fn body_bytes(res: HttpResponse) -> Result<web::Bytes, ApiError> {
     actix_web::body::to_bytes(res.into_body())
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading a response body: {e}")))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("reading a response body: {e}")))
 }
 
 /// After a change with `--wait`: what `kubectl rollout status` would add.

@@ -9,9 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, FieldError};
 use crate::action::{Action, Target};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::cluster::Cluster;
+use crate::gateway::AppState;
 use crate::gateway::{self, ActionRequest, Executed};
 use crate::validate;
 
@@ -141,21 +141,21 @@ pub fn check_names(namespace: &str, name: Option<(&str, NameRule)>) -> Result<()
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::Validation { errors })
+        Err(ApiError::from(crate::gateway::Error::Validation { errors }))
     }
 }
 
 pub fn selector(q: &ListQuery) -> Result<Option<String>, ApiError> {
     match q.label_selector.as_deref() {
         None | Some("") => Ok(None),
-        Some(s) => validate::label_selector(s)
-            .map(Some)
-            .map_err(|m| ApiError::Validation {
+        Some(s) => validate::label_selector(s).map(Some).map_err(|m| {
+            ApiError::from(crate::gateway::Error::Validation {
                 errors: vec![FieldError {
                     field: "labelSelector".into(),
                     message: m,
                 }],
-            }),
+            })
+        }),
     }
 }
 
@@ -169,19 +169,21 @@ pub fn cluster<'a>(
     state
         .auth
         .authorize(principal, "read", name, Some(namespace))?;
-    state.cluster(principal, name)
+    Ok(state.cluster(principal, name)?)
 }
 
 /// Run an action through the gateway with the query's options.
 /// `timeoutSeconds` beyond a day is refused (the schema says so), below it capped by KUBEGATE_MAX_WAIT.
 fn check_timeout(query: &MutationQuery) -> Result<(), ApiError> {
     match query.timeout_seconds {
-        Some(t) if !(1..=86400).contains(&t) => Err(ApiError::Validation {
-            errors: vec![FieldError {
-                field: "timeoutSeconds".into(),
-                message: "between 1 and 86400".into(),
-            }],
-        }),
+        Some(t) if !(1..=86400).contains(&t) => {
+            Err(ApiError::from(crate::gateway::Error::Validation {
+                errors: vec![FieldError {
+                    field: "timeoutSeconds".into(),
+                    message: "between 1 and 86400".into(),
+                }],
+            }))
+        }
         _ => Ok(()),
     }
 }
@@ -202,7 +204,7 @@ pub async fn run(
             .unwrap_or(DEFAULT_WAIT)
             .min(state.max_wait)
     });
-    gateway::execute(
+    Ok(gateway::execute(
         state,
         principal,
         ActionRequest {
@@ -213,5 +215,5 @@ pub async fn run(
             reason,
         },
     )
-    .await
+    .await?)
 }

@@ -16,9 +16,9 @@ use super::views::{
     RolloutView, revision_view,
 };
 use crate::action::{Action, DeploySpec};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::cluster::{RolloutReport, rollout};
+use crate::gateway::AppState;
 use crate::gateway::{Executed, Outcome};
 use crate::validate;
 
@@ -119,7 +119,7 @@ pub(crate) fn deployment_result(
     dry_run: bool,
 ) -> Result<(bool, DeploymentResult), ApiError> {
     let Outcome::Deployment(c) = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
+        return Err(ApiError::internal(anyhow::anyhow!(
             "unexpected outcome for a deployment action"
         )));
     };
@@ -269,7 +269,7 @@ pub struct DeleteResult {
 impl DeleteResult {
     pub fn from_executed(e: Executed, dry_run: bool) -> Result<web::Json<Self>, ApiError> {
         let Outcome::Deleted(deleted) = e.outcome else {
-            return Err(ApiError::Internal(anyhow::anyhow!(
+            return Err(ApiError::internal(anyhow::anyhow!(
                 "unexpected outcome for a delete"
             )));
         };
@@ -422,7 +422,7 @@ pub async fn rollback_deployment(
     )
     .await?;
     let Outcome::Rollback(r) = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
+        return Err(ApiError::internal(anyhow::anyhow!(
             "unexpected outcome for a rollback"
         )));
     };
@@ -635,11 +635,13 @@ pub async fn get_deployment_revision(
     let r = history
         .iter()
         .find(|r| r.revision == path.revision)
-        .ok_or_else(|| ApiError::NotFound {
-            detail: format!(
-                "unable to find the specified revision {} in history",
-                path.revision
-            ),
+        .ok_or_else(|| {
+            ApiError::from(crate::gateway::Error::NotFound {
+                detail: format!(
+                    "unable to find the specified revision {} in history",
+                    path.revision
+                ),
+            })
         })?;
     Ok(web::Json(RevisionDetail {
         summary: revision_view(r, current.as_deref()),

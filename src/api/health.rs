@@ -7,8 +7,8 @@ use futures::future::join_all;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::db;
+use crate::gateway::AppState;
 
 /// `/healthz` body.
 #[derive(Debug, Serialize, ToSchema)]

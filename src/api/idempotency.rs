@@ -16,8 +16,8 @@ use ring::digest;
 
 use super::middleware;
 use super::problem::{ApiError, FieldError};
-use crate::app::AppState;
 use crate::audit::{Entry, now_us};
+use crate::gateway::AppState;
 use crate::idempotency::{self, Claim, KeyOwner, StoredResponse};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -96,7 +96,7 @@ pub async fn idempotency(
         _ => {
             return refuse(
                 req,
-                ApiError::BadRequest {
+                ApiError::from(crate::gateway::Error::BadRequest {
                     detail:
                         "invalid Idempotency-Key: 1-255 characters of A-Z a-z 0-9 - _ . : ~ + / ="
                             .into(),
@@ -104,7 +104,7 @@ pub async fn idempotency(
                         field: "Idempotency-Key".into(),
                         message: "invalid".into(),
                     }],
-                },
+                }),
             );
         }
     };

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
-use crate::app::AppState;
 use crate::auth::{Grant, Principal, policy};
+use crate::gateway::AppState;
 
 /// The caller as kubegate sees it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -15,57 +15,15 @@ use actix_web::{Error, ResponseError};
 use tracing::Instrument;
 
 use super::problem::{ApiError, PROBLEM_JSON};
+use crate::audit::{Entry, now_us};
+pub use crate::context::{RequestContext, current, current_request_id, within};
+use crate::gateway::AppState;
 
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Header carrying the audit id of a request that was audited.
 pub const AUDIT_ID: HeaderName = HeaderName::from_static("x-audit-id");
-
-/// What the handlers and the gateway may want to know about the request being served.
-#[derive(Debug, Default)]
-pub struct RequestContext {
-    pub request_id: String,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub method: String,
-    pub path: String,
-    pub received_at_us: i64,
-    /// Set by whoever wrote this request's audit entries.
-    pub audit_id: std::sync::Mutex<Option<String>>,
-    /// The verified caller, once the token extractor ran.
-    pub principal: std::sync::Mutex<Option<crate::auth::Principal>>,
-    /// The request only read (a read command through `POST .../commands`): audited as a read.
-    pub read_only: std::sync::atomic::AtomicBool,
-    /// A well-formed Idempotency-Key of the request, for the audit log.
-    pub idempotency_key: Option<String>,
-    /// The bearer token, kept only to name the caller of a request refused before its handler
-    /// ran (never logged, never stored).
-    pub bearer: Option<secrecy::SecretString>,
-}
-
-tokio::task_local! {
-    static CURRENT: std::sync::Arc<RequestContext>;
-}
-
-/// The context of the request being handled on this task, if any.
-pub fn current() -> Option<std::sync::Arc<RequestContext>> {
-    CURRENT.try_with(Clone::clone).ok()
-}
-
-/// Run `f` as part of the request `ctx` describes (work that outlives the response, such as a
-/// chat command finished later, is audited with its request's id and caller).
-pub async fn within<F: std::future::Future>(
-    ctx: std::sync::Arc<RequestContext>,
-    f: F,
-) -> F::Output {
-    CURRENT.scope(ctx, f).await
-}
-
-/// The id of the request being handled on this task, if any.
-pub fn current_request_id() -> Option<String> {
-    CURRENT.try_with(|c| c.request_id.clone()).ok()
-}
 
 /// The route pattern of an answered request (`/v1/clusters/{cluster}/nodes`), for metrics. Built
 /// from the router's captures instead of `match_pattern()`, which matches every route's regex
@@ -154,7 +112,7 @@ pub async fn request_context(
     let method = req.method().to_string();
     let started = Instant::now();
     let state = req
-        .app_data::<actix_web::web::Data<crate::app::AppState>>()
+        .app_data::<actix_web::web::Data<crate::gateway::AppState>>()
         .cloned();
     let trusted: &[std::net::IpAddr] = state
         .as_ref()
@@ -189,17 +147,16 @@ pub async fn request_context(
             .map(|(_, token)| secrecy::SecretString::from(token.trim().to_owned())),
     });
 
-    let outcome = CURRENT
-        .scope(ctx.clone(), async {
-            let res = next.call(req).await?.map_into_boxed_body();
-            let res = problem_safety_net(res);
-            if let Some(state) = &state {
-                crate::gateway::audit_unrouted(state, &ctx, &res).await;
-            }
-            Ok::<_, Error>(res)
-        })
-        .instrument(span.clone())
-        .await;
+    let outcome = within(ctx.clone(), async {
+        let res = next.call(req).await?.map_into_boxed_body();
+        let res = problem_safety_net(res);
+        if let Some(state) = &state {
+            audit_unrouted(state, &ctx, &res).await;
+        }
+        Ok::<_, Error>(res)
+    })
+    .instrument(span.clone())
+    .await;
 
     let _entered = span.enter();
     let mut res = match outcome {
@@ -274,4 +231,74 @@ fn problem_safety_net(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody>
         }
         rebuilt.into_body()
     })
+}
+
+/// The audit entry of a request the gateway never saw: a mutating `/v1` call refused earlier
+/// (no token, malformed body, unknown route), or a read when read auditing is on.
+async fn audit_unrouted(
+    state: &AppState,
+    ctx: &RequestContext,
+    res: &actix_web::dev::ServiceResponse,
+) {
+    if ctx.audit_id.lock().expect("audit id").is_some() || !ctx.path.starts_with("/v1/") {
+        return;
+    }
+    // Slack answers every command with 200 (a message); its handler records what it refuses.
+    if ctx.path.starts_with("/v1/integrations/slack/") && res.status().as_u16() < 400 {
+        return;
+    }
+    let read = matches!(ctx.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+        || ctx.path == "/v1/access-reviews"
+        || ctx.read_only.load(std::sync::atomic::Ordering::Relaxed);
+    if read && !state.audit_reads {
+        return;
+    }
+    let status = res.status().as_u16();
+    let mut principal = ctx.principal.lock().expect("principal").clone();
+    if principal.is_none() && status != 401 {
+        // Refused before the token extractor ran (e.g. a malformed body): name the caller anyway.
+        if let Some(token) = &ctx.bearer {
+            use secrecy::ExposeSecret;
+            principal = state
+                .auth
+                .authenticator
+                .verify(token.expose_secret())
+                .await
+                .ok();
+        }
+    }
+    let outcome = crate::gateway::outcome_of(status);
+    let audit_id = uuid::Uuid::new_v4();
+    let entry = Entry {
+        audit_id,
+        stage: if read { "read" } else { "rejected" }.into(),
+        outcome: outcome.into(),
+        received_at_us: ctx.received_at_us,
+        completed_at_us: Some(now_us()),
+        request_id: Some(ctx.request_id.clone()),
+        subject: principal.as_ref().map(|p| p.subject.clone()),
+        issuer: principal.as_ref().map(|p| p.issuer.clone()),
+        delegated_by: principal
+            .as_ref()
+            .and_then(|p| p.delegated_by.as_ref())
+            .map(|b| b.subject.clone()),
+        groups: principal
+            .map(|p| p.groups.into_iter().collect())
+            .unwrap_or_default(),
+        source_ip: ctx.source_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        http_method: Some(ctx.method.clone()),
+        http_path: Some(ctx.path.clone()),
+        http_status: Some(i32::from(status)),
+        problem_type: res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<ApiError>())
+            .map(|e| e.problem().problem_type),
+        ..Entry::default()
+    };
+    match state.audit.append(vec![entry]).await {
+        Ok(_) => *ctx.audit_id.lock().expect("audit id") = Some(audit_id.to_string()),
+        Err(e) => tracing::error!(error = %e, "could not audit a request"),
+    }
 }

@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod commands;
 pub mod common;
 pub mod deployments;
+pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod identity;

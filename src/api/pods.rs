@@ -20,8 +20,8 @@ use super::problem::{ApiError, FieldError, Problem};
 use super::services::collection_selector;
 use super::views::{PodList, PodView};
 use crate::action::{Action, LabelChange, LabelledKind};
-use crate::app::AppState;
 use crate::auth::Principal;
+use crate::gateway::AppState;
 use crate::gateway::Outcome;
 use crate::validate;
 
@@ -144,7 +144,7 @@ pub async fn get_pod_logs(
         });
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation { errors });
+        return Err(ApiError::from(crate::gateway::Error::Validation { errors }));
     }
     let params = LogParams {
         container: query.container.clone(),
@@ -276,7 +276,7 @@ async fn label(
     )
     .await?;
     let Outcome::Labels(labels) = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
+        return Err(ApiError::internal(anyhow::anyhow!(
             "unexpected outcome for a label change"
         )));
     };

@@ -14,8 +14,9 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, error};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::middleware::current_request_id;
 use crate::cluster::ClusterError;
+use crate::context::current_request_id;
+use crate::gateway;
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -52,48 +53,24 @@ pub struct Problem {
     pub known_clusters: Option<Vec<String>>,
 }
 
-/// One invalid field of a request.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({"field": "containers[0].image", "message": "\"NGINX\" is not a valid image reference: repository path components are lower case letters, digits and separators"}))]
-pub struct FieldError {
-    /// The field, as a JSON path or parameter name (e.g. `spec.replicas`, `cluster`).
-    pub field: String,
-    /// Why it is invalid.
-    pub message: String,
-}
+pub use crate::validate::FieldError;
 
-/// Every error a handler can answer with, keyed by meaning.
+/// Every error a handler can answer with, keyed by meaning: the core's (`gateway::Error`), and
+/// those only the HTTP edge knows (routes, methods, media types, tokens, rate limits, idempotency).
 #[derive(Debug)]
 pub enum ApiError {
-    /// The request is malformed or invalid (400).
-    BadRequest {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    /// What the core refused or failed with.
+    Core(gateway::Error),
     /// No such route (404).
     RouteNotFound { path: String },
     /// The route exists, the method does not (405).
     MethodNotAllowed { allow: &'static str },
-    /// No cluster of that name (404).
-    UnknownCluster { name: String, known: Vec<String> },
     /// Body larger than allowed (413).
     PayloadTooLarge { limit: usize },
     /// Body of the wrong media type (415).
     UnsupportedMediaType { detail: String },
     /// No usable bearer token (401 with `WWW-Authenticate`).
     Unauthenticated { error: crate::auth::AuthError },
-    /// The caller may not do this (403); the detail names the missing role.
-    Forbidden { detail: String },
-    /// The request is well-formed but invalid; every offending field is listed (422).
-    Validation { errors: Vec<FieldError> },
-    /// Something the request names does not exist (404).
-    NotFound { detail: String },
-    /// The cluster's current state forbids the request (409).
-    Conflict { detail: String },
-    /// A call to the cluster failed.
-    Cluster(ClusterError),
-    /// The audit log cannot be written, so nothing was done (503).
-    AuditUnavailable { detail: String },
     /// The caller's request budget is spent (429 with Retry-After).
     RateLimited { retry_after: Duration },
     /// The Idempotency-Key was used for a different request (422).
@@ -102,177 +79,98 @@ pub enum ApiError {
     IdempotencyKeyInFlight,
     /// PostgreSQL is unreachable (503).
     DatabaseUnavailable { detail: String },
-    /// A bug or an unexpected condition (500); the cause is logged, never shown.
-    Internal(anyhow::Error),
     /// An error response produced outside kubegate's handlers, rewritten as a problem.
     Status { status: StatusCode, detail: String },
 }
 
-impl From<ClusterError> for ApiError {
-    fn from(e: ClusterError) -> Self {
-        Self::Cluster(e)
+/// The one place the core's errors become HTTP answers.
+impl From<gateway::Error> for ApiError {
+    fn from(e: gateway::Error) -> Self {
+        Self::Core(e)
     }
 }
 
-impl From<crate::cluster::ActionError> for ApiError {
-    fn from(e: crate::cluster::ActionError) -> Self {
-        use crate::cluster::ActionError as A;
-        match e {
-            A::Cluster(c) => Self::Cluster(c),
-            A::Unprocessable { field, message } => Self::Validation {
-                errors: vec![FieldError { field, message }],
-            },
-            A::Conflict(detail) => Self::Conflict { detail },
-            A::NotFound(detail) => Self::NotFound { detail },
+/// Errors of the layers below the gateway, by way of its meanings.
+macro_rules! through_the_gateway {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                Self::Core(e.into())
+            }
         }
-    }
+    )*};
 }
+through_the_gateway!(
+    ClusterError,
+    crate::cluster::ActionError,
+    crate::auth::Denied,
+    crate::validate::Errors
+);
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        Self::Internal(e)
+        Self::Core(gateway::Error::Internal(e))
     }
 }
 
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::BadRequest {
+        gateway::Error::bad_request(detail).into()
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        gateway::Error::Forbidden {
             detail: detail.into(),
-            errors: Vec::new(),
         }
+        .into()
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        gateway::Error::Validation { errors }.into()
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        gateway::Error::internal(e).into()
     }
 
     /// The stable kind (last part of `type`), the title, and the status code.
     fn kind(&self) -> (&'static str, &'static str, StatusCode) {
-        use ClusterError as C;
-        match self {
-            Self::BadRequest { .. } => ("bad-request", "Bad request", StatusCode::BAD_REQUEST),
-            Self::RouteNotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
-            Self::Unauthenticated { .. } => (
-                "unauthenticated",
-                "Unauthenticated",
-                StatusCode::UNAUTHORIZED,
-            ),
-            Self::Forbidden { .. } => ("forbidden", "Forbidden", StatusCode::FORBIDDEN),
-            Self::RateLimited { .. } => (
-                "rate-limited",
-                "Too many requests",
-                StatusCode::TOO_MANY_REQUESTS,
-            ),
+        let (kind, title, status) = match self {
+            Self::Core(e) => e.kind(),
+            Self::RouteNotFound { .. } => ("not-found", "Not found", 404),
+            Self::Unauthenticated { .. } => ("unauthenticated", "Unauthenticated", 401),
+            Self::RateLimited { .. } => ("rate-limited", "Too many requests", 429),
             Self::IdempotencyKeyReused => (
                 "idempotency-key-reused",
                 "Idempotency-Key used for another request",
-                StatusCode::UNPROCESSABLE_ENTITY,
+                422,
             ),
             Self::IdempotencyKeyInFlight => (
                 "idempotency-key-in-flight",
                 "A request with this Idempotency-Key is still running",
-                StatusCode::CONFLICT,
+                409,
             ),
-            Self::AuditUnavailable { .. } => (
-                "audit-unavailable",
-                "Audit log unavailable: nothing was done",
-                StatusCode::SERVICE_UNAVAILABLE,
-            ),
-            Self::Validation { .. } => (
-                "validation-failed",
-                "Invalid request",
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ),
-            Self::NotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
-            Self::Conflict { .. } => ("conflict", "Conflict", StatusCode::CONFLICT),
-            Self::MethodNotAllowed { .. } => (
-                "method-not-allowed",
-                "Method not allowed",
-                StatusCode::METHOD_NOT_ALLOWED,
-            ),
-            Self::UnknownCluster { .. } => (
-                "cluster-not-found",
-                "Cluster not found",
-                StatusCode::NOT_FOUND,
-            ),
-            Self::PayloadTooLarge { .. } => (
-                "payload-too-large",
-                "Payload too large",
-                StatusCode::PAYLOAD_TOO_LARGE,
-            ),
-            Self::UnsupportedMediaType { .. } => (
-                "unsupported-media-type",
-                "Unsupported media type",
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ),
-            Self::Cluster(e) => match e {
-                C::NotFound { .. } => ("not-found", "Not found", StatusCode::NOT_FOUND),
-                C::AlreadyExists { .. } => {
-                    ("already-exists", "Already exists", StatusCode::CONFLICT)
-                }
-                C::Conflict { .. } => ("conflict", "Conflict", StatusCode::CONFLICT),
-                C::Invalid { .. } => (
-                    "invalid",
-                    "Rejected by the cluster",
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                ),
-                C::BadRequest { .. } => (
-                    "cluster-bad-request",
-                    "Rejected by the cluster",
-                    StatusCode::BAD_REQUEST,
-                ),
-                C::CredentialsRejected { .. } => (
-                    "cluster-credentials-rejected",
-                    "kubegate's cluster credentials lack permission",
-                    StatusCode::BAD_GATEWAY,
-                ),
-                C::Throttled { .. } => (
-                    "cluster-throttled",
-                    "Cluster API server is throttling",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                ),
-                C::Unavailable { .. } => (
-                    "cluster-unavailable",
-                    "Cluster unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                ),
-                C::Timeout(_) => (
-                    "cluster-timeout",
-                    "Cluster did not answer in time",
-                    StatusCode::GATEWAY_TIMEOUT,
-                ),
-                C::NotUsable { .. } => (
-                    "cluster-not-usable",
-                    "Cluster not usable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                ),
-                C::Upstream { .. } => (
-                    "cluster-error",
-                    "Unexpected answer from the cluster",
-                    StatusCode::BAD_GATEWAY,
-                ),
-            },
-            Self::DatabaseUnavailable { .. } => (
-                "database-unavailable",
-                "Database unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
-            ),
-            Self::Internal(_) => (
-                "internal",
-                "Internal server error",
-                StatusCode::INTERNAL_SERVER_ERROR,
-            ),
-            Self::Status { status, .. } => status_kind(*status),
-        }
+            Self::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed", 405),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large", 413),
+            Self::UnsupportedMediaType { .. } => {
+                ("unsupported-media-type", "Unsupported media type", 415)
+            }
+            Self::DatabaseUnavailable { .. } => {
+                ("database-unavailable", "Database unavailable", 503)
+            }
+            Self::Status { status, .. } => return status_kind(*status),
+        };
+        (
+            kind,
+            title,
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )
     }
 
     fn detail(&self) -> String {
         match self {
-            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::Core(e) => e.to_string(),
             Self::RouteNotFound { path } => format!("no route matches {path}; see /openapi.json"),
-            Self::Validation { errors } => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                format!("invalid request: {}", fields.join(", "))
-            }
-            Self::NotFound { detail } | Self::Conflict { detail } | Self::Forbidden { detail } => {
-                detail.clone()
-            }
             Self::Unauthenticated { error } => error.to_string(),
             Self::RateLimited { retry_after } => format!(
                 "too many requests from this caller; retry in {} s",
@@ -280,67 +178,49 @@ impl ApiError {
             ),
             Self::IdempotencyKeyReused => "this Idempotency-Key was used for a different request (method, path, query or body differ); use a new key".into(),
             Self::IdempotencyKeyInFlight => "the first request with this Idempotency-Key is still running; retry shortly".into(),
-            Self::AuditUnavailable { detail } => {
-                format!("{detail}; the request was not sent to the cluster (audit is write-ahead)")
-            }
             Self::MethodNotAllowed { allow } => {
                 format!("this route accepts {allow}")
-            }
-            Self::UnknownCluster { name, known } => {
-                if known.is_empty() {
-                    format!("no cluster named {name:?}; kubegate has no clusters configured")
-                } else {
-                    format!(
-                        "no cluster named {name:?}; known clusters: {}",
-                        known.join(", ")
-                    )
-                }
             }
             Self::PayloadTooLarge { limit } => {
                 format!("the request body is larger than {limit} bytes")
             }
             Self::UnsupportedMediaType { detail } => detail.clone(),
-            Self::Cluster(e) => e.to_string(),
             Self::DatabaseUnavailable { detail } => detail.clone(),
-            Self::Internal(_) => {
-                "an internal error occurred; the request id identifies it in kubegate's logs".into()
-            }
             Self::Status { detail, .. } => detail.clone(),
         }
     }
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Cluster(ClusterError::Throttled { retry_after, .. }) => {
-                Some(retry_after.unwrap_or(Duration::from_secs(1)))
-            }
+            Self::Core(gateway::Error::Cluster(ClusterError::Throttled {
+                retry_after, ..
+            })) => Some(retry_after.unwrap_or(Duration::from_secs(1))),
             Self::IdempotencyKeyInFlight => Some(Duration::from_secs(1)),
             Self::RateLimited { retry_after } => Some(*retry_after + Duration::from_millis(999)),
             _ => None,
         }
     }
 
+    /// What a refusal that reached no action is recorded as in the audit log.
+    pub fn refusal(&self) -> gateway::Refusal {
+        let p = self.problem();
+        gateway::Refusal {
+            status: p.status,
+            problem_type: p.problem_type,
+            detail: p.detail,
+        }
+    }
+
     /// The problem body for this error.
     pub fn problem(&self) -> Problem {
         let (kind, title, status) = self.kind();
-        let mut errors = Vec::new();
-        let mut known_clusters = None;
-        match self {
-            Self::BadRequest { errors: e, .. } | Self::Validation { errors: e } => {
-                errors.clone_from(e)
+        let (errors, known_clusters) = match self {
+            Self::Core(gateway::Error::UnknownCluster { known, .. }) => {
+                (Vec::new(), Some(known.clone()))
             }
-            Self::UnknownCluster { known, .. } => known_clusters = Some(known.clone()),
-            Self::Cluster(ClusterError::Invalid { causes, .. }) => {
-                errors = causes
-                    .iter()
-                    .map(|(field, message)| FieldError {
-                        field: field.clone(),
-                        message: message.clone(),
-                    })
-                    .collect();
-            }
-            _ => {}
-        }
+            Self::Core(e) => (e.field_errors(), None),
+            _ => (Vec::new(), None),
+        };
         Problem {
             problem_type: problem_type(kind),
             title: title.to_owned(),
@@ -353,10 +233,7 @@ impl ApiError {
     }
 }
 
-/// `urn:kubegate:problem:<kind>`: stable, and not pretending to be a web page.
-pub fn problem_type(kind: &str) -> String {
-    format!("urn:kubegate:problem:{kind}")
-}
+pub use gateway::problem_type;
 
 /// Kind and title for a bare status code (responses not produced by kubegate's handlers).
 fn status_kind(status: StatusCode) -> (&'static str, &'static str, StatusCode) {
@@ -385,8 +262,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Cluster(e) => Some(e),
-            Self::Internal(e) => Some(e.as_ref()),
+            Self::Core(e) => Some(e),
             _ => None,
         }
     }

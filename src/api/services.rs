@@ -14,8 +14,8 @@ use super::deployments::DeleteResult;
 use super::problem::{ApiError, FieldError, Problem};
 use super::views::{ServiceList, ServiceView, service_view};
 use crate::action::{Action, ExposeSpec, ServiceSpec};
-use crate::app::AppState;
 use crate::auth::Principal;
+use crate::gateway::AppState;
 use crate::gateway::{Executed, Outcome};
 use crate::validate;
 
@@ -32,7 +32,7 @@ pub struct ServiceResult {
 
 fn service_result(e: Executed, dry_run: bool) -> Result<HttpResponse, ApiError> {
     let Outcome::Service { service, created } = e.outcome else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
+        return Err(ApiError::internal(anyhow::anyhow!(
             "unexpected outcome for a service action"
         )));
     };
@@ -213,11 +213,14 @@ pub fn collection_selector(q: &DeleteCollectionQuery) -> Result<(String, usize),
         .label_selector
         .clone()
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| ApiError::Validation {
-            errors: vec![FieldError {
-                field: "labelSelector".into(),
-                message: "required: deleting a collection needs a non-empty label selector".into(),
-            }],
+        .ok_or_else(|| {
+            ApiError::from(crate::gateway::Error::Validation {
+                errors: vec![FieldError {
+                    field: "labelSelector".into(),
+                    message: "required: deleting a collection needs a non-empty label selector"
+                        .into(),
+                }],
+            })
         })?;
     Ok((sel, q.max_affected.unwrap_or(DEFAULT_MAX_AFFECTED)))
 }

@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 use super::commands::{self, CommandResult};
 use super::middleware;
 use super::problem::{ApiError, FieldError, Problem};
-use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::config::SlackConfig;
+use crate::gateway::AppState;
 
 /// How far a request's timestamp may be from now (Slack's documented window).
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -184,6 +184,7 @@ pub struct SlackMessage {
 pub async fn slack_command(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
+    slack: web::Data<Option<Slack>>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     if header(&req, "x-slack-signature").is_none()
@@ -193,11 +194,11 @@ pub async fn slack_command(
             "X-Slack-Signature and X-Slack-Request-Timestamp are required",
         ));
     }
-    let Some(slack) = state.slack.as_ref() else {
-        return Err(ApiError::NotFound {
+    let Some(slack) = slack.as_ref().as_ref() else {
+        return Err(ApiError::from(crate::gateway::Error::NotFound {
             detail: "the Slack integration is off (KUBEGATE_SLACK_SIGNING_SECRET is not set)"
                 .into(),
-        });
+        }));
     };
     authenticate(&state, slack, &req, &body).await?;
     let mut form: HashMap<String, String> = HashMap::new();
@@ -207,13 +208,13 @@ pub async fn slack_command(
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let (team, user, channel) = (field("team_id"), field("user_id"), field("channel_id"));
     if user.is_empty() || team.is_empty() {
-        return Err(ApiError::BadRequest {
+        return Err(ApiError::from(crate::gateway::Error::BadRequest {
             detail: "a Slack slash command carries team_id and user_id".into(),
             errors: vec![FieldError {
                 field: "user_id".into(),
                 message: "required".into(),
             }],
-        });
+        }));
     }
     let line = field("text").to_owned();
     let bot = Principal {
@@ -231,17 +232,17 @@ pub async fn slack_command(
     let policy = state.auth.policy();
     let aliases = [format!("slack:{team}/{user}"), format!("slack:{user}")];
     let Some(alias) = aliases.iter().find(|a| policy.person(a).is_some()) else {
-        let e = ApiError::Forbidden {
+        let e = ApiError::from(crate::gateway::Error::Forbidden {
             detail: format!(
                 "Slack user {team}/{user} is not mapped to a kubegate subject: an admin adds `slack:{team}/{user}` to people[].aliases in the policy file"
             ),
-        };
+        });
         return Ok(refused(&state, &bot, &line, &e, None).await);
     };
     let person = match state.auth.on_behalf_of(bot.clone(), alias) {
         Ok(p) => p,
         Err(e) => {
-            return Ok(refused(&state, &bot, &line, &e, None).await);
+            return Ok(refused(&state, &bot, &line, &e.into(), None).await);
         }
     };
     if let Some(ctx) = middleware::current() {
@@ -280,13 +281,13 @@ pub async fn slack_command(
         .or_else(|| slack.default_cluster.clone())
         .or_else(|| (names.len() == 1).then(|| names[0].clone()));
     let Some(cluster) = cluster else {
-        let e = ApiError::BadRequest {
+        let e = ApiError::from(crate::gateway::Error::BadRequest {
             detail: format!(
                 "name the cluster with --context (one of: {})",
                 names.join(", ")
             ),
             errors: Vec::new(),
-        };
+        });
         return Ok(refused(&state, &person, &line, &e, None).await);
     };
     let default_namespace = chan.as_ref().and_then(|c| c.default_namespace.clone());
@@ -307,11 +308,11 @@ pub async fn slack_command(
         None => !restricted,
     };
     if !allowed {
-        let e = ApiError::Forbidden {
+        let e = ApiError::from(crate::gateway::Error::Forbidden {
             detail: format!(
                 "this channel may not run commands on namespace {namespace:?} of cluster {cluster:?} (policy file channels)"
             ),
-        };
+        });
         let target = crate::action::Target {
             cluster: cluster.clone(),
             namespace: namespace.clone(),
@@ -322,10 +323,10 @@ pub async fn slack_command(
     if commands::waits(&parsed) {
         let url = field("response_url").to_owned();
         if !url.starts_with(&slack.response_url_prefix) {
-            let e = ApiError::BadRequest {
+            let e = ApiError::from(crate::gateway::Error::BadRequest {
                 detail: "this command waits for a rollout and answers later, but the request's response_url is not Slack's".into(),
                 errors: Vec::new(),
-            };
+            });
             return Ok(refused(&state, &person, &line, &e, None).await);
         }
         let ctx = middleware::current();
@@ -367,7 +368,7 @@ pub async fn slack_command(
                     || c.read_only.load(std::sync::atomic::Ordering::Relaxed)
             });
             if !recorded {
-                crate::gateway::audit_refused(&state, &person, &e, None).await;
+                crate::gateway::audit_refused(&state, &person, &e.refusal(), None).await;
             }
             error_message(&line, &e)
         }
@@ -382,7 +383,7 @@ async fn refused(
     e: &ApiError,
     target: Option<&crate::action::Target>,
 ) -> HttpResponse {
-    crate::gateway::audit_refused(state, principal, e, target).await;
+    crate::gateway::audit_refused(state, principal, &e.refusal(), target).await;
     reply(error_message(line, e))
 }
 

@@ -10,19 +10,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
-use futures::future::LocalBoxFuture;
-
 pub use jwt::{AuthError, Authenticator, Principal};
 pub use policy::{Decision, Grant, Policy, Role};
 
 /// The header a bot names the person it acts for with.
 pub const ON_BEHALF_OF: &str = "x-on-behalf-of";
 
-use crate::api::problem::ApiError;
-use crate::app::AppState;
 use crate::config::AuthConfig;
+
+/// A refusal (answered 403); the text names what was missing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
 
 /// Token verification plus the current policy.
 pub struct Auth {
@@ -111,24 +110,22 @@ impl Auth {
 
     /// The person a bot acts for. Refused (403) unless the bot holds `delegate` somewhere and
     /// the policy file knows the person.
-    pub fn on_behalf_of(&self, bot: Principal, name: &str) -> Result<Principal, ApiError> {
+    pub fn on_behalf_of(&self, bot: Principal, name: &str) -> Result<Principal, Denied> {
         if !self.grants(&bot).iter().any(|g| g.role == Role::Delegate) {
-            return Err(ApiError::Forbidden {
-                detail: format!(
-                    "X-On-Behalf-Of needs the delegate role, and {} has no grant of it",
-                    bot.subject
-                ),
-            });
+            return Err(Denied(format!(
+                "X-On-Behalf-Of needs the delegate role, and {} has no grant of it",
+                bot.subject
+            )));
         }
         if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-            return Err(ApiError::Forbidden {
-                detail: "X-On-Behalf-Of names nobody (1-256 printable characters)".into(),
-            });
+            return Err(Denied(
+                "X-On-Behalf-Of names nobody (1-256 printable characters)".into(),
+            ));
         }
         let Some((subject, groups)) = self.policy().person(name) else {
-            return Err(ApiError::Forbidden {
-                detail: format!("X-On-Behalf-Of: {name:?} is not a person the policy file knows"),
-            });
+            return Err(Denied(format!(
+                "X-On-Behalf-Of: {name:?} is not a person the policy file knows"
+            )));
         };
         Ok(Principal {
             subject,
@@ -146,13 +143,13 @@ impl Auth {
         verb: &str,
         cluster: &str,
         namespace: Option<&str>,
-    ) -> Result<Decision, ApiError> {
+    ) -> Result<Decision, Denied> {
         let d = self.decide(p, verb, cluster, namespace);
         if d.allowed {
             Ok(d)
         } else {
             tracing::info!(subject = %p.subject, verb, cluster, namespace, "denied");
-            Err(ApiError::Forbidden { detail: d.reason })
+            Err(Denied(d.reason))
         }
     }
 
@@ -205,87 +202,4 @@ fn load_policy(path: &PathBuf) -> Result<Policy, String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let toml = path.extension().is_some_and(|e| e == "toml");
     Policy::parse(&text, toml).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// The verified caller of a request: extracting it answers 401 when the token is missing or bad.
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().map(str::to_owned));
-        let on_behalf_of = req
-            .headers()
-            .get(ON_BEHALF_OF)
-            .map(|v| v.to_str().map(str::to_owned));
-        Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no application state")))?;
-            let token = match header {
-                None => {
-                    return Err(ApiError::Unauthenticated {
-                        error: AuthError::Missing,
-                    });
-                }
-                Some(Err(_)) => {
-                    return Err(ApiError::Unauthenticated {
-                        error: AuthError::Invalid("the Authorization header is not ASCII".into()),
-                    });
-                }
-                Some(Ok(h)) => {
-                    let (scheme, rest) = h.split_once(' ').unwrap_or((h.as_str(), ""));
-                    if !scheme.eq_ignore_ascii_case("bearer") {
-                        return Err(ApiError::Unauthenticated {
-                            error: AuthError::Missing,
-                        });
-                    }
-                    rest.trim().to_owned()
-                }
-            };
-            let principal = state
-                .auth
-                .authenticator
-                .verify(&token)
-                .await
-                .map_err(|error| {
-                    tracing::info!(reason = %error, "token refused");
-                    ApiError::Unauthenticated { error }
-                })?;
-            if let Err(wait) = state
-                .auth
-                .limits
-                .check(&principal, &state.auth.grants(&principal))
-            {
-                tracing::info!(subject = %principal.subject, "rate limited");
-                state.metrics.rate_limited.inc();
-                return Err(ApiError::RateLimited { retry_after: wait });
-            }
-            let principal = match on_behalf_of {
-                None => principal,
-                Some(name) => {
-                    let name = name.map_err(|_| ApiError::Forbidden {
-                        detail: "X-On-Behalf-Of is not ASCII".into(),
-                    });
-                    match name.and_then(|n| state.auth.on_behalf_of(principal.clone(), &n)) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::info!(subject = %principal.subject, "X-On-Behalf-Of refused");
-                            if let Some(ctx) = crate::api::middleware::current() {
-                                *ctx.principal.lock().expect("principal") = Some(principal);
-                            }
-                            return Err(e);
-                        }
-                    }
-                }
-            };
-            if let Some(ctx) = crate::api::middleware::current() {
-                *ctx.principal.lock().expect("principal") = Some(principal.clone());
-            }
-            Ok(principal)
-        })
-    }
 }

@@ -8,13 +8,17 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 
+mod error;
+mod state;
+
+pub use error::{Error, problem_type};
+pub use state::AppState;
+
 use crate::action::{Action, Target};
-use crate::api::middleware::{self, RequestContext};
-use crate::api::problem::ApiError;
-use crate::app::AppState;
 use crate::audit::{Entry, now_us};
 use crate::auth::Principal;
 use crate::cluster::{ChangeNote, DeploymentChange, RollbackOutcome, RolloutReport};
+use crate::context::{self, RequestContext};
 
 /// An action with how to run it.
 #[derive(Debug, Clone)]
@@ -52,9 +56,9 @@ pub async fn execute(
     state: &AppState,
     principal: &Principal,
     req: ActionRequest,
-) -> Result<Executed, ApiError> {
+) -> Result<Executed, Error> {
     let audit_id = uuid::Uuid::new_v4();
-    let ctx = middleware::current();
+    let ctx = context::current();
     if let Some(c) = &ctx {
         *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
     }
@@ -64,7 +68,7 @@ pub async fn execute(
     let decision = match admit(state, principal, &req) {
         Ok(d) => d,
         Err(e) => {
-            let outcome = if matches!(e, ApiError::Forbidden { .. }) {
+            let outcome = if matches!(e, Error::Forbidden { .. }) {
                 "denied"
             } else {
                 "invalid"
@@ -101,7 +105,7 @@ pub async fn execute(
     };
     if let Err(e) = state.audit.append(vec![intent.clone()]).await {
         tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the action");
-        return Err(ApiError::AuditUnavailable {
+        return Err(Error::AuditUnavailable {
             detail: "the audit log cannot be written".into(),
         });
     }
@@ -132,7 +136,7 @@ pub async fn execute(
             };
             rollout
                 .map(|rollout| (outcome, rollout))
-                .map_err(ApiError::from)
+                .map_err(Error::from)
         }
         Err(e) => Err(e),
     };
@@ -181,27 +185,27 @@ fn admit(
     state: &AppState,
     principal: &Principal,
     req: &ActionRequest,
-) -> Result<crate::auth::Decision, ApiError> {
+) -> Result<crate::auth::Decision, Error> {
     let mut errors = req.action.validate(&req.target, &state.limits);
     if req.reason.as_ref().is_some_and(|r| r.len() > 1024) {
         errors.add("reason", "at most 1024 characters");
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation { errors: errors.0 });
+        return Err(errors.into());
     }
-    state.auth.authorize(
+    Ok(state.auth.authorize(
         principal,
         req.action.verb(),
         &req.target.cluster,
         Some(&req.target.namespace),
-    )
+    )?)
 }
 
 async fn act(
     cluster: &crate::cluster::Cluster,
     req: &ActionRequest,
     note: &ChangeNote,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, Error> {
     let ns = req.target.namespace.as_str();
     let dry = req.dry_run;
     Ok(match &req.action {
@@ -315,11 +319,10 @@ fn base_entry(
 }
 
 /// Status and problem type of an error answer.
-fn finished(mut e: Entry, err: &ApiError) -> Entry {
-    use actix_web::ResponseError;
+fn finished(mut e: Entry, err: &Error) -> Entry {
     e.completed_at_us = Some(now_us());
-    e.http_status = Some(i32::from(err.status_code().as_u16()));
-    e.problem_type = Some(err.problem().problem_type);
+    e.http_status = Some(i32::from(err.status()));
+    e.problem_type = Some(problem_type(err.kind().0));
     e
 }
 
@@ -349,78 +352,16 @@ fn result_summary(outcome: &Outcome, rollout: Option<&RolloutReport>) -> serde_j
     v
 }
 
-/// The audit entry of a request the gateway never saw: a mutating `/v1` call refused earlier
-/// (no token, malformed body, unknown route), or a read when read auditing is on.
-pub async fn audit_unrouted(
-    state: &AppState,
-    ctx: &RequestContext,
-    res: &actix_web::dev::ServiceResponse,
-) {
-    if ctx.audit_id.lock().expect("audit id").is_some() || !ctx.path.starts_with("/v1/") {
-        return;
-    }
-    // Slack answers every command with 200 (a message); its handler records what it refuses.
-    if ctx.path.starts_with("/v1/integrations/slack/") && res.status().as_u16() < 400 {
-        return;
-    }
-    let read = matches!(ctx.method.as_str(), "GET" | "HEAD" | "OPTIONS")
-        || ctx.path == "/v1/access-reviews"
-        || ctx.read_only.load(std::sync::atomic::Ordering::Relaxed);
-    if read && !state.audit_reads {
-        return;
-    }
-    let status = res.status().as_u16();
-    let mut principal = ctx.principal.lock().expect("principal").clone();
-    if principal.is_none() && status != 401 {
-        // Refused before the token extractor ran (e.g. a malformed body): name the caller anyway.
-        if let Some(token) = &ctx.bearer {
-            use secrecy::ExposeSecret;
-            principal = state
-                .auth
-                .authenticator
-                .verify(token.expose_secret())
-                .await
-                .ok();
-        }
-    }
-    let outcome = outcome_of(status);
-    let audit_id = uuid::Uuid::new_v4();
-    let entry = Entry {
-        audit_id,
-        stage: if read { "read" } else { "rejected" }.into(),
-        outcome: outcome.into(),
-        received_at_us: ctx.received_at_us,
-        completed_at_us: Some(now_us()),
-        request_id: Some(ctx.request_id.clone()),
-        subject: principal.as_ref().map(|p| p.subject.clone()),
-        issuer: principal.as_ref().map(|p| p.issuer.clone()),
-        delegated_by: principal
-            .as_ref()
-            .and_then(|p| p.delegated_by.as_ref())
-            .map(|b| b.subject.clone()),
-        groups: principal
-            .map(|p| p.groups.into_iter().collect())
-            .unwrap_or_default(),
-        source_ip: ctx.source_ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-        http_method: Some(ctx.method.clone()),
-        http_path: Some(ctx.path.clone()),
-        http_status: Some(i32::from(status)),
-        problem_type: res
-            .response()
-            .error()
-            .and_then(|e| e.as_error::<ApiError>())
-            .map(|e| e.problem().problem_type),
-        ..Entry::default()
-    };
-    match state.audit.append(vec![entry]).await {
-        Ok(_) => *ctx.audit_id.lock().expect("audit id") = Some(audit_id.to_string()),
-        Err(e) => tracing::error!(error = %e, "could not audit a request"),
-    }
+/// What a refused request was answered: status, problem type, detail.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub problem_type: String,
+    pub detail: String,
 }
 
 /// The audit outcome of a request answered with this status without reaching an action.
-fn outcome_of(status: u16) -> &'static str {
+pub fn outcome_of(status: u16) -> &'static str {
     match status {
         401 => "unauthenticated",
         403 => "denied",
@@ -435,12 +376,11 @@ fn outcome_of(status: u16) -> &'static str {
 pub async fn audit_refused(
     state: &AppState,
     principal: &Principal,
-    err: &ApiError,
+    refusal: &Refusal,
     target: Option<&Target>,
 ) {
-    use actix_web::ResponseError;
-    let ctx = middleware::current();
-    let status = err.status_code().as_u16();
+    let ctx = context::current();
+    let status = refusal.status;
     let audit_id = uuid::Uuid::new_v4();
     let entry = Entry {
         audit_id,
@@ -456,13 +396,13 @@ pub async fn audit_refused(
         issuer: Some(principal.issuer.clone()),
         groups: principal.groups.iter().cloned().collect(),
         delegated_by: principal.delegated_by.as_ref().map(|b| b.subject.clone()),
-        decision: Some(err.problem().detail),
+        decision: Some(refusal.detail.clone()),
         source_ip: ctx.as_ref().and_then(|c| c.source_ip.clone()),
         user_agent: ctx.as_ref().and_then(|c| c.user_agent.clone()),
         http_method: ctx.as_ref().map(|c| c.method.clone()),
         http_path: ctx.as_ref().map(|c| c.path.clone()),
         http_status: Some(i32::from(status)),
-        problem_type: Some(err.problem().problem_type),
+        problem_type: Some(refusal.problem_type.clone()),
         cluster: target.map(|t| t.cluster.clone()),
         namespace: target.map(|t| t.namespace.clone()),
         ..Entry::default()

@@ -1,0 +1,49 @@
+//! The state every request shares, built once by `Application::build`: the database pool, the
+//! clusters, the audit log, the authenticator and policy, the limits and settings actions need.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::error::Error;
+use crate::action::Limits;
+use crate::audit::{AuditLog, CheckpointKey};
+use crate::auth::{Auth, Principal};
+use crate::cluster::{Cluster, ClusterRegistry};
+use crate::metrics::Metrics;
+
+/// What handlers share.
+pub struct AppState {
+    pub db: PgPool,
+    pub clusters: ClusterRegistry,
+    pub limits: Limits,
+    pub max_wait: Duration,
+    pub auth: Arc<Auth>,
+    pub audit: AuditLog,
+    pub audit_reads: bool,
+    pub checkpoint_key: Option<Arc<CheckpointKey>>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub idempotency_ttl: Duration,
+    pub max_body_bytes: usize,
+    pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM: /readyz fails while in-flight requests finish.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    /// The cluster of that name; an unknown name answers 404 naming the clusters the caller may see.
+    pub fn cluster(&self, principal: &Principal, name: &str) -> Result<&Cluster, Error> {
+        self.clusters
+            .get(name)
+            .ok_or_else(|| Error::UnknownCluster {
+                name: name.to_owned(),
+                known: self
+                    .clusters
+                    .names()
+                    .into_iter()
+                    .filter(|c| self.auth.sees_cluster(principal, c))
+                    .collect(),
+            })
+    }
+}
