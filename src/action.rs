@@ -47,9 +47,6 @@ pub enum Action {
         to_revision: i64,
         expect_revision: Option<i64>,
     },
-    DeleteDeployment {
-        name: String,
-    },
     Expose {
         deployment: String,
         spec: ExposeSpec,
@@ -58,33 +55,79 @@ pub enum Action {
         name: String,
         spec: ServiceSpec,
     },
-    DeleteService {
+    /// `kubectl delete KIND NAME`.
+    Delete {
+        kind: Kind,
         name: String,
     },
-    DeleteServices {
-        selector: String,
-        max_affected: usize,
-    },
-    DeletePod {
-        name: String,
-    },
-    DeletePods {
+    /// `kubectl delete KIND -l SELECTOR`, refused when more than `max_affected` match.
+    DeleteSelected {
+        kind: Kind,
         selector: String,
         max_affected: usize,
     },
     Label {
-        kind: LabelledKind,
+        kind: Kind,
         name: String,
         change: LabelChange,
     },
 }
 
-/// Kinds whose labels can be changed.
+/// The kinds of object kubegate reads and changes, one row each: how the API and kubectl name
+/// them, which naming rule their names follow, and what may be done to them. A new kind is a new
+/// row here (and a view), not a copy of another kind's handlers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LabelledKind {
+pub enum Kind {
     Deployment,
+    ReplicaSet,
     Service,
     Pod,
+}
+
+impl Kind {
+    /// kubectl's word for one (`kubectl get deployment`), also the audit log's resource kind.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment",
+            Self::ReplicaSet => "replicaset",
+            Self::Service => "service",
+            Self::Pod => "pod",
+        }
+    }
+
+    /// The API's resource name, as in REST paths (`.../deployments`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployments",
+            Self::ReplicaSet => "replicasets",
+            Self::Service => "services",
+            Self::Pod => "pods",
+        }
+    }
+
+    /// How kubectl names an object of this kind in its answers: `deployment.apps/web scaled`.
+    pub fn kubectl(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment.apps",
+            Self::ReplicaSet => "replicaset.apps",
+            Self::Service => "service",
+            Self::Pod => "pod",
+        }
+    }
+
+    /// The API server's rule for names of this kind: a Service's name is a DNS-1035 label (it
+    /// becomes a DNS name), the others' DNS-1123 subdomains.
+    pub fn check_name(self, name: &str) -> Result<(), String> {
+        match self {
+            Self::Service => validate::dns1035_label(name),
+            _ => validate::dns1123_subdomain(name),
+        }
+    }
+
+    /// ReplicaSets belong to their Deployment: kubegate reads them and changes them only through it.
+    pub fn changeable(self) -> bool {
+        self != Self::ReplicaSet
+    }
 }
 
 impl Action {
@@ -97,13 +140,20 @@ impl Action {
             Self::SetImage { .. } => "set_image",
             Self::Restart { .. } => "restart",
             Self::Rollback { .. } => "rollback",
-            Self::DeleteDeployment { .. } => "delete_deployment",
             Self::Expose { .. } => "expose",
             Self::PutService { .. } => "put_service",
-            Self::DeleteService { .. } => "delete_service",
-            Self::DeleteServices { .. } => "delete_services",
-            Self::DeletePod { .. } => "delete_pod",
-            Self::DeletePods { .. } => "delete_pods",
+            Self::Delete { kind, .. } => match kind {
+                Kind::Deployment => "delete_deployment",
+                Kind::ReplicaSet => "delete_replicaset",
+                Kind::Service => "delete_service",
+                Kind::Pod => "delete_pod",
+            },
+            Self::DeleteSelected { kind, .. } => match kind {
+                Kind::Deployment => "delete_deployments",
+                Kind::ReplicaSet => "delete_replicasets",
+                Kind::Service => "delete_services",
+                Kind::Pod => "delete_pods",
+            },
             Self::Label { .. } => "label",
         }
     }
@@ -134,13 +184,12 @@ impl Action {
             Self::Rollback {
                 name, to_revision, ..
             } => format!("rollout undo {name} --to-revision={to_revision}"),
-            Self::DeleteDeployment { name } => format!("delete deployment {name}"),
             Self::Expose { deployment, .. } => format!("expose deployment {deployment}"),
             Self::PutService { name, .. } => format!("put service {name}"),
-            Self::DeleteService { name } => format!("delete service {name}"),
-            Self::DeleteServices { selector, .. } => format!("delete services -l {selector}"),
-            Self::DeletePod { name } => format!("delete pod {name}"),
-            Self::DeletePods { selector, .. } => format!("delete pods -l {selector}"),
+            Self::Delete { kind, name } => format!("delete {} {name}", kind.singular()),
+            Self::DeleteSelected { kind, selector, .. } => {
+                format!("delete {} -l {selector}", kind.plural())
+            }
             Self::Label { name, .. } => format!("label {name}"),
         }
     }
@@ -180,9 +229,7 @@ impl Action {
                     e.add("image", m);
                 }
             }
-            Self::Restart { name } | Self::DeleteDeployment { name } => {
-                deployment_name(&mut e, name)
-            }
+            Self::Restart { name } => deployment_name(&mut e, name),
             Self::Rollback {
                 name,
                 to_revision,
@@ -210,20 +257,18 @@ impl Action {
                 }
                 spec.validate(&mut e);
             }
-            Self::DeleteService { name } => {
-                if let Err(m) = validate::dns1035_label(name) {
+            Self::Delete { kind, name } => {
+                changeable(&mut e, *kind);
+                if let Err(m) = kind.check_name(name) {
                     e.add("name", m);
                 }
             }
-            Self::DeletePod { name } => deployment_name(&mut e, name),
-            Self::DeleteServices {
-                selector,
-                max_affected,
-            }
-            | Self::DeletePods {
+            Self::DeleteSelected {
+                kind,
                 selector,
                 max_affected,
             } => {
+                changeable(&mut e, *kind);
                 if let Err(m) = validate::label_selector(selector) {
                     e.add("labelSelector", m);
                 }
@@ -234,13 +279,9 @@ impl Action {
                 );
             }
             Self::Label { kind, name, change } => {
-                match kind {
-                    LabelledKind::Service => {
-                        if let Err(m) = validate::dns1035_label(name) {
-                            e.add("name", m);
-                        }
-                    }
-                    _ => deployment_name(&mut e, name),
+                changeable(&mut e, *kind);
+                if let Err(m) = kind.check_name(name) {
+                    e.add("name", m);
                 }
                 validate::labels(&mut e, "set", &change.set);
                 for k in &change.remove {
@@ -264,11 +305,22 @@ impl Action {
     }
 }
 
+/// How many objects a delete by selector may remove when the request does not say.
+pub const DEFAULT_MAX_AFFECTED: usize = 50;
+
 /// Configurable bounds of validation.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_replicas: i32,
     pub max_affected_cap: usize,
+}
+
+fn changeable(e: &mut Errors, kind: Kind) {
+    e.check(
+        kind.changeable(),
+        "kind",
+        format!("{} are changed through their Deployment", kind.plural()),
+    );
 }
 
 fn replicas_in_range(e: &mut Errors, field: &str, replicas: i32, limits: &Limits) {
@@ -833,26 +885,18 @@ impl Action {
             | Self::Scale { name, .. }
             | Self::SetImage { name, .. }
             | Self::Restart { name }
-            | Self::Rollback { name, .. }
-            | Self::DeleteDeployment { name } => ("deployment", name.clone()),
+            | Self::Rollback { name, .. } => ("deployment", name.clone()),
             Self::Expose { deployment, spec } => (
                 "service",
                 spec.name.clone().unwrap_or_else(|| deployment.clone()),
             ),
-            Self::PutService { name, .. } | Self::DeleteService { name } => {
-                ("service", name.clone())
+            Self::PutService { name, .. } => ("service", name.clone()),
+            Self::Delete { kind, name } | Self::Label { kind, name, .. } => {
+                (kind.singular(), name.clone())
             }
-            Self::DeletePod { name } => ("pod", name.clone()),
-            Self::DeleteServices { selector, .. } => ("service", format!("-l {selector}")),
-            Self::DeletePods { selector, .. } => ("pod", format!("-l {selector}")),
-            Self::Label { kind, name, .. } => (
-                match kind {
-                    LabelledKind::Deployment => "deployment",
-                    LabelledKind::Service => "service",
-                    LabelledKind::Pod => "pod",
-                },
-                name.clone(),
-            ),
+            Self::DeleteSelected { kind, selector, .. } => {
+                (kind.singular(), format!("-l {selector}"))
+            }
         }
     }
 
@@ -885,10 +929,7 @@ impl Action {
             Self::SetImage {
                 container, image, ..
             } => json!({"container": container, "image": image}),
-            Self::Restart { .. }
-            | Self::DeleteDeployment { .. }
-            | Self::DeleteService { .. }
-            | Self::DeletePod { .. } => json!({}),
+            Self::Restart { .. } | Self::Delete { .. } => json!({}),
             Self::Rollback {
                 to_revision,
                 expect_revision,
@@ -896,13 +937,10 @@ impl Action {
             } => json!({"toRevision": to_revision, "expectRevision": expect_revision}),
             Self::Expose { spec, .. } => serde_json::to_value(spec).unwrap_or_default(),
             Self::PutService { spec, .. } => serde_json::to_value(spec).unwrap_or_default(),
-            Self::DeleteServices {
+            Self::DeleteSelected {
                 selector,
                 max_affected,
-            }
-            | Self::DeletePods {
-                selector,
-                max_affected,
+                ..
             } => {
                 json!({"labelSelector": selector, "maxAffected": max_affected})
             }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::problem::{ApiError, Problem};
 use crate::auth::Principal;
 use crate::cluster::{self, ClusterSource, Probe, ServerVersion};
-use crate::gateway::AppState;
+use crate::gateway::{self, AppState, ClusterFound, ClusterRead};
 
 /// A cluster kubegate can act on.
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,20 +128,6 @@ pub struct NodeList {
     pub items: Vec<NodeView>,
 }
 
-/// A cluster the caller has some grant on (otherwise 403, whether it exists or not).
-fn visible<'a>(
-    state: &'a AppState,
-    principal: &Principal,
-    name: &str,
-) -> Result<&'a cluster::Cluster, ApiError> {
-    if !state.auth.sees_cluster(principal, name) {
-        return Err(ApiError::from(crate::gateway::Error::Forbidden {
-            detail: format!("no grant names cluster {name:?}"),
-        }));
-    }
-    Ok(state.cluster(principal, name)?)
-}
-
 fn view(c: &cluster::Cluster, probe: Probe) -> ClusterView {
     ClusterView {
         name: c.name.clone(),
@@ -200,9 +186,8 @@ pub async fn get_cluster(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-) -> Result<web::Json<ClusterView>, ApiError> {
-    let c = visible(&state, &principal, &path)?;
-    Ok(web::Json(view(c, c.probe().await)))
+) -> Result<web::Json<ClusterFoundView>, ApiError> {
+    read(&state, &principal, &path, ClusterRead::Info).await
 }
 
 /// List the cluster's namespaces.
@@ -221,12 +206,8 @@ pub async fn list_namespaces(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-) -> Result<web::Json<NamespaceList>, ApiError> {
-    state.auth.authorize(&principal, "read", &path, None)?;
-    let items = state.cluster(&principal, &path)?.list_namespaces().await?;
-    Ok(web::Json(NamespaceList {
-        items: items.into_iter().map(NamespaceView::from).collect(),
-    }))
+) -> Result<web::Json<ClusterFoundView>, ApiError> {
+    read(&state, &principal, &path, ClusterRead::Namespaces).await
 }
 
 /// List the cluster's nodes.
@@ -245,12 +226,41 @@ pub async fn list_nodes(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-) -> Result<web::Json<NodeList>, ApiError> {
-    state.auth.authorize(&principal, "read", &path, None)?;
-    let items = state.cluster(&principal, &path)?.list_nodes().await?;
-    Ok(web::Json(NodeList {
-        items: items.into_iter().map(NodeView::from).collect(),
-    }))
+) -> Result<web::Json<ClusterFoundView>, ApiError> {
+    read(&state, &principal, &path, ClusterRead::Nodes).await
+}
+
+async fn read(
+    state: &AppState,
+    principal: &Principal,
+    cluster: &str,
+    read: ClusterRead,
+) -> Result<web::Json<ClusterFoundView>, ApiError> {
+    let found = gateway::read_cluster(state, principal, cluster, read).await?;
+    Ok(web::Json(found.into()))
+}
+
+/// The answer to a read of a cluster, as its REST operation documents it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ClusterFoundView {
+    Cluster(Box<ClusterView>),
+    Namespaces(NamespaceList),
+    Nodes(NodeList),
+}
+
+impl From<ClusterFound<'_>> for ClusterFoundView {
+    fn from(found: ClusterFound<'_>) -> Self {
+        match found {
+            ClusterFound::Info { cluster, probe } => Self::Cluster(Box::new(view(cluster, probe))),
+            ClusterFound::Namespaces(ns) => Self::Namespaces(NamespaceList {
+                items: ns.into_iter().map(NamespaceView::from).collect(),
+            }),
+            ClusterFound::Nodes(nodes) => Self::Nodes(NodeList {
+                items: nodes.into_iter().map(NodeView::from).collect(),
+            }),
+        }
+    }
 }
 
 pub(crate) fn rfc3339(t: &Time) -> String {

@@ -1,19 +1,15 @@
 //! What the namespaced endpoints share: path parameters, the mutation query (`dryRun`, `wait`,
-//! `timeoutSeconds`), checks of names before any cluster call, and turning an HTTP call into an
-//! `ActionRequest`.
+//! `timeoutSeconds`), and turning an HTTP call into an `ActionRequest` for the gateway.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::problem::{ApiError, FieldError};
 use crate::action::{Action, Target};
 use crate::auth::Principal;
-use crate::cluster::Cluster;
-use crate::gateway::AppState;
-use crate::gateway::{self, ActionRequest, Executed};
-use crate::validate;
+use crate::gateway::{self, ActionRequest, AppState, Executed};
 
 /// `/v1/clusters/{cluster}/namespaces/{namespace}`
 #[derive(Debug, Deserialize, IntoParams)]
@@ -104,73 +100,8 @@ pub struct DeleteCollectionQuery {
     pub dry_run: bool,
 }
 
-/// What every mutation answers besides its result.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({"auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
-pub struct ActionInfo {
-    /// Identifies this action (also on the `kubegate.io/audit-id` annotation of template changes).
-    pub audit_id: String,
-    /// Nothing was changed: the API server only validated.
-    pub dry_run: bool,
-}
-
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
-pub const DEFAULT_MAX_AFFECTED: usize = 50;
-
-/// A naming rule of `validate` (label, subdomain, ...).
-pub type NameRule = fn(&str) -> Result<(), String>;
-
-/// Check path names before anything reaches a cluster.
-pub fn check_names(namespace: &str, name: Option<(&str, NameRule)>) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    if let Err(m) = validate::dns1123_label(namespace) {
-        errors.push(FieldError {
-            field: "namespace".into(),
-            message: m,
-        });
-    }
-    if let Some((n, rule)) = name
-        && let Err(m) = rule(n)
-    {
-        errors.push(FieldError {
-            field: "name".into(),
-            message: m,
-        });
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::from(crate::gateway::Error::Validation { errors }))
-    }
-}
-
-pub fn selector(q: &ListQuery) -> Result<Option<String>, ApiError> {
-    match q.label_selector.as_deref() {
-        None | Some("") => Ok(None),
-        Some(s) => validate::label_selector(s).map(Some).map_err(|m| {
-            ApiError::from(crate::gateway::Error::Validation {
-                errors: vec![FieldError {
-                    field: "labelSelector".into(),
-                    message: m,
-                }],
-            })
-        }),
-    }
-}
-
-/// Authorize a read of `namespace` on `cluster`, then give the cluster.
-pub fn cluster<'a>(
-    state: &'a AppState,
-    principal: &Principal,
-    name: &str,
-    namespace: &str,
-) -> Result<&'a Cluster, ApiError> {
-    state
-        .auth
-        .authorize(principal, "read", name, Some(namespace))?;
-    Ok(state.cluster(principal, name)?)
-}
+pub use crate::action::DEFAULT_MAX_AFFECTED;
 
 /// Run an action through the gateway with the query's options.
 /// `timeoutSeconds` beyond a day is refused (the schema says so), below it capped by KUBEGATE_MAX_WAIT.

@@ -1,68 +1,19 @@
-//! Deployments: get/list/describe, deploy (server-side apply), scale, set image, restart,
-//! rollout status/history/undo, delete; and ReplicaSets.
+//! Deployments: deploy (server-side apply), scale, set image, restart, rollout status, history
+//! and undo. Listing, getting, deleting and labelling them are shared with the other kinds
+//! (`objects`).
 
 use actix_web::{HttpResponse, web};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{
-    ActionInfo, ListQuery, MutationQuery, NamespacePath, ObjectPath, check_names, cluster, run,
-    selector,
-};
+use super::common::{MutationQuery, ObjectPath, run};
 use super::problem::{ApiError, Problem};
-use super::views::{
-    DeploymentList, DeploymentView, ReplicaSetList, ReplicaSetView, RevisionDetail, RevisionList,
-    RolloutView, revision_view,
-};
-use crate::action::{Action, DeploySpec};
+use super::results::{Answer, DeploymentResult, RollbackResult};
+use super::views::{RevisionDetail, RevisionList, RolloutView, revision_view};
+use crate::action::{Action, DeploySpec, Target};
 use crate::auth::Principal;
 use crate::cluster::{RolloutReport, rollout};
-use crate::gateway::AppState;
-use crate::gateway::{Executed, Outcome};
-use crate::validate;
-
-/// The result of a change to a Deployment.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({"deployment": {"name": "web", "namespace": "shop", "revision": 3, "replicas": {"desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0}, "images": [{"container": "web", "image": "nginx:1.27"}], "selector": "app=web", "strategy": {"type": "RollingUpdate", "maxSurge": "25%", "maxUnavailable": "25%"}, "paused": false, "generation": 4, "observedGeneration": 4, "conditions": [], "changeCause": "kubegate set image web web=nginx:1.27 by alice: CVE fix", "labels": {"app": "web"}, "annotations": {}, "createdAt": "2026-11-20T08:00:00Z"}, "created": false, "templateChanged": true, "revisionBefore": 2, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
-pub struct DeploymentResult {
-    pub deployment: DeploymentView,
-    /// The Deployment did not exist before.
-    pub created: bool,
-    /// The pod template changed (a new revision rolls out).
-    pub template_changed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revision_before: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replicas_before: Option<i32>,
-    /// The rollout when `wait=true` was asked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutView>,
-    #[serde(flatten)]
-    pub action: ActionInfo,
-}
-
-/// The result of a rollback.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({"deployment": {"name": "web", "namespace": "shop", "revision": 3, "replicas": {"desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0}, "images": [{"container": "web", "image": "nginx:1.27"}], "selector": "app=web", "strategy": {"type": "RollingUpdate", "maxSurge": "25%", "maxUnavailable": "25%"}, "paused": false, "generation": 4, "observedGeneration": 4, "conditions": [], "changeCause": "kubegate set image web web=nginx:1.27 by alice: CVE fix", "labels": {"app": "web"}, "annotations": {}, "createdAt": "2026-11-20T08:00:00Z"}, "message": "deployment.apps/web rolled back", "skipped": false, "fromRevision": 3, "toRevision": 2, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
-pub struct RollbackResult {
-    pub deployment: DeploymentView,
-    /// kubectl's answer: `deployment.apps/web rolled back`, or
-    /// `deployment.apps/web skipped rollback (current template already matches revision N)`.
-    pub message: String,
-    /// Nothing to do: the target revision's template is already current.
-    pub skipped: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_revision: Option<i64>,
-    /// The revision whose template is restored (it is renumbered max+1 by the controller).
-    pub to_revision: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutView>,
-    #[serde(flatten)]
-    pub action: ActionInfo,
-}
+use crate::gateway::{self, AppState, Found, Read};
 
 /// `PUT .../deployments/{name}/replicas`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -114,83 +65,6 @@ pub struct RollbackRequest {
     pub reason: Option<String>,
 }
 
-pub(crate) fn deployment_result(
-    e: Executed,
-    dry_run: bool,
-) -> Result<(bool, DeploymentResult), ApiError> {
-    let Outcome::Deployment(c) = e.outcome else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "unexpected outcome for a deployment action"
-        )));
-    };
-    Ok((
-        c.created,
-        DeploymentResult {
-            deployment: DeploymentView::from(&c.deployment),
-            created: c.created,
-            template_changed: c.template_changed,
-            revision_before: c.revision_before,
-            replicas_before: c.replicas_before,
-            rollout: e.rollout.as_ref().map(RolloutView::from),
-            action: ActionInfo {
-                audit_id: e.audit_id,
-                dry_run,
-            },
-        },
-    ))
-}
-
-/// List Deployments (`kubectl get deployments`).
-#[utoipa::path(
-    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/deployments", tag = "deployments", operation_id = "list_deployments",
-    params(NamespacePath, ListQuery),
-    responses(
-        (status = 200, description = "The Deployments", body = DeploymentList),
-        (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid namespace or selector", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn list_deployments(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<NamespacePath>,
-    query: web::Query<ListQuery>,
-) -> Result<web::Json<DeploymentList>, ApiError> {
-    check_names(&path.namespace, None)?;
-    let sel = selector(&query)?;
-    let items: Vec<Deployment> = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .read_list(&path.namespace, sel.as_deref())
-        .await?;
-    Ok(web::Json(DeploymentList {
-        items: items.iter().map(DeploymentView::from).collect(),
-    }))
-}
-
-/// Get a Deployment (`kubectl describe deployment`).
-#[utoipa::path(
-    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}", tag = "deployments", operation_id = "get_deployment",
-    params(ObjectPath),
-    responses(
-        (status = 200, description = "The Deployment", body = DeploymentView),
-        (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn get_deployment(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<ObjectPath>,
-) -> Result<web::Json<DeploymentView>, ApiError> {
-    check_names(
-        &path.namespace,
-        Some((&path.name, validate::dns1123_subdomain)),
-    )?;
-    let d: Deployment = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .read(&path.namespace, &path.name)
-        .await?;
-    Ok(web::Json(DeploymentView::from(&d)))
-}
-
 /// Deploy: create or update a Deployment (server-side apply; repeatable, never shrinks it).
 #[utoipa::path(
     put, path = "/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}", tag = "deployments", operation_id = "deploy_deployment",
@@ -217,70 +91,7 @@ pub async fn deploy_deployment(
         spec: body.into_inner(),
     };
     let e = run(&state, &principal, path.target(), action, &query, None).await?;
-    let (created, result) = deployment_result(e, query.dry_run)?;
-    Ok(if created {
-        HttpResponse::Created().json(result)
-    } else {
-        HttpResponse::Ok().json(result)
-    })
-}
-
-/// Delete a Deployment (its ReplicaSets and pods go with it).
-#[utoipa::path(
-    delete, path = "/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}", tag = "deployments", operation_id = "delete_deployment",
-    params(ObjectPath, MutationQuery),
-    responses(
-        (status = 200, description = "Deleted", body = DeleteResult),
-        (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn delete_deployment(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<ObjectPath>,
-    query: web::Query<MutationQuery>,
-) -> Result<web::Json<DeleteResult>, ApiError> {
-    let e = run(
-        &state,
-        &principal,
-        path.target(),
-        Action::DeleteDeployment {
-            name: path.name.clone(),
-        },
-        &query,
-        None,
-    )
-    .await?;
-    DeleteResult::from_executed(e, query.dry_run)
-}
-
-/// Names deleted by a delete.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({"deleted": ["web-5d8c7b9f4c-x2k9p"], "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "dryRun": false}))]
-pub struct DeleteResult {
-    /// What was deleted (or, with `dryRun`, would be).
-    pub deleted: Vec<String>,
-    #[serde(flatten)]
-    pub action: ActionInfo,
-}
-
-impl DeleteResult {
-    pub fn from_executed(e: Executed, dry_run: bool) -> Result<web::Json<Self>, ApiError> {
-        let Outcome::Deleted(deleted) = e.outcome else {
-            return Err(ApiError::internal(anyhow::anyhow!(
-                "unexpected outcome for a delete"
-            )));
-        };
-        Ok(web::Json(Self {
-            deleted,
-            action: ActionInfo {
-                audit_id: e.audit_id,
-                dry_run,
-            },
-        }))
-    }
+    Ok(Answer::of(e, query.dry_run).response())
 }
 
 /// Scale a Deployment through its `/scale` subresource (`kubectl scale`).
@@ -300,7 +111,7 @@ pub async fn scale_deployment(
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<ScaleRequest>,
-) -> Result<web::Json<DeploymentResult>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let e = run(
         &state,
@@ -314,7 +125,7 @@ pub async fn scale_deployment(
         body.reason,
     )
     .await?;
-    Ok(web::Json(deployment_result(e, query.dry_run)?.1))
+    Ok(Answer::of(e, query.dry_run).response())
 }
 
 /// Set the image of one container (`kubectl set image`).
@@ -335,7 +146,7 @@ pub async fn set_deployment_image(
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: web::Json<SetImageRequest>,
-) -> Result<web::Json<DeploymentResult>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let action = Action::SetImage {
         name: path.name.clone(),
@@ -351,7 +162,7 @@ pub async fn set_deployment_image(
         body.reason,
     )
     .await?;
-    Ok(web::Json(deployment_result(e, query.dry_run)?.1))
+    Ok(Answer::of(e, query.dry_run).response())
 }
 
 /// Restart the pods (`kubectl rollout restart`).
@@ -371,7 +182,7 @@ pub async fn restart_deployment(
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: Option<web::Json<RestartRequest>>,
-) -> Result<web::Json<DeploymentResult>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let reason = body.and_then(|b| b.into_inner().reason);
     let e = run(
         &state,
@@ -384,7 +195,7 @@ pub async fn restart_deployment(
         reason,
     )
     .await?;
-    Ok(web::Json(deployment_result(e, query.dry_run)?.1))
+    Ok(Answer::of(e, query.dry_run).response())
 }
 
 /// Roll back to the previous or a given revision (`kubectl rollout undo`).
@@ -405,7 +216,7 @@ pub async fn rollback_deployment(
     path: web::Path<ObjectPath>,
     query: web::Query<MutationQuery>,
     body: Option<web::Json<RollbackRequest>>,
-) -> Result<web::Json<RollbackResult>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.map(web::Json::into_inner).unwrap_or_default();
     let action = Action::Rollback {
         name: path.name.clone(),
@@ -421,23 +232,7 @@ pub async fn rollback_deployment(
         body.reason,
     )
     .await?;
-    let Outcome::Rollback(r) = e.outcome else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "unexpected outcome for a rollback"
-        )));
-    };
-    Ok(web::Json(RollbackResult {
-        deployment: DeploymentView::from(&r.deployment),
-        message: r.message,
-        skipped: r.skipped,
-        from_revision: r.from_revision,
-        to_revision: r.to_revision,
-        rollout: e.rollout.as_ref().map(RolloutView::from),
-        action: ActionInfo {
-            audit_id: e.audit_id,
-            dry_run: query.dry_run,
-        },
-    }))
+    Ok(Answer::of(e, query.dry_run).response())
 }
 
 /// `watch` and `timeoutSeconds` of the rollout status.
@@ -484,20 +279,21 @@ pub async fn get_deployment_rollout(
     path: web::Path<ObjectPath>,
     query: web::Query<RolloutQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    check_names(
-        &path.namespace,
-        Some((&path.name, validate::dns1123_subdomain)),
-    )?;
-    let c = cluster(&state, &principal, &path.cluster, &path.namespace)?;
+    let target = path.target();
     if !query.watch {
-        let report = c.rollout(&path.namespace, &path.name).await?;
-        return Ok(HttpResponse::Ok().json(RolloutView::from(&report)));
+        let read = Read::Rollout {
+            name: path.name.clone(),
+            wait: None,
+        };
+        return match gateway::read(&state, &principal, &target, read).await? {
+            Found::Rollout(report) => Ok(HttpResponse::Ok().json(RolloutView::from(&*report))),
+            _ => Err(ApiError::internal(anyhow::anyhow!(
+                "a rollout read found no rollout"
+            ))),
+        };
     }
-    // Answer 404 and friends as problems before committing to a stream.
-    c.rollout(&path.namespace, &path.name).await?;
-    let timeout =
-        std::time::Duration::from_secs(query.timeout_seconds.unwrap_or(300)).min(state.max_wait);
-    let rx = c.rollout_progress(path.namespace.clone(), path.name.clone(), timeout);
+    let timeout = std::time::Duration::from_secs(query.timeout_seconds.unwrap_or(300));
+    let rx = gateway::watch_rollout(&state, &principal, &target, &path.name, timeout).await?;
     let heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + std::time::Duration::from_secs(15),
         std::time::Duration::from_secs(15),
@@ -565,14 +361,7 @@ pub async fn list_deployment_revisions(
     principal: Principal,
     path: web::Path<ObjectPath>,
 ) -> Result<web::Json<RevisionList>, ApiError> {
-    let (history, current) = revision_history(
-        &state,
-        &principal,
-        &path.cluster,
-        &path.namespace,
-        &path.name,
-    )
-    .await?;
+    let (history, current) = revisions(&state, &principal, path.target(), &path.name).await?;
     let items = history
         .iter()
         .map(|r| revision_view(r, current.as_deref()))
@@ -580,22 +369,22 @@ pub async fn list_deployment_revisions(
     Ok(web::Json(RevisionList { items }))
 }
 
-/// A Deployment's revisions (kubectl's history) and its current ReplicaSet's name. History joins
-/// a Deployment and the ReplicaSets its controller made: both are read from the API server, as
-/// one moment (two caches could each be current to a different moment).
-async fn revision_history(
+/// A Deployment's revisions (kubectl's history) and its current ReplicaSet's name.
+async fn revisions(
     state: &AppState,
     principal: &Principal,
-    cluster_name: &str,
-    namespace: &str,
+    target: Target,
     name: &str,
 ) -> Result<(Vec<rollout::Revision>, Option<String>), ApiError> {
-    check_names(namespace, Some((name, validate::dns1123_subdomain)))?;
-    let c = cluster(state, principal, cluster_name, namespace)?;
-    let d: Deployment = c.get(namespace, name).await?;
-    let rss = c.history_of(&d, true).await?;
-    let current = rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
-    Ok((rollout::history(&rss), current))
+    let read = Read::Revisions {
+        name: name.to_owned(),
+    };
+    match gateway::read(state, principal, &target, read).await? {
+        Found::Revisions { history, current } => Ok((history, current)),
+        _ => Err(ApiError::internal(anyhow::anyhow!(
+            "a history read found no revisions"
+        ))),
+    }
 }
 
 /// `/revisions/{revision}`
@@ -624,14 +413,11 @@ pub async fn get_deployment_revision(
     principal: Principal,
     path: web::Path<RevisionPath>,
 ) -> Result<web::Json<RevisionDetail>, ApiError> {
-    let (history, current) = revision_history(
-        &state,
-        &principal,
-        &path.cluster,
-        &path.namespace,
-        &path.name,
-    )
-    .await?;
+    let target = Target {
+        cluster: path.cluster.clone(),
+        namespace: path.namespace.clone(),
+    };
+    let (history, current) = revisions(&state, &principal, target, &path.name).await?;
     let r = history
         .iter()
         .find(|r| r.revision == path.revision)
@@ -646,31 +432,5 @@ pub async fn get_deployment_revision(
     Ok(web::Json(RevisionDetail {
         summary: revision_view(r, current.as_deref()),
         template: rollout::template_without_hash(&r.replica_set),
-    }))
-}
-
-/// List ReplicaSets (`kubectl get replicasets`).
-#[utoipa::path(
-    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/replicasets", tag = "deployments", operation_id = "list_replicasets",
-    params(NamespacePath, ListQuery),
-    responses(
-        (status = 200, description = "The ReplicaSets", body = ReplicaSetList),
-        (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid namespace or selector", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn list_replicasets(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<NamespacePath>,
-    query: web::Query<ListQuery>,
-) -> Result<web::Json<ReplicaSetList>, ApiError> {
-    check_names(&path.namespace, None)?;
-    let sel = selector(&query)?;
-    let items: Vec<ReplicaSet> = cluster(&state, &principal, &path.cluster, &path.namespace)?
-        .read_list(&path.namespace, sel.as_deref())
-        .await?;
-    Ok(web::Json(ReplicaSetList {
-        items: items.iter().map(ReplicaSetView::from).collect(),
     }))
 }

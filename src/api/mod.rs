@@ -12,9 +12,12 @@ pub mod health;
 pub mod idempotency;
 pub mod identity;
 pub mod middleware;
+pub mod objects;
 pub mod openapi;
 pub mod pods;
 pub mod problem;
+pub mod render;
+pub mod results;
 pub mod services;
 pub mod slack;
 pub mod views;
@@ -80,53 +83,51 @@ fn cluster_scoped(cfg: &mut web::ServiceConfig) {
 
 /// `/v1/clusters/{cluster}/namespaces/{namespace}...`
 fn namespaced(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/deployments", "GET").route(web::get().to(deployments::list_deployments)),
-    )
-    .service(web::scope("/deployments/{name}").configure(deployment_scoped))
-    .service(resource("/replicasets", "GET").route(web::get().to(deployments::list_replicasets)))
-    .service(
-        resource("/services", "GET, DELETE")
-            .route(web::get().to(services::list_services))
-            .route(web::delete().to(services::delete_services)),
-    )
-    .service(
-        web::scope("/services/{name}")
-            .service(
-                resource("", "GET, PUT, DELETE")
-                    .route(web::get().to(services::get_service))
-                    .route(web::put().to(services::put_service))
-                    .route(web::delete().to(services::delete_service)),
-            )
-            .service(resource("/labels", "PUT").route(web::put().to(pods::label_service)))
-            .default_service(web::to(not_found)),
-    )
-    .service(
-        resource("/pods", "GET, DELETE")
-            .route(web::get().to(pods::list_pods))
-            .route(web::delete().to(pods::delete_pods)),
-    )
-    .service(
-        web::scope("/pods/{name}")
-            .service(
-                resource("", "GET, DELETE")
-                    .route(web::get().to(pods::get_pod))
-                    .route(web::delete().to(pods::delete_pod)),
-            )
-            .service(resource("/logs", "GET").route(web::get().to(pods::get_pod_logs)))
-            .service(resource("/labels", "PUT").route(web::put().to(pods::label_pod)))
-            .default_service(web::to(not_found)),
-    )
-    .default_service(web::to(not_found));
+    cfg.service(resource("/deployments", "GET").route(web::get().to(objects::list_deployments)))
+        .service(web::scope("/deployments/{name}").configure(deployment_scoped))
+        .service(resource("/replicasets", "GET").route(web::get().to(objects::list_replicasets)))
+        .service(
+            resource("/services", "GET, DELETE")
+                .route(web::get().to(objects::list_services))
+                .route(web::delete().to(objects::delete_services)),
+        )
+        .service(
+            web::scope("/services/{name}")
+                .service(
+                    resource("", "GET, PUT, DELETE")
+                        .route(web::get().to(objects::get_service))
+                        .route(web::put().to(services::put_service))
+                        .route(web::delete().to(objects::delete_service)),
+                )
+                .service(resource("/labels", "PUT").route(web::put().to(objects::label_service)))
+                .default_service(web::to(not_found)),
+        )
+        .service(
+            resource("/pods", "GET, DELETE")
+                .route(web::get().to(objects::list_pods))
+                .route(web::delete().to(objects::delete_pods)),
+        )
+        .service(
+            web::scope("/pods/{name}")
+                .service(
+                    resource("", "GET, DELETE")
+                        .route(web::get().to(objects::get_pod))
+                        .route(web::delete().to(objects::delete_pod)),
+                )
+                .service(resource("/logs", "GET").route(web::get().to(pods::get_pod_logs)))
+                .service(resource("/labels", "PUT").route(web::put().to(objects::label_pod)))
+                .default_service(web::to(not_found)),
+        )
+        .default_service(web::to(not_found));
 }
 
 /// `/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}...`
 fn deployment_scoped(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("", "GET, PUT, DELETE")
-            .route(web::get().to(deployments::get_deployment))
+            .route(web::get().to(objects::get_deployment))
             .route(web::put().to(deployments::deploy_deployment))
-            .route(web::delete().to(deployments::delete_deployment)),
+            .route(web::delete().to(objects::delete_deployment)),
     )
     .service(resource("/rollout", "GET").route(web::get().to(deployments::get_deployment_rollout)))
     .service(resource("/replicas", "PUT").route(web::put().to(deployments::scale_deployment)))
@@ -141,7 +142,7 @@ fn deployment_scoped(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(deployments::get_deployment_revision)),
     )
     .service(resource("/expose", "POST").route(web::post().to(services::expose_deployment)))
-    .service(resource("/labels", "PUT").route(web::put().to(pods::label_deployment)))
+    .service(resource("/labels", "PUT").route(web::put().to(objects::label_deployment)))
     .default_service(web::to(not_found));
 }
 

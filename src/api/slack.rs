@@ -320,7 +320,7 @@ pub async fn slack_command(
         return Ok(refused(&state, &person, &line, &e, Some(&target)).await);
     }
 
-    if commands::waits(&parsed) {
+    if parsed.waits() {
         let url = field("response_url").to_owned();
         if !url.starts_with(&slack.response_url_prefix) {
             let e = ApiError::from(crate::gateway::Error::BadRequest {

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::clusters::rfc3339;
 use crate::cluster::rollout::{self, CHANGE_CAUSE, PodIssue, Revision};
 use crate::cluster::{RolloutReport, selector_string};
+use crate::gateway::Found;
 
 /// A container's image (`kubectl get deployments -o wide` IMAGES).
 #[derive(Debug, Serialize, ToSchema)]
@@ -549,6 +550,87 @@ impl From<&Pod> for PodView {
             containers,
             labels: p.metadata.labels.clone().unwrap_or_default(),
             created_at: p.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+/// `kubectl get all`: a list of each kind.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllView {
+    pub pods: PodList,
+    pub services: ServiceList,
+    pub deployments: DeploymentList,
+    pub replica_sets: ReplicaSetList,
+}
+
+/// The answer to a read, as its REST operation documents it (`list_pods` a `PodList`, ...): one
+/// conversion for the REST endpoints and the chat commands alike.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum FoundView {
+    Deployments(DeploymentList),
+    ReplicaSets(ReplicaSetList),
+    Pods(PodList),
+    Services(ServiceList),
+    Deployment(Box<DeploymentView>),
+    ReplicaSet(Box<ReplicaSetView>),
+    Pod(Box<PodView>),
+    Service(Box<ServiceView>),
+    All(Box<AllView>),
+    Logs(String),
+    Rollout(Box<RolloutView>),
+    Revisions(RevisionList),
+}
+
+impl From<Found> for FoundView {
+    fn from(found: Found) -> Self {
+        match found {
+            Found::Deployments(d) => Self::Deployments(DeploymentList {
+                items: d.iter().map(DeploymentView::from).collect(),
+            }),
+            Found::ReplicaSets(r) => Self::ReplicaSets(ReplicaSetList {
+                items: r.iter().map(ReplicaSetView::from).collect(),
+            }),
+            Found::Pods(p) => Self::Pods(PodList {
+                items: p.iter().map(PodView::from).collect(),
+            }),
+            Found::Services { services, pods } => Self::Services(ServiceList {
+                items: services.iter().map(|s| service_view(s, &pods)).collect(),
+            }),
+            Found::Deployment(d) => Self::Deployment(Box::new(DeploymentView::from(&*d))),
+            Found::ReplicaSet(r) => Self::ReplicaSet(Box::new(ReplicaSetView::from(&*r))),
+            Found::Pod(p) => Self::Pod(Box::new(PodView::from(&*p))),
+            Found::Service { service, pods } => {
+                Self::Service(Box::new(service_view(&service, &pods)))
+            }
+            Found::All {
+                pods,
+                services,
+                deployments,
+                replica_sets,
+            } => Self::All(Box::new(AllView {
+                services: ServiceList {
+                    items: services.iter().map(|s| service_view(s, &pods)).collect(),
+                },
+                pods: PodList {
+                    items: pods.iter().map(PodView::from).collect(),
+                },
+                deployments: DeploymentList {
+                    items: deployments.iter().map(DeploymentView::from).collect(),
+                },
+                replica_sets: ReplicaSetList {
+                    items: replica_sets.iter().map(ReplicaSetView::from).collect(),
+                },
+            })),
+            Found::Logs(text) => Self::Logs(text),
+            Found::Rollout(r) => Self::Rollout(Box::new(RolloutView::from(&*r))),
+            Found::Revisions { history, current } => Self::Revisions(RevisionList {
+                items: history
+                    .iter()
+                    .map(|r| revision_view(r, current.as_deref()))
+                    .collect(),
+            }),
         }
     }
 }

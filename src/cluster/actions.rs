@@ -7,19 +7,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::Patch;
 use serde_json::{Value, json};
 
+use super::error::ClusterError;
 use super::ops::selector_string;
+use super::registry::Cluster;
 use super::rollout::{
     self, AUDIT_ID, CHANGE_CAUSE, PodIssue, RESTARTED_AT, RollbackError, RollbackPlan, RolloutState,
 };
-use super::{Cluster, ClusterError};
 use crate::action::{
-    DeploySpec, ExposeSpec, LabelChange, LabelledKind, Protocol, ServiceSpec, ServiceType,
-    StrategyType,
+    DeploySpec, ExposeSpec, Kind, LabelChange, Protocol, ServiceSpec, ServiceType, StrategyType,
 };
 
 /// Who and why, for change causes and (later) the audit log.
@@ -753,8 +753,54 @@ impl Cluster {
         Ok((service, existed.map_or(created, |e| !e)))
     }
 
+    /// Delete one object of a kind by name.
+    pub async fn delete_named(
+        &self,
+        ns: &str,
+        kind: Kind,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<(), ClusterError> {
+        match kind {
+            Kind::Deployment => self.delete::<Deployment>(ns, name, None, dry_run).await,
+            Kind::ReplicaSet => self.delete::<ReplicaSet>(ns, name, None, dry_run).await,
+            Kind::Service => self.delete::<Service>(ns, name, None, dry_run).await,
+            Kind::Pod => self.delete::<Pod>(ns, name, None, dry_run).await,
+        }
+    }
+
+    /// Delete the objects of a kind a selector matches, refusing when more than `max_affected`
+    /// would go.
+    pub async fn delete_by_selector(
+        &self,
+        ns: &str,
+        kind: Kind,
+        selector: &str,
+        max_affected: usize,
+        dry_run: bool,
+    ) -> Result<Vec<String>, ActionError> {
+        match kind {
+            Kind::Deployment => {
+                self.delete_selected::<Deployment>(ns, selector, max_affected, dry_run)
+                    .await
+            }
+            Kind::ReplicaSet => {
+                self.delete_selected::<ReplicaSet>(ns, selector, max_affected, dry_run)
+                    .await
+            }
+            Kind::Service => {
+                self.delete_selected::<Service>(ns, selector, max_affected, dry_run)
+                    .await
+            }
+            Kind::Pod => {
+                self.delete_selected::<Pod>(ns, selector, max_affected, dry_run)
+                    .await
+            }
+        }
+    }
+
     /// Delete what a selector matches, refusing when more than `max_affected` would go.
-    pub async fn delete_selected<K>(
+    async fn delete_selected<K>(
         &self,
         ns: &str,
         selector: &str,
@@ -796,17 +842,16 @@ impl Cluster {
     pub async fn label(
         &self,
         ns: &str,
-        kind: LabelledKind,
+        kind: Kind,
         name: &str,
         change: &LabelChange,
         dry_run: bool,
     ) -> Result<BTreeMap<String, String>, ActionError> {
         let (labels, rv) = match kind {
-            LabelledKind::Deployment => {
-                meta_labels(&self.get::<Deployment>(ns, name).await?.metadata)
-            }
-            LabelledKind::Service => meta_labels(&self.get::<Service>(ns, name).await?.metadata),
-            LabelledKind::Pod => meta_labels(&self.get::<Pod>(ns, name).await?.metadata),
+            Kind::Deployment => meta_labels(&self.get::<Deployment>(ns, name).await?.metadata),
+            Kind::ReplicaSet => meta_labels(&self.get::<ReplicaSet>(ns, name).await?.metadata),
+            Kind::Service => meta_labels(&self.get::<Service>(ns, name).await?.metadata),
+            Kind::Pod => meta_labels(&self.get::<Pod>(ns, name).await?.metadata),
         };
         if !change.overwrite {
             for (k, v) in &change.set {
@@ -828,17 +873,22 @@ impl Cluster {
         let patch =
             Patch::Merge(json!({"metadata": {"resourceVersion": rv, "labels": patch_labels}}));
         let meta = match kind {
-            LabelledKind::Deployment => {
+            Kind::Deployment => {
                 self.patch::<Deployment, _>(ns, name, &patch, dry_run)
                     .await?
                     .metadata
             }
-            LabelledKind::Service => {
+            Kind::ReplicaSet => {
+                self.patch::<ReplicaSet, _>(ns, name, &patch, dry_run)
+                    .await?
+                    .metadata
+            }
+            Kind::Service => {
                 self.patch::<Service, _>(ns, name, &patch, dry_run)
                     .await?
                     .metadata
             }
-            LabelledKind::Pod => {
+            Kind::Pod => {
                 self.patch::<Pod, _>(ns, name, &patch, dry_run)
                     .await?
                     .metadata

@@ -15,5 +15,4 @@ pub use actions::{
 };
 pub use error::ClusterError;
 pub use ops::{FIELD_MANAGER, selector_string};
-pub use reads::ServerVersion;
-pub use registry::{Cluster, ClusterRegistry, ClusterSource, Probe};
+pub use registry::{Cluster, ClusterRegistry, ClusterSource, Probe, ServerVersion};

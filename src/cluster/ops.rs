@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::cache::Cacheable;
-use super::{Cluster, ClusterError};
+use super::error::ClusterError;
+use super::registry::Cluster;
 
 /// The field manager of every kubegate write (visible in `metadata.managedFields`).
 pub const FIELD_MANAGER: &str = "kubegate";

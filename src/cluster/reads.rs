@@ -1,34 +1,11 @@
-//! Read-only calls: server version, namespaces, nodes.
+//! Read-only calls of cluster-scoped objects: namespaces, nodes.
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Api;
 use kube::api::ListParams;
 
-use super::{Cluster, ClusterError};
-
-/// The API server's version, as `kubectl version` shows it.
-#[derive(Debug, Clone)]
-pub struct ServerVersion {
-    pub git_version: String,
-    pub major: String,
-    pub minor: String,
-    pub platform: String,
-    pub go_version: String,
-    pub build_date: String,
-}
-
-impl From<k8s_openapi::apimachinery::pkg::version::Info> for ServerVersion {
-    fn from(i: k8s_openapi::apimachinery::pkg::version::Info) -> Self {
-        Self {
-            git_version: i.git_version,
-            major: i.major,
-            minor: i.minor,
-            platform: i.platform,
-            go_version: i.go_version,
-            build_date: i.build_date,
-        }
-    }
-}
+use super::error::ClusterError;
+use super::registry::Cluster;
 
 impl Cluster {
     pub async fn list_namespaces(&self) -> Result<Vec<Namespace>, ClusterError> {

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::ClusterError;
-use super::reads::ServerVersion;
+use super::error::ClusterError;
 use crate::config::{Config, InClusterMode};
 
 /// Where a cluster's connection settings came from.
@@ -108,6 +107,30 @@ impl Cluster {
                 version: None,
                 error: Some(e),
             },
+        }
+    }
+}
+
+/// The API server's version, as `kubectl version` shows it.
+#[derive(Debug, Clone)]
+pub struct ServerVersion {
+    pub git_version: String,
+    pub major: String,
+    pub minor: String,
+    pub platform: String,
+    pub go_version: String,
+    pub build_date: String,
+}
+
+impl From<k8s_openapi::apimachinery::pkg::version::Info> for ServerVersion {
+    fn from(i: k8s_openapi::apimachinery::pkg::version::Info) -> Self {
+        Self {
+            git_version: i.git_version,
+            major: i.major,
+            minor: i.minor,
+            platform: i.platform,
+            go_version: i.go_version,
+            build_date: i.build_date,
         }
     }
 }

@@ -6,12 +6,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 
 mod error;
+mod reads;
 mod state;
 
 pub use error::{Error, problem_type};
+pub use reads::{
+    ClusterFound, ClusterRead, Found, LogOptions, Read, follow_logs, read, read_cluster,
+    watch_rollout,
+};
 pub use state::AppState;
 
 use crate::action::{Action, Target};
@@ -239,12 +244,6 @@ async fn act(
                 .rollback(ns, name, *to_revision, *expect_revision, dry)
                 .await?,
         ),
-        Action::DeleteDeployment { name } => {
-            cluster
-                .delete::<k8s_openapi::api::apps::v1::Deployment>(ns, name, None, dry)
-                .await?;
-            Outcome::Deleted(vec![name.clone()])
-        }
         Action::Expose { deployment, spec } => Outcome::Service {
             service: cluster.expose(ns, deployment, spec, dry).await?,
             created: true,
@@ -253,28 +252,17 @@ async fn act(
             let (service, created) = cluster.put_service(ns, name, spec, dry).await?;
             Outcome::Service { service, created }
         }
-        Action::DeleteService { name } => {
-            cluster.delete::<Service>(ns, name, None, dry).await?;
+        Action::Delete { kind, name } => {
+            cluster.delete_named(ns, *kind, name, dry).await?;
             Outcome::Deleted(vec![name.clone()])
         }
-        Action::DeletePod { name } => {
-            cluster.delete::<Pod>(ns, name, None, dry).await?;
-            Outcome::Deleted(vec![name.clone()])
-        }
-        Action::DeleteServices {
+        Action::DeleteSelected {
+            kind,
             selector,
             max_affected,
         } => Outcome::Deleted(
             cluster
-                .delete_selected::<Service>(ns, selector, *max_affected, dry)
-                .await?,
-        ),
-        Action::DeletePods {
-            selector,
-            max_affected,
-        } => Outcome::Deleted(
-            cluster
-                .delete_selected::<Pod>(ns, selector, *max_affected, dry)
+                .delete_by_selector(ns, *kind, selector, *max_affected, dry)
                 .await?,
         ),
         Action::Label { kind, name, change } => {

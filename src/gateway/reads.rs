@@ -1,0 +1,343 @@
+//! Every read, whatever the door (REST, a chat command): the names are checked before any cluster
+//! call, the caller is authorized (`read` on that cluster and namespace; deny by default), then
+//! the cluster is read, from its watch cache where one is warm. A read changes nothing; the HTTP
+//! edge records it in the audit log when read auditing is on.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use kube::api::LogParams;
+
+use super::error::Error;
+use super::state::AppState;
+use crate::action::{Kind, Target};
+use crate::auth::Principal;
+use crate::cluster::rollout::{self, Revision};
+use crate::cluster::{Cluster, Probe, Progress, RolloutReport};
+use crate::validate::{self, Errors};
+
+/// A read of a namespace's objects.
+#[derive(Debug, Clone)]
+pub enum Read {
+    /// `kubectl get KIND [-l SELECTOR]`.
+    List {
+        kind: Kind,
+        selector: Option<String>,
+    },
+    /// `kubectl get KIND NAME`, `kubectl describe KIND NAME`.
+    Get { kind: Kind, name: String },
+    /// `kubectl get all [-l SELECTOR]`: pods, services, deployments and replicasets.
+    All { selector: Option<String> },
+    /// `kubectl logs POD` (a one-off text; see [`follow_logs`] for a stream).
+    Logs { pod: String, options: LogOptions },
+    /// `kubectl rollout status`: as it is now, or its verdict once reached within `wait`.
+    Rollout {
+        name: String,
+        wait: Option<Duration>,
+    },
+    /// `kubectl rollout history`.
+    Revisions { name: String },
+}
+
+/// What `kubectl logs` takes.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub container: Option<String>,
+    pub tail_lines: Option<i64>,
+    pub since_seconds: Option<i64>,
+    pub timestamps: bool,
+    pub previous: bool,
+}
+
+/// What a read found.
+pub enum Found {
+    Deployments(Vec<Deployment>),
+    ReplicaSets(Vec<ReplicaSet>),
+    Pods(Vec<Pod>),
+    /// Services, with the namespace's pods (a Service's ready endpoints are its pods').
+    Services {
+        services: Vec<Service>,
+        pods: Vec<Pod>,
+    },
+    Deployment(Box<Deployment>),
+    ReplicaSet(Box<ReplicaSet>),
+    Pod(Box<Pod>),
+    /// A Service with the pods its selector matches.
+    Service {
+        service: Box<Service>,
+        pods: Vec<Pod>,
+    },
+    All {
+        pods: Vec<Pod>,
+        services: Vec<Service>,
+        deployments: Vec<Deployment>,
+        replica_sets: Vec<ReplicaSet>,
+    },
+    Logs(String),
+    Rollout(Box<RolloutReport>),
+    /// A Deployment's revisions, oldest first, and the name of its current ReplicaSet.
+    Revisions {
+        history: Vec<Revision>,
+        current: Option<String>,
+    },
+}
+
+/// A read of a cluster itself.
+#[derive(Debug, Clone, Copy)]
+pub enum ClusterRead {
+    /// `kubectl version`, `kubectl cluster-info`: the API server's address, reachability, version.
+    Info,
+    Namespaces,
+    Nodes,
+}
+
+/// What a read of a cluster found.
+pub enum ClusterFound<'a> {
+    Info { cluster: &'a Cluster, probe: Probe },
+    Namespaces(Vec<Namespace>),
+    Nodes(Vec<Node>),
+}
+
+/// Read a namespace's objects as `principal`.
+pub async fn read(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    read: Read,
+) -> Result<Found, Error> {
+    check(target, &read)?;
+    let c = authorized(state, principal, target)?;
+    let ns = target.namespace.as_str();
+    Ok(match read {
+        Read::List { kind, selector } => list(c, ns, kind, selector.as_deref()).await?,
+        Read::Get { kind, name } => get(c, ns, kind, &name).await?,
+        Read::All { selector } => {
+            let sel = selector.as_deref();
+            let (pods, services, deployments, replica_sets) = futures::try_join!(
+                c.read_list::<Pod>(ns, sel),
+                c.read_list::<Service>(ns, sel),
+                c.read_list::<Deployment>(ns, sel),
+                c.read_list::<ReplicaSet>(ns, sel),
+            )?;
+            Found::All {
+                pods,
+                services,
+                deployments,
+                replica_sets,
+            }
+        }
+        Read::Logs { pod, options } => Found::Logs(c.logs(ns, &pod, &options.params()).await?),
+        Read::Rollout { name, wait: None } => Found::Rollout(Box::new(c.rollout(ns, &name).await?)),
+        Read::Rollout {
+            name,
+            wait: Some(wait),
+        } => Found::Rollout(Box::new(
+            c.wait_for_rollout(ns, &name, wait.min(state.max_wait))
+                .await?,
+        )),
+        Read::Revisions { name } => {
+            // History joins a Deployment and the ReplicaSets its controller made: both are read
+            // from the API server, as one moment (two caches could each be current to another).
+            let d: Deployment = c.get(ns, &name).await?;
+            let rss = c.history_of(&d, true).await?;
+            let current =
+                rollout::current_replica_set(&d, &rss).and_then(|rs| rs.metadata.name.clone());
+            Found::Revisions {
+                history: rollout::history(&rss),
+                current,
+            }
+        }
+    })
+}
+
+/// `kubectl logs -f`: the log as it grows, until the pod ends or the reader goes.
+pub async fn follow_logs(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    pod: &str,
+    options: LogOptions,
+) -> Result<Pin<Box<dyn futures::AsyncBufRead + Send>>, Error> {
+    let read = Read::Logs {
+        pod: pod.to_owned(),
+        options,
+    };
+    check(target, &read)?;
+    let Read::Logs { options, .. } = read else {
+        unreachable!("built above")
+    };
+    let c = authorized(state, principal, target)?;
+    let params = LogParams {
+        follow: true,
+        ..options.params()
+    };
+    Ok(Box::pin(
+        c.log_stream(&target.namespace, pod, &params).await?,
+    ))
+}
+
+/// `kubectl rollout status --watch`: progress events as the rollout moves, then its verdict.
+/// The Deployment is read first, so that a missing one is an error rather than an empty stream.
+pub async fn watch_rollout(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    name: &str,
+    timeout: Duration,
+) -> Result<tokio::sync::mpsc::Receiver<Progress>, Error> {
+    let read = Read::Rollout {
+        name: name.to_owned(),
+        wait: None,
+    };
+    check(target, &read)?;
+    let c = authorized(state, principal, target)?;
+    c.rollout(&target.namespace, name).await?;
+    Ok(c.rollout_progress(
+        target.namespace.clone(),
+        name.to_owned(),
+        timeout.min(state.max_wait),
+    ))
+}
+
+/// Read a cluster itself as `principal`. Its version and address are shown to anyone with a grant
+/// naming the cluster (otherwise 403, whether it exists or not); namespaces and nodes need `read`.
+pub async fn read_cluster<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+    name: &str,
+    read: ClusterRead,
+) -> Result<ClusterFound<'a>, Error> {
+    if let ClusterRead::Info = read {
+        if !state.auth.sees_cluster(principal, name) {
+            return Err(Error::Forbidden {
+                detail: format!("no grant names cluster {name:?}"),
+            });
+        }
+        let cluster = state.cluster(principal, name)?;
+        let probe = cluster.probe().await;
+        return Ok(ClusterFound::Info { cluster, probe });
+    }
+    state.auth.authorize(principal, "read", name, None)?;
+    let c = state.cluster(principal, name)?;
+    Ok(match read {
+        ClusterRead::Namespaces => ClusterFound::Namespaces(c.list_namespaces().await?),
+        _ => ClusterFound::Nodes(c.list_nodes().await?),
+    })
+}
+
+/// Names, selector and options, before anything reaches a cluster: every offending field named.
+fn check(target: &Target, read: &Read) -> Result<(), Error> {
+    let mut e = Errors::default();
+    if let Err(m) = validate::dns1123_label(&target.namespace) {
+        e.add("namespace", m);
+    }
+    match read {
+        Read::List { selector, .. } | Read::All { selector } => {
+            if let Some(s) = selector.as_deref().filter(|s| !s.is_empty())
+                && let Err(m) = validate::label_selector(s)
+            {
+                e.add("labelSelector", m);
+            }
+        }
+        Read::Get { kind, name } => {
+            if let Err(m) = kind.check_name(name) {
+                e.add("name", m);
+            }
+        }
+        Read::Logs { pod, options } => {
+            if let Err(m) = Kind::Pod.check_name(pod) {
+                e.add("name", m);
+            }
+            e.check(
+                options
+                    .tail_lines
+                    .is_none_or(|t| (1..=100_000).contains(&t)),
+                "tailLines",
+                "must be between 1 and 100000",
+            );
+            e.check(
+                options.since_seconds.is_none_or(|s| s >= 1),
+                "sinceSeconds",
+                "must be at least 1",
+            );
+            if let Some(Err(m)) = options.container.as_deref().map(validate::dns1123_label) {
+                e.add("container", m);
+            }
+        }
+        Read::Rollout { name, .. } | Read::Revisions { name } => {
+            if let Err(m) = Kind::Deployment.check_name(name) {
+                e.add("name", m);
+            }
+        }
+    }
+    if e.is_empty() { Ok(()) } else { Err(e.into()) }
+}
+
+/// The cluster, once the caller may read the namespace.
+fn authorized<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+    target: &Target,
+) -> Result<&'a Cluster, Error> {
+    state
+        .auth
+        .authorize(principal, "read", &target.cluster, Some(&target.namespace))?;
+    state.cluster(principal, &target.cluster)
+}
+
+async fn list(c: &Cluster, ns: &str, kind: Kind, selector: Option<&str>) -> Result<Found, Error> {
+    let selector = selector.filter(|s| !s.is_empty());
+    Ok(match kind {
+        Kind::Deployment => Found::Deployments(c.read_list(ns, selector).await?),
+        Kind::ReplicaSet => Found::ReplicaSets(c.read_list(ns, selector).await?),
+        Kind::Pod => Found::Pods(c.read_list(ns, selector).await?),
+        Kind::Service => {
+            let (services, pods) = futures::try_join!(
+                c.read_list::<Service>(ns, selector),
+                c.read_list::<Pod>(ns, None)
+            )?;
+            Found::Services { services, pods }
+        }
+    })
+}
+
+async fn get(c: &Cluster, ns: &str, kind: Kind, name: &str) -> Result<Found, Error> {
+    Ok(match kind {
+        Kind::Deployment => Found::Deployment(Box::new(c.read(ns, name).await?)),
+        Kind::ReplicaSet => Found::ReplicaSet(Box::new(c.read(ns, name).await?)),
+        Kind::Pod => Found::Pod(Box::new(c.read(ns, name).await?)),
+        Kind::Service => {
+            let service: Service = c.read(ns, name).await?;
+            let selector = service
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default();
+            let pods = if selector.is_empty() {
+                Vec::new()
+            } else {
+                let sel: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                c.read_list(ns, Some(&sel.join(","))).await?
+            };
+            Found::Service {
+                service: Box::new(service),
+                pods,
+            }
+        }
+    })
+}
+
+impl LogOptions {
+    fn params(&self) -> LogParams {
+        LogParams {
+            container: self.container.clone(),
+            tail_lines: self.tail_lines,
+            since_seconds: self.since_seconds,
+            timestamps: self.timestamps,
+            previous: self.previous,
+            ..Default::default()
+        }
+    }
+}
