@@ -7,7 +7,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use super::{Stored, chain_hash, checkpoint_message, checkpoints, hex};
+use super::chain::{chain_hash, hex};
+use super::checkpoint::{checkpoint_message, checkpoints};
+use super::entry::Stored;
 
 /// The result of a verification.
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,7 +92,7 @@ pub async fn verify(
     let mut expected = from;
     let mut rows = sqlx::query_as::<_, Stored>(sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM audit_event WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
-        super::COLUMNS
+        super::entry::COLUMNS
     )))
     .bind(from)
     .bind(to)
