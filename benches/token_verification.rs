@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kubegate::auth::Authenticator;
-use kubegate::config::AuthConfig;
+use kubegate::config::{AuthConfig, TokenFormat};
 use secrecy::SecretString;
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
@@ -18,10 +18,14 @@ const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
 fn config() -> AuthConfig {
     AuthConfig {
-        jwt_issuer: "bench".into(),
-        jwt_audience: vec!["kubegate".into()],
-        jwt_hs_secret: Some(SecretString::from(SECRET.to_owned())),
-        jwt_hs_algorithm: "HS256".into(),
+        token: TokenFormat {
+            jwt_issuer: "bench".into(),
+            jwt_audience: vec!["kubegate".into()],
+            jwt_hs_secret: Some(SecretString::from(SECRET.to_owned())),
+            jwt_hs_algorithm: "HS256".into(),
+            jwt_groups_claim: "groups".into(),
+            jwt_roles_claim: "kubegate_roles".into(),
+        },
         jwt_public_keys: vec![
             format!("RS256={KEYS}/rsa1.pub"),
             format!("ES256={KEYS}/ec.pub"),
@@ -36,8 +40,6 @@ fn config() -> AuthConfig {
         jwt_max_bytes: 8192,
         jwt_cache_entries: 10_000,
         jwt_subject_claim: "sub".into(),
-        jwt_groups_claim: "groups".into(),
-        jwt_roles_claim: "kubegate_roles".into(),
         policy_file: None,
         policy_reload_interval: Duration::from_secs(2),
     }

@@ -55,6 +55,7 @@ impl Application {
             crate::auth::limits::RateLimits::new(config.rate_limit, &config.rate_limit_roles);
         let auth = Arc::new(Auth::from_config(&config.auth, limits)?);
         metrics.register(Box::new(auth.authenticator.verifications.clone()));
+        metrics.register(Box::new(auth.policy_reloads.clone()));
         auth.watch_policy(config.auth.policy_reload_interval);
         let limits = Limits {
             max_replicas: config.max_replicas,
@@ -152,6 +153,7 @@ impl Application {
         let served = futures::future::try_join_all(self.servers)
             .await
             .map(|_| ());
+        tracing::info!("listeners closed; writing the audit entries still queued");
         // Answers do not wait for their outcome's commit (`AuditLog::record`): what is still
         // queued is written before the process exits, with the outcome_unknown entries of the
         // actions the server dropped unfinished (queued as their requests are dropped).

@@ -10,9 +10,17 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+/// `kubegate --version`: the version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KUBEGATE_COMMIT"),
+    ")"
+);
+
 /// kubegate: a safe, audited REST door to Kubernetes clusters.
 #[derive(Debug, Parser)]
-#[command(name = "kubegate", version, about, long_about = None)]
+#[command(name = "kubegate", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,7 +35,7 @@ pub enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Mint a short-lived HS256 token from KUBEGATE_JWT_HS_SECRET, for local use.
+    /// Mint a short-lived HS token signed with KUBEGATE_JWT_HS_SECRET, for local use.
     Token(TokenArgs),
     /// Print the OpenAPI document (the API contract) generated from the code.
     Openapi {
@@ -214,26 +222,8 @@ impl Default for SlackConfig {
 /// Token verification and the policy.
 #[derive(Debug, Clone, Args)]
 pub struct AuthConfig {
-    /// The exact `iss` every token must carry.
-    #[arg(long, env = "KUBEGATE_JWT_ISSUER", default_value = "kubegate")]
-    pub jwt_issuer: String,
-
-    /// Accepted `aud` values (comma-separated); a token must name one of them.
-    #[arg(
-        long,
-        env = "KUBEGATE_JWT_AUDIENCE",
-        default_value = "kubegate",
-        value_delimiter = ','
-    )]
-    pub jwt_audience: Vec<String>,
-
-    /// HMAC secret (at least 32 bytes) for HS tokens, e.g. from bots or `kubegate token`.
-    #[arg(long, env = "KUBEGATE_JWT_HS_SECRET", hide_env_values = true, value_parser = parse_secret)]
-    pub jwt_hs_secret: Option<SecretString>,
-
-    /// The one algorithm HS tokens may use: HS256, HS384 or HS512.
-    #[arg(long, env = "KUBEGATE_JWT_HS_ALGORITHM", default_value = "HS256")]
-    pub jwt_hs_algorithm: String,
+    #[command(flatten)]
+    pub token: TokenFormat,
 
     /// PEM public keys, comma-separated, each pinned to its algorithm: ALG=PATH[#kid]
     /// (ALG one of RS256/384/512, PS256/384/512, ES256, ES384, EdDSA).
@@ -278,6 +268,40 @@ pub struct AuthConfig {
     #[arg(long, env = "KUBEGATE_JWT_SUBJECT_CLAIM", default_value = "sub")]
     pub jwt_subject_claim: String,
 
+    /// Policy file (YAML, or TOML when it ends in .toml) binding subjects and groups to grants.
+    #[arg(long, env = "KUBEGATE_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// How often the policy file is checked for changes.
+    #[arg(long, env = "KUBEGATE_POLICY_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub policy_reload_interval: Duration,
+}
+
+/// What kubegate's tokens look like: issuer, audience, the HS secret and algorithm, and the
+/// claims naming groups and roles. `serve` verifies tokens with these; `token` mints one.
+#[derive(Debug, Clone, Args)]
+pub struct TokenFormat {
+    /// The exact `iss` every token must carry.
+    #[arg(long, env = "KUBEGATE_JWT_ISSUER", default_value = "kubegate")]
+    pub jwt_issuer: String,
+
+    /// Accepted `aud` values (comma-separated); a token must name one of them.
+    #[arg(
+        long,
+        env = "KUBEGATE_JWT_AUDIENCE",
+        default_value = "kubegate",
+        value_delimiter = ','
+    )]
+    pub jwt_audience: Vec<String>,
+
+    /// HMAC secret (at least 32 bytes) for HS tokens, e.g. from bots or `kubegate token`.
+    #[arg(long, env = "KUBEGATE_JWT_HS_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub jwt_hs_secret: Option<SecretString>,
+
+    /// The one algorithm HS tokens may use: HS256, HS384 or HS512.
+    #[arg(long, env = "KUBEGATE_JWT_HS_ALGORITHM", default_value = "HS256")]
+    pub jwt_hs_algorithm: String,
+
     /// The claim listing the caller's groups (a string or an array).
     #[arg(long, env = "KUBEGATE_JWT_GROUPS_CLAIM", default_value = "groups")]
     pub jwt_groups_claim: String,
@@ -290,14 +314,6 @@ pub struct AuthConfig {
         default_value = "kubegate_roles"
     )]
     pub jwt_roles_claim: String,
-
-    /// Policy file (YAML, or TOML when it ends in .toml) binding subjects and groups to grants.
-    #[arg(long, env = "KUBEGATE_POLICY_FILE")]
-    pub policy_file: Option<PathBuf>,
-
-    /// How often the policy file is checked for changes.
-    #[arg(long, env = "KUBEGATE_POLICY_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
-    pub policy_reload_interval: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -334,33 +350,9 @@ pub struct TokenArgs {
     /// Lifetime.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
-    /// Requests per second allowed to one subject (0: no limit); bursts up to twice that.
-    #[arg(long, env = "KUBEGATE_RATE_LIMIT", default_value_t = 50)]
-    pub rate_limit: u32,
-
-    /// Per-role rates overriding KUBEGATE_RATE_LIMIT, e.g. `viewer=100,deployer=20`; a caller
-    /// gets the highest rate among its roles.
-    #[arg(long, env = "KUBEGATE_RATE_LIMIT_ROLES", value_delimiter = ',', value_parser = parse_role_rate)]
-    pub rate_limit_roles: Vec<(crate::role::Role, u32)>,
-
-    /// How long an Idempotency-Key and its stored answer are kept.
-    #[arg(long, env = "KUBEGATE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
-    pub idempotency_ttl: Duration,
-
-    /// Also record reads (GET) in the audit log; mutations are always recorded.
-    #[arg(long, env = "KUBEGATE_AUDIT_READS", default_value_t = false)]
-    pub audit_reads: bool,
-
-    /// Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints (POST /v1/audit/checkpoints).
-    #[arg(long, env = "KUBEGATE_AUDIT_SIGNING_KEY")]
-    pub audit_signing_key: Option<PathBuf>,
-
-    /// Proxies whose X-Forwarded-For is believed for the audit log's source IP (comma-separated IPs).
-    #[arg(long, env = "KUBEGATE_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
 
     #[command(flatten)]
-    pub auth: AuthConfig,
+    pub format: TokenFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -157,7 +157,18 @@ pub(super) async fn write_batches(
         }
         // A write whose answer was lost may have been committed after all: entries are tried
         // again only once the log is known not to hold them.
-        let retry = due && drop_written(&writer, &mut unwritten).await.is_ok();
+        let retry = due
+            && match drop_written(&writer, &mut unwritten).await {
+                Ok(()) => true,
+                // The log cannot even be read: this retry failed before its append.
+                Err(e) => {
+                    failing.failed(&WriteError::from(e), unwritten.len());
+                    if let Some(m) = &counts {
+                        m.audit_append_failures.inc();
+                    }
+                    false
+                }
+            };
         let retried = if retry { unwritten.len() } else { 0 };
         // The entries tried again, then those of this batch (`fresh`).
         let all: Vec<&Entry> = unwritten[..retried]

@@ -89,7 +89,7 @@ fn parse_alg(s: &str) -> Result<Algorithm, String> {
 impl Authenticator {
     pub fn from_config(c: &AuthConfig) -> anyhow::Result<Self> {
         let mut static_keys = Vec::new();
-        if let Some(secret) = &c.jwt_hs_secret {
+        if let Some(secret) = &c.token.jwt_hs_secret {
             let bytes = secret.expose_secret().as_bytes();
             if bytes.len() < 32 {
                 anyhow::bail!(
@@ -97,7 +97,7 @@ impl Authenticator {
                     bytes.len()
                 );
             }
-            let alg = parse_alg(&c.jwt_hs_algorithm).map_err(anyhow::Error::msg)?;
+            let alg = parse_alg(&c.token.jwt_hs_algorithm).map_err(anyhow::Error::msg)?;
             if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
                 anyhow::bail!("KUBEGATE_JWT_HS_ALGORITHM must be HS256, HS384 or HS512");
             }
@@ -175,14 +175,14 @@ impl Authenticator {
                 ),
                 &["by"],
             )?,
-            issuer: c.jwt_issuer.clone(),
-            audiences: c.jwt_audience.clone(),
+            issuer: c.token.jwt_issuer.clone(),
+            audiences: c.token.jwt_audience.clone(),
             leeway: c.jwt_leeway.as_secs(),
             max_lifetime: c.jwt_max_lifetime.map(|d| d.as_secs()),
             max_bytes: c.jwt_max_bytes,
             subject_claim: c.jwt_subject_claim.clone(),
-            groups_claim: c.jwt_groups_claim.clone(),
-            roles_claim: Some(c.jwt_roles_claim.clone()).filter(|s| !s.is_empty()),
+            groups_claim: c.token.jwt_groups_claim.clone(),
+            roles_claim: Some(c.token.jwt_roles_claim.clone()).filter(|s| !s.is_empty()),
         })
     }
 
@@ -611,7 +611,7 @@ impl Jwks {
 /// `kubegate token`: an HS token for local use, signed with the configured secret.
 pub fn mint(args: &crate::config::TokenArgs) -> anyhow::Result<String> {
     let secret = args
-        .auth
+        .format
         .jwt_hs_secret
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("KUBEGATE_JWT_HS_SECRET is not set"))?;
@@ -625,20 +625,20 @@ pub fn mint(args: &crate::config::TokenArgs) -> anyhow::Result<String> {
             );
         }
     }
-    let alg = parse_alg(&args.auth.jwt_hs_algorithm).map_err(anyhow::Error::msg)?;
+    let alg = parse_alg(&args.format.jwt_hs_algorithm).map_err(anyhow::Error::msg)?;
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = serde_json::json!({
-        "iss": args.auth.jwt_issuer,
-        "aud": args.auth.jwt_audience.first().cloned().unwrap_or_default(),
+        "iss": args.format.jwt_issuer,
+        "aud": args.format.jwt_audience.first().cloned().unwrap_or_default(),
         "sub": args.sub,
         "iat": now,
         "exp": now + args.ttl.as_secs(),
     });
     if !args.groups.is_empty() {
-        claims[&args.auth.jwt_groups_claim] = serde_json::json!(args.groups);
+        claims[&args.format.jwt_groups_claim] = serde_json::json!(args.groups);
     }
-    if !args.roles.is_empty() && !args.auth.jwt_roles_claim.is_empty() {
-        claims[&args.auth.jwt_roles_claim] = serde_json::json!(args.roles);
+    if !args.roles.is_empty() && !args.format.jwt_roles_claim.is_empty() {
+        claims[&args.format.jwt_roles_claim] = serde_json::json!(args.roles);
     }
     let key = jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes());
     Ok(jsonwebtoken::encode(

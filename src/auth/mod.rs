@@ -29,6 +29,9 @@ pub struct Auth {
     pub limits: limits::RateLimits,
     policy: RwLock<Arc<Policy>>,
     policy_file: Option<PathBuf>,
+    /// Changes of the policy file seen, by result (`applied`, `invalid`: the previous policy
+    /// stays); registered in the application's metrics as `kubegate_policy_reloads_total`.
+    pub policy_reloads: prometheus::IntCounterVec,
 }
 
 impl Auth {
@@ -45,6 +48,13 @@ impl Auth {
             limits,
             policy: RwLock::new(Arc::new(policy)),
             policy_file: c.policy_file.clone(),
+            policy_reloads: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "policy_reloads_total",
+                    "Changes of the policy file seen: applied, or invalid (the previous policy stays)",
+                ),
+                &["result"],
+            )?,
         })
     }
 
@@ -183,9 +193,11 @@ impl Auth {
                     Ok(p) => {
                         tracing::info!(path = %path.display(), bindings = p.bindings.len(), "policy reloaded");
                         *auth.policy.write().expect("policy lock") = Arc::new(p);
+                        auth.policy_reloads.with_label_values(&["applied"]).inc();
                     }
                     Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "policy file invalid; keeping the previous policy")
+                        tracing::error!(path = %path.display(), error = %e, "policy file invalid; keeping the previous policy");
+                        auth.policy_reloads.with_label_values(&["invalid"]).inc();
                     }
                 }
             }

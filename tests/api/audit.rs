@@ -46,15 +46,12 @@ async fn stages_of(app: &TestApp, audit_id: &str) -> Vec<String> {
 
 /// The stages of `audit_id` once more than its intent is written (polled for up to 10 s).
 async fn stages_once_closed(app: &TestApp, audit_id: &str) -> Vec<String> {
-    let mut stages = Vec::new();
-    for _ in 0..100 {
-        stages = stages_of(app, audit_id).await;
-        if stages.len() > 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stages
+    let what = format!("a closing entry of {audit_id}");
+    crate::helpers::eventually(&what, Duration::from_secs(10), async || {
+        let stages = stages_of(app, audit_id).await;
+        (stages.len() > 1).then_some(stages)
+    })
+    .await
 }
 
 async fn superuser(app: &TestApp) -> sqlx::PgConnection {
@@ -842,21 +839,21 @@ async fn when_postgresql_drops_every_connection_the_audit_log_carries_on_with_ne
 
 /// The pid of a backend of the app's database waiting for a lock, other than `besides`.
 async fn waiting_for_a_lock(watcher: &mut sqlx::PgConnection, besides: i32) -> i32 {
-    for _ in 0..1000 {
-        let pid: Option<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event_type = 'Lock' AND pid <> $1 ORDER BY pid LIMIT 1",
-        )
-        .bind(besides)
-        .fetch_optional(&mut *watcher)
-        .await
-        .unwrap();
-        if let Some(pid) = pid {
-            return pid;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no backend is waiting for a lock");
+    crate::helpers::eventually(
+        "a backend waiting for a lock",
+        Duration::from_secs(10),
+        async || {
+            sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND pid <> $1 ORDER BY pid LIMIT 1",
+            )
+            .bind(besides)
+            .fetch_optional(&mut *watcher)
+            .await
+            .unwrap()
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -978,8 +975,13 @@ async fn an_outcome_that_could_not_be_written_is_written_once_the_log_is_back() 
     let ((status, body), ()) = tokio::join!(scale, away);
     assert_eq!(status, 200, "{body}");
     fake.set_latency(Duration::ZERO);
-    // The writer tries again every second; let it fail a few times.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The writer tries again every second; let it fail a few times (the first write and two
+    // retries).
+    let failures = "kubegate_audit_append_failures_total";
+    crate::helpers::eventually("three failed writes", Duration::from_secs(10), async || {
+        (crate::helpers::counter(&app, failures).await >= 3.0).then_some(())
+    })
+    .await;
     let outcomes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_event_away WHERE action = 'scale' AND stage = 'outcome'",
     )
@@ -1025,7 +1027,9 @@ async fn an_outcome_the_log_refuses_holds_up_no_other_append_and_is_written_once
     let scale_id = scaled["auditId"].as_str().unwrap().to_owned();
     // The writer keeps the refused outcome and tries it again each second, in a statement of
     // its own: the next mutations' intents and outcomes are written meanwhile.
+    let failures = "kubegate_audit_append_failures_total";
     for round in 0..3 {
+        let failed = crate::helpers::counter(&app, failures).await;
         let (status, labelled) = app
             .put(
                 &ns("/deployments/web/labels"),
@@ -1035,7 +1039,13 @@ async fn an_outcome_the_log_refuses_holds_up_no_other_append_and_is_written_once
         assert_eq!(status, 200, "{labelled}");
         let label_id = labelled["auditId"].as_str().unwrap();
         assert_eq!(stages_of(&app, label_id).await, ["intent", "outcome"]);
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // The refused outcome is tried again (and refused again) before the next round.
+        crate::helpers::eventually(
+            "another refused retry",
+            Duration::from_secs(10),
+            async || (crate::helpers::counter(&app, failures).await > failed).then_some(()),
+        )
+        .await;
     }
     assert_eq!(stages_of(&app, &scale_id).await, ["intent"]);
 

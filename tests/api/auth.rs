@@ -11,8 +11,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Options, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, TestApp, claims, hs_token, now, spawn_app,
-    spawn_app_with,
+    Options, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, TestApp, claims, counter, eventually,
+    hs_token, now, spawn_app, spawn_app_with,
 };
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
@@ -634,20 +634,22 @@ async fn jwks_keys_rotate_without_a_restart_and_bogus_kids_do_not_hammer_the_idp
     assert_eq!(status_with(&app, Some(&t1)).await.0, 200);
     assert_eq!(provider.hits.load(Ordering::SeqCst), 1, "keys are cached");
 
-    // The IdP rotates: rsa2 in, rsa1 out.
+    // The IdP rotates: rsa2 in, rsa1 out. Once the cooldown since the last fetch is over, an
+    // unknown kid triggers a refresh, and the removed key is refused.
     *provider.jwks.lock().unwrap() = serde_json::from_slice(&key_file("jwks-rsa2.json")).unwrap();
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        status_with(&app, Some(&t2)).await.0,
-        200,
-        "an unknown kid triggers a refresh"
-    );
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        status_with(&app, Some(&t1)).await.0,
-        401,
-        "the removed key is refused"
-    );
+    eventually(
+        "the new key to be fetched",
+        Duration::from_secs(10),
+        async || (status_with(&app, Some(&t2)).await.0 == 200).then_some(()),
+    )
+    .await;
+    assert_eq!(provider.hits.load(Ordering::SeqCst), 2, "one refresh");
+    eventually(
+        "the removed key to be refused",
+        Duration::from_secs(10),
+        async || (status_with(&app, Some(&t1)).await.0 == 401).then_some(()),
+    )
+    .await;
 
     let before = provider.hits.load(Ordering::SeqCst);
     let started = std::time::Instant::now();
@@ -695,12 +697,16 @@ async fn a_remembered_token_is_checked_again_when_the_key_set_is_due_for_a_refre
     // The IdP drops rsa1 and no token with a new kid arrives: once the key set is older than
     // its maximum age, the remembered token is checked again, the set refreshed, and refused.
     *provider.jwks.lock().unwrap() = serde_json::from_slice(&key_file("jwks-rsa2.json")).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        status_with(&app, Some(&t1)).await.0,
-        401,
-        "the removed key is refused"
-    );
+    let refused = eventually(
+        "the key set to be due for a refresh",
+        Duration::from_secs(10),
+        async || {
+            let answer = status_with(&app, Some(&t1)).await.0;
+            (answer != 200).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(refused, 401, "the removed key is refused");
     // The JWKS changed, but the configured secret did not: its token is still remembered.
     let (remembered, _) = verifications(&app).await;
     assert_eq!(status_with(&app, Some(&hs)).await.0, 200);
@@ -745,9 +751,11 @@ async fn a_token_verified_once_is_remembered_but_not_past_its_expiry() {
     );
 
     // A remembered token is refused once it expires, with the words a fresh check would use.
-    while now() <= c["exp"].as_u64().unwrap() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let exp = c["exp"].as_u64().unwrap();
+    eventually("the token to expire", Duration::from_secs(10), async || {
+        (now() > exp).then_some(())
+    })
+    .await;
     let (status, _, body) = status_with(&app, Some(&t)).await;
     assert_eq!(status, 401, "{body}");
     assert!(
@@ -779,7 +787,7 @@ async fn oidc_discovery_finds_the_jwks() {
     let issuer = provider.url.clone();
     let app = spawn_app_with(Options {
         auth: Box::new(move |a| {
-            a.jwt_issuer = issuer.clone();
+            a.token.jwt_issuer = issuer.clone();
             a.oidc_issuer = Some(issuer);
         }),
         ..Default::default()
@@ -840,24 +848,28 @@ async fn the_policy_file_binds_subjects_and_groups_and_reloads_on_change() {
 
     // Demoted to viewer: the next request sees it, no restart.
     std::fs::write(&file, "bindings:\n  - name: sre\n    groups: [sre]\n    grants:\n      - role: viewer\n        clusters: [dev]\n").unwrap();
-    let mut denied = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if app
-            .send_as(Some(&carol), reqwest::Method::PUT, path, Some(scale(3)))
-            .await
-            .status()
-            .as_u16()
-            == 403
-        {
-            denied = true;
-            break;
-        }
-    }
-    assert!(denied, "the policy reloaded");
+    eventually(
+        "the policy to reload",
+        Duration::from_secs(10),
+        async || {
+            let status = app
+                .send_as(Some(&carol), reqwest::Method::PUT, path, Some(scale(3)))
+                .await
+                .status();
+            (status.as_u16() == 403).then_some(())
+        },
+    )
+    .await;
     // A broken edit keeps the last good policy.
+    let reloads = "kubegate_policy_reloads_total";
+    let seen = counter(&app, reloads).await;
     std::fs::write(&file, "bindings: [ this is not: valid").unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually(
+        "the broken edit to be read",
+        Duration::from_secs(10),
+        async || (counter(&app, reloads).await > seen).then_some(()),
+    )
+    .await;
     assert_eq!(
         app.send_as(Some(&carol), reqwest::Method::GET, PROBE, None)
             .await

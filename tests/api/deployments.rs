@@ -397,17 +397,18 @@ async fn rollout_status_reports_kubectls_message_and_wait_returns_when_done() {
     assert_eq!(body["templateChanged"], true);
     fake.settle().await;
     // Reads come from the watch cache: the controller's status update arrives with the watch.
-    let mut status = serde_json::Value::Null;
-    for _ in 0..100 {
-        status = app.get_json(&ns("/deployments/web/rollout")).await.1;
-        if status["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("rollout to finish"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let status = crate::helpers::eventually(
+        "the rollout in progress",
+        Duration::from_secs(10),
+        async || {
+            let status = app.get_json(&ns("/deployments/web/rollout")).await.1;
+            status["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("rollout to finish"))
+                .then_some(status)
+        },
+    )
+    .await;
     assert_eq!(status["done"], false, "{status}");
     assert!(
         status["message"]

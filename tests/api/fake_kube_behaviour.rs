@@ -902,18 +902,17 @@ async fn pods_can_become_ready_later_or_never() {
         None
     );
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    fake.settle().await;
-    assert_eq!(
-        deployments
-            .get("slow")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .available_replicas,
-        Some(1)
-    );
+    // Available once its pod is ready, 300 ms after it started.
+    crate::helpers::eventually(
+        "slow to become available",
+        Duration::from_secs(10),
+        async || {
+            fake.settle().await;
+            let status = deployments.get("slow").await.unwrap().status.unwrap();
+            (status.available_replicas == Some(1)).then_some(())
+        },
+    )
+    .await;
     let never = deployments.get("never").await.unwrap().status.unwrap();
     assert_eq!((never.replicas, never.available_replicas), (Some(1), None));
 }

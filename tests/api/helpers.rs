@@ -5,7 +5,7 @@
 use std::sync::Once;
 use std::time::Duration;
 
-use kubegate::config::{AuthConfig, InClusterMode, LogFormat};
+use kubegate::config::{AuthConfig, InClusterMode, LogFormat, TokenFormat};
 use kubegate::{Application, Config};
 use secrecy::SecretString;
 
@@ -114,10 +114,14 @@ pub const TEST_AUDIENCE: &str = "kubegate";
 
 pub fn auth_config() -> AuthConfig {
     AuthConfig {
-        jwt_issuer: TEST_ISSUER.into(),
-        jwt_audience: vec![TEST_AUDIENCE.into(), "other-audience".into()],
-        jwt_hs_secret: Some(SecretString::from(TEST_SECRET.to_owned())),
-        jwt_hs_algorithm: "HS256".into(),
+        token: TokenFormat {
+            jwt_issuer: TEST_ISSUER.into(),
+            jwt_audience: vec![TEST_AUDIENCE.into(), "other-audience".into()],
+            jwt_hs_secret: Some(SecretString::from(TEST_SECRET.to_owned())),
+            jwt_hs_algorithm: "HS256".into(),
+            jwt_groups_claim: "groups".into(),
+            jwt_roles_claim: "kubegate_roles".into(),
+        },
         jwt_public_keys: Vec::new(),
         jwks_url: None,
         oidc_issuer: None,
@@ -128,8 +132,6 @@ pub fn auth_config() -> AuthConfig {
         jwt_max_bytes: 8192,
         jwt_cache_entries: 10_000,
         jwt_subject_claim: "sub".into(),
-        jwt_groups_claim: "groups".into(),
-        jwt_roles_claim: "kubegate_roles".into(),
         policy_file: None,
         policy_reload_interval: Duration::from_millis(100),
     }
@@ -449,22 +451,63 @@ impl Cuttable {
     }
 }
 
+/// Poll `check` until it gives `Some`, for at most `within`, and return what it gave; panic
+/// naming `what` otherwise. Tests wait for the condition they need this way, never for a fixed
+/// time: fast when the condition comes soon, tolerant of a slow machine.
+pub async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {within:?} for {what}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
 /// Wait until an intent of `action` is committed (polled on `watcher`).
 pub async fn wait_for_an_intent(watcher: &mut sqlx::PgConnection, action: &str) {
-    for _ in 0..500 {
-        let intents: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_event WHERE action = $1 AND stage = 'intent'",
-        )
-        .bind(action)
-        .fetch_one(&mut *watcher)
+    eventually(
+        &format!("an intent of {action}"),
+        Duration::from_secs(10),
+        async || {
+            let intents: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_event WHERE action = $1 AND stage = 'intent'",
+            )
+            .bind(action)
+            .fetch_one(&mut *watcher)
+            .await
+            .unwrap();
+            (intents > 0).then_some(())
+        },
+    )
+    .await
+}
+
+/// The value of a counter (summed over its labels) on kubegate's `/metrics`.
+pub async fn counter(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
         .await
         .unwrap();
-        if intents > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("no intent of {action} was committed");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Once an intent of `action` is committed (polled on `watcher`), take the audit chain's head on

@@ -19,6 +19,7 @@ mod kubectl_crosscheck;
 mod metrics;
 mod openapi;
 mod pods;
+mod readme;
 mod services;
 mod slack;
 mod watch_cache;

@@ -75,13 +75,12 @@ async fn hook() -> Hook {
 
 impl Hook {
     async fn next(&self) -> Value {
-        for _ in 0..400 {
-            if let Some(v) = self.received.lock().unwrap().first().cloned() {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nothing was posted to response_url");
+        crate::helpers::eventually(
+            "a post to response_url",
+            Duration::from_secs(20),
+            async || self.received.lock().unwrap().first().cloned(),
+        )
+        .await
     }
 }
 

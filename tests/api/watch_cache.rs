@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::fake_kube::Kind;
-use crate::helpers::{Options, TestApp, deploy_body, ns, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, deploy_body, eventually, ns, spawn_app, spawn_app_with};
 
 /// Calls that read `plural` (GET and list, not watches) the fake has received.
 fn reads_of(app: &TestApp, plural: &str) -> usize {
@@ -23,16 +23,14 @@ fn reads_of(app: &TestApp, plural: &str) -> usize {
 
 /// Read until the cache answers without calling the API server.
 async fn warm(app: &TestApp, path: &str, plural: &str) {
-    for _ in 0..100 {
+    let what = format!("the watch cache for {plural}");
+    eventually(&what, Duration::from_secs(10), async || {
         app.fake("dev").clear_requests();
         let (status, _) = app.get_json(path).await;
         assert_eq!(status, 200);
-        if reads_of(app, plural) == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the watch cache for {plural} never became ready");
+        (reads_of(app, plural) == 0).then_some(())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -121,21 +119,16 @@ async fn changes_made_by_others_arrive_through_the_watch() {
         "default",
         json!({"metadata": {"name": "db", "labels": {"app": "db"}}, "spec": {"ports": [{"port": 5432}], "selector": {"app": "db"}}}),
     );
-    let mut seen = false;
-    for _ in 0..100 {
-        let (_, l) = app.get_json(&ns("/services")).await;
-        if l["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["name"] == "db")
-        {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(seen, "the watch brought the new Service");
+    eventually(
+        "the watch to bring the new Service",
+        Duration::from_secs(10),
+        async || {
+            let (_, l) = app.get_json(&ns("/services")).await;
+            let items = l["items"].as_array().unwrap();
+            items.iter().any(|s| s["name"] == "db").then_some(())
+        },
+    )
+    .await;
     let (_, s) = app.get_json(&ns("/services/db")).await;
     assert_eq!(s["ports"][0]["port"], 5432);
 
@@ -143,16 +136,15 @@ async fn changes_made_by_others_arrive_through_the_watch() {
     app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(2)))
         .await;
     fake.settle().await;
-    let mut count = 0;
-    for _ in 0..100 {
-        let (_, l) = app.get_json(&ns("/pods?labelSelector=app%3Dweb")).await;
-        count = l["items"].as_array().unwrap().len();
-        if count == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(count, 2);
+    eventually(
+        "the watch to bring both pods",
+        Duration::from_secs(10),
+        async || {
+            let (_, l) = app.get_json(&ns("/pods?labelSelector=app%3Dweb")).await;
+            (l["items"].as_array().unwrap().len() == 2).then_some(())
+        },
+    )
+    .await;
     let pod = fake.list(Kind::Pod, "default")[0]["metadata"]["name"]
         .as_str()
         .unwrap()
