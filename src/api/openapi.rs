@@ -114,6 +114,19 @@ impl Modify for BearerAuth {
                 ),
             )),
         );
+        components.add_security_scheme(
+            "onBehalfOf",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-On-Behalf-Of",
+                    "With a bearer token of a bot holding the `delegate` role: the person (a \
+                     subject or alias of the policy file) the bot acts for. Allowed only where \
+                     the bot may delegate, the bot may do it and the person may do it; audited \
+                     with the person as `subject` and the bot as `delegatedBy`. Without the \
+                     role, or naming nobody the policy knows: 403.",
+                ),
+            )),
+        );
         for (path, item) in doc.paths.paths.iter_mut() {
             if !path.starts_with("/v1/") {
                 continue;
@@ -138,21 +151,16 @@ impl Modify for BearerAuth {
             ];
             for (op, mutating) in ops {
                 let Some(op) = op.as_mut() else { continue };
-                op.security = Some(vec![SecurityRequirement::new(
-                    "bearer",
-                    Vec::<String>::new(),
-                )]);
+                // A bearer token, alone or with the person a bot acts for: delegation is part
+                // of who is calling, so clients set it once, not as a parameter of each call.
+                let none = Vec::<String>::new;
+                op.security = Some(vec![
+                    SecurityRequirement::new("bearer", none()),
+                    SecurityRequirement::default()
+                        .add("bearer", none())
+                        .add("onBehalfOf", none()),
+                ]);
                 let params = op.parameters.get_or_insert_with(Vec::new);
-                params.push(header(
-                    "X-On-Behalf-Of",
-                    "A bot holding the `delegate` role acts for this person (a subject or alias \
-                     of the policy file): allowed only where the bot may delegate, the bot may \
-                     do it and the person may do it; audited with the person as `subject` and \
-                     the bot as `delegatedBy`. Without the role, or naming nobody the policy \
-                     knows: 403.",
-                    "^[\\x20-\\x7E]+$",
-                    256,
-                ));
                 if mutating && path != "/v1/access-reviews" {
                     params.push(header(
                         "Idempotency-Key",

@@ -35,17 +35,16 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let app = spawn_app().await;
     app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
         .await;
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis.toml");
+    // The stock command, from the repository root: the committed schemathesis.toml applies
+    // because Schemathesis finds it there, as it does for anyone running it.
     // Fixed, so CI is repeatable; set them to explore further (as when looking for new bugs).
     let seed = std::env::var("KUBEGATE_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261126".into());
     let examples = std::env::var("KUBEGATE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "15".into());
     let out = tokio::process::Command::new(st)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
-            "--config-file",
-            config,
             "run",
-            spec,
+            "openapi/openapi.json",
             "--url",
             &app.address,
             "--checks",
