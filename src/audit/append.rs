@@ -8,13 +8,13 @@ use super::chain::{Head, Row, appended, chain, last_of};
 use super::entry::Entry;
 use sqlx::{PgPool, Postgres};
 
-pub(super) const ROWS_PER_STATEMENT: usize = 8;
+const ROWS_PER_STATEMENT: usize = 8;
 
 /// Rows go in only if the head is still where the writer expects it ($34, $35), and the head moves
 /// to the last row ($32, $33) in the same statement: one round trip for a batch of up to
 /// ROWS_PER_STATEMENT entries. PostgreSQL serializes concurrent writers on the head row; a writer
 /// whose head is stale (another replica appended) inserts nothing.
-pub(super) const INSERT_BATCH: &str = "WITH moved AS (UPDATE audit_head SET seq = $32, hash = $33 WHERE id = 1 AND seq = $34 AND hash = $35 RETURNING 1) \
+const INSERT_BATCH: &str = "WITH moved AS (UPDATE audit_head SET seq = $32, hash = $33 WHERE id = 1 AND seq = $34 AND hash = $35 RETURNING 1) \
     INSERT INTO audit_event (seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, groups, decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash) \
     SELECT seq, audit_id, stage, outcome, received_at_us, completed_at_us, request_id, subject, issuer, ARRAY(SELECT jsonb_array_elements_text(groups::jsonb)), decision, source_ip, user_agent, action, http_method, http_path, cluster, namespace, resource_kind, resource_name, request_summary, http_status, problem_type, upstream_error, result, dry_run, replay, idempotency_key, delegated_by, prev_hash, hash \
     FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[], $23::text[], $24::text[], $25::text[], $26::bool[], $27::bool[], $28::text[], $29::text[], $30::bytea[], $31::bytea[]) \
@@ -22,7 +22,7 @@ pub(super) const INSERT_BATCH: &str = "WITH moved AS (UPDATE audit_head SET seq 
     WHERE EXISTS (SELECT 1 FROM moved)";
 
 /// How many times a writer retries with a fresh head before it takes the head row's lock first.
-pub(super) const OPTIMISTIC_ATTEMPTS: usize = 3;
+const OPTIMISTIC_ATTEMPTS: usize = 3;
 
 /// The writer's own connection, kept between batches. A connection handed back to sqlx's pool is
 /// pinged on the way (a second round trip per batch, and PostgreSQL wakes for it); the writer
@@ -41,12 +41,12 @@ pub(super) struct Held {
 /// transaction of a batch of more than ROWS_PER_STATEMENT rows, last ran) the append statement,
 /// the head's read or a COMMIT. Judged by the statement too, not the pid alone, so that behind a
 /// pooler whose server connections change hands, only an audit write is ever ended.
-pub(super) const STILL_APPENDING: &str = "pid = $1 AND state <> 'idle' AND (\
+const STILL_APPENDING: &str = "pid = $1 AND state <> 'idle' AND (\
     query LIKE 'WITH moved AS (UPDATE audit_head %' \
     OR query LIKE 'SELECT seq, hash FROM audit_head %' OR query ILIKE 'commit%')";
 
 /// How long the writer waits for the backend of a failed attempt to end it.
-pub(super) const BACKEND_GONE_WITHIN: Duration = Duration::from_secs(5);
+const BACKEND_GONE_WITHIN: Duration = Duration::from_secs(5);
 
 impl Held {
     async fn get(&mut self, pool: &PgPool) -> Result<&mut sqlx::PgConnection, String> {
@@ -170,7 +170,7 @@ impl Held {
     }
 }
 
-pub(super) async fn backend_pid(conn: &mut sqlx::PgConnection) -> Result<i32, sqlx::Error> {
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(conn)
         .await
@@ -179,7 +179,7 @@ pub(super) async fn backend_pid(conn: &mut sqlx::PgConnection) -> Result<i32, sq
 /// End what backend `pid` may still be doing of a failed append (terminate it, as
 /// `pg_terminate_backend` does for its own role's backends) and wait until it is done: its
 /// transaction is then committed or rolled back for good.
-pub(super) async fn end_attempt(conn: &mut sqlx::PgConnection, pid: i32) -> Result<(), String> {
+async fn end_attempt(conn: &mut sqlx::PgConnection, pid: i32) -> Result<(), String> {
     let err = |e: sqlx::Error| e.to_string();
     let ended: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {STILL_APPENDING}"
@@ -248,7 +248,7 @@ pub(super) async fn write(
 /// Append after `from`; `None` when the head is no longer `from` (nothing was written). Without
 /// `from`, the head row is locked and read first. `sent`: the last row (seq, hash) whose commit
 /// was asked for (when the answer is lost, the rows may or may not be in the log).
-pub(super) async fn write_after(
+async fn write_after(
     conn: &mut sqlx::PgConnection,
     from: Option<Head>,
     entries: &[&Entry],
@@ -298,10 +298,7 @@ pub(super) async fn write_after(
 /// Insert rows (each: seq, entry, prev hash, hash) and move the head from the first row's
 /// previous (seq - 1, prev hash) to the last row's, in one statement. Returns the rows inserted:
 /// all, or none when the head was elsewhere.
-pub(super) async fn insert_rows(
-    conn: &mut sqlx::PgConnection,
-    rows: &[Row<'_>],
-) -> Result<u64, sqlx::Error> {
+async fn insert_rows(conn: &mut sqlx::PgConnection, rows: &[Row<'_>]) -> Result<u64, sqlx::Error> {
     let (first, last) = (&rows[0], &rows[rows.len() - 1]);
     macro_rules! col {
         ($f:expr) => {

@@ -22,7 +22,7 @@ pub struct Filter {
     pub before_seq: Option<i64>,
 }
 
-pub(super) fn filtered(f: &Filter) -> QueryBuilder<Postgres> {
+fn filtered(f: &Filter) -> QueryBuilder<Postgres> {
     let mut q: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_event WHERE true"));
     let mut eq = |col: &'static str, v: &Option<String>| {

@@ -115,7 +115,7 @@ pub struct Recovery {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct OpenIntent {
+struct OpenIntent {
     seq: i64,
     #[sqlx(flatten)]
     entry: Entry,

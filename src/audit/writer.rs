@@ -30,20 +30,17 @@ pub(super) const RETRY_QUEUED_EVERY: Duration = Duration::from_secs(1);
 /// under way when it went away (no new intent, so no new action, can be written meanwhile).
 pub(super) const REFUSED_FOR: Duration = Duration::from_secs(300);
 /// While appends keep failing, how often the writer says so again.
-pub(super) const STILL_FAILING_EVERY: Duration = Duration::from_secs(30);
+const STILL_FAILING_EVERY: Duration = Duration::from_secs(30);
 
 /// A queued entry whose write failed, and since when PostgreSQL has refused it (None while it
 /// could not be reached).
-pub(super) struct Unwritten {
+struct Unwritten {
     pub(super) entry: Entry,
     pub(super) refused_since: Option<std::time::Instant>,
 }
 
 /// Leave out of `unwritten` the entries the log already holds (same audit id and stage).
-pub(super) async fn drop_written(
-    pool: &PgPool,
-    unwritten: &mut Vec<Unwritten>,
-) -> Result<(), sqlx::Error> {
+async fn drop_written(pool: &PgPool, unwritten: &mut Vec<Unwritten>) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = unwritten.iter().map(|u| u.entry.audit_id).collect();
     let present: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT audit_id, stage FROM audit_event WHERE audit_id = ANY($1)")
@@ -71,7 +68,7 @@ pub(super) fn give_up(lost: impl IntoIterator<Item = Entry>, why: &str, metrics:
 /// Says when appends start failing, again at most every STILL_FAILING_EVERY while they go on
 /// (the writer tries every second), and when they work again.
 #[derive(Default)]
-pub(super) struct Failing {
+struct Failing {
     since: Option<std::time::Instant>,
     said: Option<std::time::Instant>,
     failures: u64,

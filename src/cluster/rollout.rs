@@ -307,7 +307,7 @@ pub fn rollout_state(d: &Deployment) -> RolloutState {
     }
 }
 
-/// A pod problem that kubectl's status does not notice (kubectl issue 738), reported early.
+/// A pod problem that kubectl's status does not notice (kubernetes/kubectl#738), reported early.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodIssue {
     pub pod: String,
