@@ -94,6 +94,8 @@ pub struct Options {
     pub config: Box<dyn FnOnce(&mut Config)>,
     /// Use this existing database (another kubegate's) instead of a fresh one.
     pub database_url: Option<String>,
+    /// Use this kubeconfig (a real cluster's) instead of fake API servers.
+    pub kubeconfig: Option<String>,
 }
 
 impl Default for Options {
@@ -104,6 +106,7 @@ impl Default for Options {
             auth: Box::new(|_| {}),
             config: Box::new(|_| {}),
             database_url: None,
+            kubeconfig: None,
         }
     }
 }
@@ -182,12 +185,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: Options) -> TestApp {
     init_logs();
     let mut clusters = Vec::new();
-    for name in &options.clusters {
-        clusters.push((name.to_string(), FakeKube::start().await));
+    if options.kubeconfig.is_none() {
+        for name in &options.clusters {
+            clusters.push((name.to_string(), FakeKube::start().await));
+        }
     }
     let entries: Vec<(&str, &FakeKube)> = clusters.iter().map(|(n, f)| (n.as_str(), f)).collect();
     let kubeconfig = tempfile::NamedTempFile::new().expect("temp kubeconfig");
-    std::fs::write(kubeconfig.path(), FakeKube::kubeconfig(&entries)).expect("write kubeconfig");
+    let text = options
+        .kubeconfig
+        .unwrap_or_else(|| FakeKube::kubeconfig(&entries));
+    std::fs::write(kubeconfig.path(), text).expect("write kubeconfig");
     let (database, database_url) = match options.database_url {
         Some(url) => (None, url),
         None => {
