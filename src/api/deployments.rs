@@ -257,8 +257,8 @@ pub struct RolloutQuery {
 pub struct RolloutResult {
     /// `succeeded`, `failed`, `timeout`, `deleted` or `error`.
     pub verdict: String,
-    /// Why it failed: `ProgressDeadlineExceeded`, a pod's waiting reason (`ImagePullBackOff`, ...)
-    /// or `Unschedulable`, or the error.
+    /// Why it failed: `ProgressDeadlineExceeded`, a pod's waiting reason (`ImagePullBackOff`,
+    /// `ErrImagePull`, ...), or the error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub rollout: RolloutView,
@@ -324,6 +324,7 @@ pub async fn get_deployment_rollout(
                         reason,
                         rollout: RolloutView::from(&RolloutReport {
                             timed_out: matches!(verdict, crate::cluster::Verdict::Timeout),
+                            verdict: Some(verdict),
                             ..report
                         }),
                     };

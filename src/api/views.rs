@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::clusters::rfc3339;
 use crate::cluster::rollout::{self, CHANGE_CAUSE, PodIssue, Revision};
-use crate::cluster::{RolloutReport, selector_string};
+use crate::cluster::{RolloutReport, Verdict, selector_string};
 use crate::gateway::Found;
 
 /// A container's image (`kubectl get deployments -o wide` IMAGES).
@@ -172,8 +172,9 @@ pub struct PodIssueView {
     pub pod: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
-    /// `ImagePullBackOff`, `ErrImagePull`, `CrashLoopBackOff`, `CreateContainerConfigError`,
-    /// `CreateContainerError`, `InvalidImageName` or `Unschedulable`.
+    /// `ImagePullBackOff`, `ErrImagePull`, `ErrImageNeverPull`, `CrashLoopBackOff`,
+    /// `CreateContainerConfigError`, `CreateContainerError`, `InvalidImageName` (each ends a
+    /// wait as failed) or `Unschedulable` (reported; the wait goes on).
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -200,10 +201,19 @@ pub struct RolloutView {
     pub message: String,
     /// The rollout is complete.
     pub done: bool,
-    /// The rollout exceeded its progress deadline.
+    /// The rollout failed: it exceeded its progress deadline, or a wait ended on a pod that
+    /// will not start (`reason`).
     pub failed: bool,
     /// A wait ended at its timeout before the rollout finished.
     pub timed_out: bool,
+    /// How a wait ended: `succeeded`, `failed`, `timeout` or `deleted` (absent without a wait).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// Why it failed: `ProgressDeadlineExceeded`, or a pod's waiting reason (`ErrImagePull`,
+    /// `ImagePullBackOff`, `CrashLoopBackOff`, ...); a pod the scheduler cannot place is listed in
+    /// `issues` but does not end a wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub generation: i64,
     pub observed_generation: i64,
     pub replicas: ReplicaCounts,
@@ -213,11 +223,17 @@ pub struct RolloutView {
 impl From<&RolloutReport> for RolloutView {
     fn from(r: &RolloutReport) -> Self {
         let d = DeploymentView::from(&r.deployment);
+        let reason = match &r.verdict {
+            Some(Verdict::Failed(reason)) => Some(reason.clone()),
+            _ => None,
+        };
         Self {
             message: r.state.message.clone(),
             done: r.state.done,
-            failed: r.state.failed,
+            failed: r.state.failed || reason.is_some(),
             timed_out: r.timed_out,
+            verdict: r.verdict.as_ref().map(|v| v.name().to_owned()),
+            reason,
             generation: d.generation,
             observed_generation: d.observed_generation,
             replicas: d.replicas,

@@ -73,6 +73,8 @@ pub struct RolloutReport {
     pub state: RolloutState,
     pub issues: Vec<PodIssue>,
     pub timed_out: bool,
+    /// How a wait for this rollout ended (none for a report of the moment).
+    pub verdict: Option<Verdict>,
 }
 
 /// One step of a rollout's progress.
@@ -141,6 +143,7 @@ fn gone_report(ns: &str, name: &str) -> RolloutReport {
         },
         issues: Vec::new(),
         timed_out: false,
+        verdict: None,
     }
 }
 
@@ -475,11 +478,11 @@ impl Cluster {
                 Progress::Final { report, verdict } => {
                     return match verdict {
                         Verdict::Error(e) => Err(ActionError::Cluster(e)),
-                        Verdict::Timeout => Ok(RolloutReport {
-                            timed_out: true,
+                        verdict => Ok(RolloutReport {
+                            timed_out: matches!(verdict, Verdict::Timeout),
+                            verdict: Some(verdict),
                             ..report
                         }),
-                        _ => Ok(report),
                     };
                 }
             }
@@ -557,7 +560,8 @@ impl Cluster {
             } else {
                 report
                     .issues
-                    .first()
+                    .iter()
+                    .find(|i| i.ends_the_rollout())
                     .map(|i| Verdict::Failed(i.reason.clone()))
             };
             if let Some(verdict) = verdict {
@@ -661,6 +665,7 @@ impl Cluster {
             state,
             issues,
             timed_out: false,
+            verdict: None,
         })
     }
 

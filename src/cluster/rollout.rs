@@ -316,15 +316,30 @@ pub struct PodIssue {
     pub message: Option<String>,
 }
 
-/// Waiting reasons that mean the rollout will not progress on its own.
-const STUCK_REASONS: [&str; 6] = [
+/// Waiting reasons that mean the rollout will not progress on its own: a wait ends as failed on
+/// the first of them. A pull error counts at once, `ErrImagePull` included (a real kubelet reports
+/// it before it backs off to `ImagePullBackOff`): an answer in a second that the image cannot be
+/// had is worth more to a caller than one a minute later, and a pull that only failed for a
+/// moment still completes the rollout, which `rollout status` then shows.
+const STUCK_REASONS: [&str; 7] = [
     "ImagePullBackOff",
     "ErrImagePull",
+    "ErrImageNeverPull",
     "CrashLoopBackOff",
     "CreateContainerConfigError",
     "CreateContainerError",
     "InvalidImageName",
 ];
+
+impl PodIssue {
+    /// Whether the rollout cannot progress while this issue stands, so that a wait ends on it.
+    /// A pod the scheduler cannot place is reported but does not end a wait: it is often
+    /// passing (a new node still tainted not-ready, an autoscaler adding capacity; seen on a real
+    /// control plane), and the progress deadline fails a rollout that stays stuck.
+    pub fn ends_the_rollout(&self) -> bool {
+        self.reason != "Unschedulable"
+    }
+}
 
 pub fn pod_issues(pods: &[Pod]) -> Vec<PodIssue> {
     let mut issues = Vec::new();

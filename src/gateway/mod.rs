@@ -140,7 +140,7 @@ pub async fn execute(
                 _ => Ok(None),
             };
             rollout
-                .map(|rollout| (outcome, rollout))
+                .map(|rollout| (at_the_verdict(outcome, rollout.as_ref()), rollout))
                 .map_err(Error::from)
         }
         Err(e) => Err(e),
@@ -183,6 +183,24 @@ pub async fn execute(
         outcome,
         rollout,
     })
+}
+
+/// After a wait, the Deployment as the rollout's verdict found it, not as the change left it.
+fn at_the_verdict(outcome: Outcome, rollout: Option<&RolloutReport>) -> Outcome {
+    let Some(report) = rollout.filter(|r| r.deployment.metadata.uid.is_some()) else {
+        return outcome;
+    };
+    match outcome {
+        Outcome::Deployment(d) => Outcome::Deployment(DeploymentChange {
+            deployment: report.deployment.clone(),
+            ..d
+        }),
+        Outcome::Rollback(r) => Outcome::Rollback(RollbackOutcome {
+            deployment: report.deployment.clone(),
+            ..r
+        }),
+        other => other,
+    }
 }
 
 /// Validation, then authorization (deny by default).
@@ -335,7 +353,7 @@ fn result_summary(outcome: &Outcome, rollout: Option<&RolloutReport>) -> serde_j
         Outcome::Labels(labels) => json!({"labels": labels}),
     };
     if let Some(r) = rollout {
-        v["rollout"] = json!({"done": r.state.done, "failed": r.state.failed, "timedOut": r.timed_out, "message": r.state.message});
+        v["rollout"] = json!({"done": r.state.done, "failed": r.state.failed, "timedOut": r.timed_out, "message": r.state.message, "verdict": r.verdict.as_ref().map(|v| v.name())});
     }
     v
 }

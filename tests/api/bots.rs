@@ -362,6 +362,29 @@ async fn a_doomed_rollout_ends_the_stream_early_and_wait_agrees() {
     );
     assert_eq!(result["rollout"]["issues"][0]["reason"], "ErrImagePull");
 
+    // A change that waits answers the same verdict, in one field a bot can switch on.
+    fake.set_image_behavior(
+        "nginx:typo2",
+        crate::fake_kube::PodBehavior::Waiting("ErrImagePull".into()),
+    );
+    let (status, waited) = app
+        .put(
+            &ns("/deployments/web/image?wait=true&timeoutSeconds=15"),
+            json!({"image": "nginx:typo2"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{waited}");
+    let rollout = &waited["rollout"];
+    assert_eq!(
+        (rollout["verdict"].as_str(), rollout["reason"].as_str()),
+        (Some("failed"), Some("ErrImagePull")),
+        "{waited}"
+    );
+    assert_eq!(
+        (&rollout["failed"], &rollout["done"]),
+        (&json!(true), &json!(false))
+    );
+
     app.put(&ns("/deployments/other"), deploy_body("never:1", Some(1)))
         .await;
     let events = sse_events(

@@ -432,6 +432,10 @@ async fn rollout_status_reports_kubectls_message_and_wait_returns_when_done() {
         "deployment \"web\" successfully rolled out"
     );
     assert_eq!(body["rollout"]["replicas"]["updated"], 2);
+    assert_eq!(body["rollout"]["verdict"], "succeeded");
+    // The Deployment as the verdict found it, not as the change left it.
+    assert_eq!(body["deployment"]["replicas"]["updated"], 2, "{body}");
+    assert_eq!(body["deployment"]["replicas"]["ready"], 2, "{body}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -462,6 +466,10 @@ async fn a_stuck_image_is_reported_early_with_its_reason() {
     let rollout = &body["rollout"];
     assert_eq!(rollout["done"], false);
     assert_eq!(rollout["timedOut"], false);
+    assert_eq!(
+        (&rollout["verdict"], &rollout["reason"], &rollout["failed"]),
+        (&json!("failed"), &json!("ImagePullBackOff"), &json!(true))
+    );
     assert_eq!(rollout["issues"][0]["reason"], "ImagePullBackOff");
     assert_eq!(rollout["issues"][0]["container"], "web");
     assert!(

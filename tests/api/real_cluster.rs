@@ -160,9 +160,10 @@ async fn settled(client: &kube::Client, ns: &str) {
     .await
 }
 
-/// The same kubectl lines, typed once into kubectl and once into kubegate's chat door, leave
-/// identical Deployments, ReplicaSets (revisions, templates, images, replica counts), Services
-/// and labels on a real control plane, but for the annotations kubegate adds on purpose.
+/// The same kubectl lines, typed into kubectl, into kubegate's chat door, and made as the REST
+/// calls of the same meaning, leave identical Deployments, ReplicaSets (revisions, templates,
+/// images, replica counts), Services and labels on a real control plane, but for the
+/// annotations kubegate adds on purpose.
 #[tokio::test]
 async fn kubectl_and_kubegate_leave_identical_objects_on_a_real_control_plane() {
     let test = "kubectl_and_kubegate_leave_identical_objects_on_a_real_control_plane";
@@ -174,43 +175,145 @@ async fn kubectl_and_kubegate_leave_identical_objects_on_a_real_control_plane() 
     let app = kubegate(plane).await;
     let client = plane.client().await;
     let by_kubectl = plane.namespace("kubectl").await;
-    let by_kubegate = plane.namespace("kubegate").await;
-    let steps = [
-        "create deployment web --image=nginx:1.27 --replicas=2",
-        "expose deployment web --port=80 --target-port=8080",
-        "set image deployment/web nginx=nginx:1.28",
-        "scale deployment/web --replicas=3",
-        "set image deployment/web nginx=nginx:1.29",
-        "rollout undo deployment/web",
-        "rollout undo deployment/web --to-revision=1",
-        "label deployment web tier=frontend",
-        "rollout restart deployment/web",
-        "delete service web",
+    let by_chat = plane.namespace("chat").await;
+    let by_rest = plane.namespace("rest").await;
+    let web = |rest: &str| format!("/v1/clusters/real/namespaces/{by_rest}/deployments/web{rest}");
+    let container = |image: &str| json!({"containers": [{"name": "nginx", "image": image}]});
+    let steps: Vec<(&str, reqwest::Method, String, Option<Value>)> = vec![
+        (
+            "create deployment web --image=nginx:1.27 --replicas=2",
+            reqwest::Method::PUT,
+            web(""),
+            Some(json!({"containers": container("nginx:1.27")["containers"], "replicas": 2})),
+        ),
+        (
+            "expose deployment web --port=80 --target-port=8080",
+            reqwest::Method::POST,
+            web("/expose"),
+            Some(json!({"port": 80, "targetPort": 8080})),
+        ),
+        (
+            "set image deployment/web nginx=nginx:1.28",
+            reqwest::Method::PUT,
+            web("/image"),
+            Some(json!({"container": "nginx", "image": "nginx:1.28"})),
+        ),
+        (
+            "scale deployment/web --replicas=3",
+            reqwest::Method::PUT,
+            web("/replicas"),
+            Some(json!({"replicas": 3})),
+        ),
+        (
+            "set image deployment/web nginx=nginx:1.29",
+            reqwest::Method::PUT,
+            web("/image"),
+            Some(json!({"container": "nginx", "image": "nginx:1.29"})),
+        ),
+        (
+            "rollout undo deployment/web",
+            reqwest::Method::POST,
+            web("/rollback"),
+            None,
+        ),
+        (
+            "rollout undo deployment/web --to-revision=1",
+            reqwest::Method::POST,
+            web("/rollback"),
+            Some(json!({"toRevision": 1})),
+        ),
+        (
+            "label deployment web tier=frontend",
+            reqwest::Method::PUT,
+            web("/labels"),
+            Some(json!({"set": {"tier": "frontend"}})),
+        ),
+        (
+            "rollout restart deployment/web",
+            reqwest::Method::POST,
+            web("/restart"),
+            None,
+        ),
+        (
+            "delete service web",
+            reqwest::Method::DELETE,
+            format!("/v1/clusters/real/namespaces/{by_rest}/services/web"),
+            None,
+        ),
     ];
-    for step in steps {
+    for (step, method, path, body) in steps {
         kubectl(plane, &by_kubectl, step).await;
-        let (status, body) = app
+        let (status, answer) = app
             .post(
                 "/v1/clusters/real/commands",
-                json!({"command": step, "namespace": by_kubegate}),
+                json!({"command": step, "namespace": by_chat}),
             )
             .await;
-        assert!(status < 300, "kubegate {step}: {status} {body}");
-        settled(&client, &by_kubectl).await;
-        settled(&client, &by_kubegate).await;
-        let (a, b) = (
-            state(&client, &by_kubectl).await,
-            state(&client, &by_kubegate).await,
+        assert!(status < 300, "chat {step}: {status} {answer}");
+        let res = app.send(method, &path, body).await;
+        let status = res.status().as_u16();
+        assert!(
+            status < 300,
+            "REST for {step}: {status} {}",
+            res.text().await.unwrap()
         );
-        assert_eq!(
-            a,
-            b,
-            "after `{step}`: kubectl's objects (left) and kubegate's (right) differ:\n{}\n{}",
-            serde_json::to_string_pretty(&a).unwrap(),
-            serde_json::to_string_pretty(&b).unwrap()
-        );
+        for ns in [&by_kubectl, &by_chat, &by_rest] {
+            settled(&client, ns).await;
+        }
+        let expected = state(&client, &by_kubectl).await;
+        for (door, ns) in [("the chat door", &by_chat), ("REST", &by_rest)] {
+            let got = state(&client, ns).await;
+            assert_eq!(
+                expected,
+                got,
+                "after `{step}`: kubectl's objects (left) and those of {door} (right) differ:\n{}\n{}",
+                serde_json::to_string_pretty(&expected).unwrap(),
+                serde_json::to_string_pretty(&got).unwrap()
+            );
+        }
     }
     // And kubegate said what it did: its change cause is on every revision it made.
-    let history = kubectl(plane, &by_kubegate, "rollout history deployment/web").await;
+    let history = kubectl(plane, &by_chat, "rollout history deployment/web").await;
     assert!(history.contains("kubegate"), "{history}");
+}
+
+/// A change that waits answers with the rollout's verdict and the Deployment as the verdict
+/// found it (every replica updated and ready), on the real controllers.
+#[tokio::test]
+async fn a_waited_change_answers_the_deployment_at_its_verdict() {
+    let Some(plane) = or_skip("a_waited_change_answers_the_deployment_at_its_verdict") else {
+        return;
+    };
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("wait").await;
+    let web = format!("/v1/clusters/real/namespaces/{ns}/deployments/web");
+    let (status, body) = app
+        .put(
+            &format!("{web}?wait=true&timeoutSeconds=60"),
+            json!({"containers": [{"name": "web", "image": "nginx:1.27"}], "replicas": 3}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["rollout"]["verdict"], "succeeded", "{body}");
+    assert_eq!(body["rollout"]["done"], true);
+    let replicas = &body["deployment"]["replicas"];
+    assert_eq!(
+        (
+            &replicas["updated"],
+            &replicas["ready"],
+            &replicas["available"]
+        ),
+        (&json!(3), &json!(3), &json!(3)),
+        "{body}"
+    );
+    let (status, body) = app
+        .put(
+            &format!("{web}/image?wait=true&timeoutSeconds=60"),
+            json!({"image": "nginx:1.28"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rollout"]["verdict"], "succeeded", "{body}");
+    assert_eq!(body["deployment"]["revision"], 2, "{body}");
+    assert_eq!(body["deployment"]["replicas"]["updated"], 3, "{body}");
 }
