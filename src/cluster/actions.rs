@@ -147,6 +147,29 @@ fn gone_report(ns: &str, name: &str) -> RolloutReport {
     }
 }
 
+/// Run a read-check-write again when its write lost the race on the object's resourceVersion:
+/// a controller updated the object meanwhile (a Deployment's status changes many times during a
+/// rollout; seen on a real control plane as 409s to a set image right after a scale). The check
+/// is made again on the fresh object, as client-go's `RetryOnConflict` does (five tries, 10 ms
+/// doubling).
+async fn again_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T, ActionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ActionError>>,
+{
+    let mut pause = Duration::from_millis(10);
+    for _ in 0..4 {
+        match attempt().await {
+            Err(ActionError::Cluster(ClusterError::Conflict { .. })) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
 fn annotations_of(d: &Deployment) -> BTreeMap<String, String> {
     d.metadata.annotations.clone().unwrap_or_default()
 }
@@ -287,6 +310,18 @@ impl Cluster {
         note: &ChangeNote,
         dry_run: bool,
     ) -> Result<DeploymentChange, ActionError> {
+        again_on_conflict(|| self.set_image_once(ns, name, container, image, note, dry_run)).await
+    }
+
+    async fn set_image_once(
+        &self,
+        ns: &str,
+        name: &str,
+        container: Option<&str>,
+        image: &str,
+        note: &ChangeNote,
+        dry_run: bool,
+    ) -> Result<DeploymentChange, ActionError> {
         let current: Deployment = self.get(ns, name).await?;
         let containers: Vec<(String, String)> = current
             .spec
@@ -353,6 +388,16 @@ impl Cluster {
 
     /// `kubectl rollout restart`: stamp the pod template with `kubectl.kubernetes.io/restartedAt`.
     pub async fn restart(
+        &self,
+        ns: &str,
+        name: &str,
+        note: &ChangeNote,
+        dry_run: bool,
+    ) -> Result<DeploymentChange, ActionError> {
+        again_on_conflict(|| self.restart_once(ns, name, note, dry_run)).await
+    }
+
+    async fn restart_once(
         &self,
         ns: &str,
         name: &str,
@@ -845,6 +890,17 @@ impl Cluster {
 
     /// `kubectl label`: set and remove labels; changing a value needs `overwrite`.
     pub async fn label(
+        &self,
+        ns: &str,
+        kind: Kind,
+        name: &str,
+        change: &LabelChange,
+        dry_run: bool,
+    ) -> Result<BTreeMap<String, String>, ActionError> {
+        again_on_conflict(|| self.label_once(ns, kind, name, change, dry_run)).await
+    }
+
+    async fn label_once(
         &self,
         ns: &str,
         kind: Kind,

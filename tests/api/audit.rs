@@ -220,6 +220,7 @@ async fn refusals_failures_dry_runs_and_reads_are_recorded_as_such() {
         times: 10,
         retry_after: None,
         path_contains: Some("/scale".into()),
+        method: None,
     });
     let res = app
         .send_as(

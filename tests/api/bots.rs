@@ -177,6 +177,7 @@ async fn a_failure_on_kubegates_side_is_not_stored_so_the_retry_runs() {
         times: 1,
         retry_after: None,
         path_contains: Some("/scale".into()),
+        method: None,
     });
     let (status, _, _) = scale(&app, &app.token, "k-5xx", 2).await;
     assert_eq!(status, 503);

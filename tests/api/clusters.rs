@@ -155,6 +155,7 @@ async fn upstream_failures_map_to_stable_problem_types() {
         times: 1,
         retry_after: None,
         path_contains: Some("/nodes".into()),
+        method: None,
     });
     assert_problem(
         app.get("/v1/clusters/dev/nodes").await,
@@ -168,6 +169,7 @@ async fn upstream_failures_map_to_stable_problem_types() {
         times: 1,
         retry_after: Some(7),
         path_contains: Some("/nodes".into()),
+        method: None,
     });
     let res = app.get("/v1/clusters/dev/nodes").await;
     assert_eq!(res.headers()["retry-after"], "7");
@@ -178,6 +180,7 @@ async fn upstream_failures_map_to_stable_problem_types() {
         times: 1,
         retry_after: None,
         path_contains: Some("/nodes".into()),
+        method: None,
     });
     let body = assert_problem(
         app.get("/v1/clusters/dev/nodes").await,

@@ -917,3 +917,41 @@ async fn cluster_rejections_keep_the_api_servers_words() {
     assert_eq!(status, 409);
     assert_eq!(body["type"], "urn:kubegate:problem:already-exists");
 }
+
+/// A read-check-write that loses the race on the Deployment's resourceVersion to a controller
+/// (whose status updates bump it many times during a rollout) is made again on the fresh object,
+/// as client-go's RetryOnConflict does, instead of answering 409.
+#[tokio::test]
+async fn a_change_that_loses_a_race_with_a_controller_is_made_again() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    fake.settle().await;
+    fake.clear_requests();
+    fake.inject(crate::fake_kube::Fault {
+        status: 409,
+        times: 2,
+        retry_after: None,
+        path_contains: Some("/deployments/web".into()),
+        method: Some("PATCH"),
+    });
+    let (status, body) = app
+        .put(&ns("/deployments/web/image"), json!({"image": "nginx:2"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deployment"]["images"][0]["image"], "nginx:2");
+    let patches = fake
+        .mutations()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(patches, 3, "two lost races, then the write");
+    let (status, body) = app
+        .put(
+            &ns("/deployments/web/labels"),
+            json!({"set": {"tier": "web"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -1052,6 +1052,7 @@ async fn faults_and_the_request_log_are_under_the_tests_control() {
         times: 1,
         retry_after: None,
         path_contains: None,
+        method: None,
     });
 
     let err = api_status(deployments.list(&ListParams::default()).await.unwrap_err());

@@ -317,3 +317,150 @@ async fn a_waited_change_answers_the_deployment_at_its_verdict() {
     assert_eq!(body["deployment"]["revision"], 2, "{body}");
     assert_eq!(body["deployment"]["replicas"]["updated"], 3, "{body}");
 }
+
+/// The manifests under deploy/ are accepted by a real API server (server-side dry run), and the
+/// ClusterRole they grant is enough: kubegate, running on the ServiceAccount's own token (not
+/// admin), does every operation and the API server's RBAC refuses none.
+#[tokio::test]
+async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation() {
+    let test = "the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation";
+    let Some(plane) = or_skip(test) else { return };
+    if !kubectl_installed() {
+        eprintln!("SKIPPED {test}: kubectl is not installed");
+        return;
+    }
+    let manifests = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
+    kubectl(plane, "default", "create namespace kubegate").await;
+    let applied = kubectl(
+        plane,
+        "kubegate",
+        &format!("apply -k {manifests} --dry-run=server"),
+    )
+    .await;
+    for kind in [
+        "deployment.apps/kubegate",
+        "clusterrole.rbac.authorization.k8s.io/kubegate",
+        "service/kubegate",
+    ] {
+        assert!(applied.contains(kind), "{applied}");
+    }
+    let files = [
+        "serviceaccount.yaml",
+        "clusterrole.yaml",
+        "clusterrolebinding.yaml",
+    ]
+    .map(|f| format!("-f {manifests}/{f}"))
+    .join(" ");
+    kubectl(plane, "kubegate", &format!("apply {files}")).await;
+    let token = kubectl(plane, "kubegate", "create token kubegate --duration=1h").await;
+    let admin = plane.kubeconfig();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap();
+    let ca = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+        .unwrap();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: real\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\ncontexts:\n- name: real\n  context:\n    cluster: real\n    user: kubegate\ncurrent-context: real\nusers:\n- name: kubegate\n  user:\n    token: {}\n",
+        token.trim()
+    );
+    let app = spawn_app_with(Options {
+        kubeconfig: Some(kubeconfig),
+        cluster_timeout: Duration::from_secs(20),
+        ..Default::default()
+    })
+    .await;
+    let ns = plane.namespace("rbac").await;
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    let web = format!("{base}/deployments/web");
+    let calls: Vec<(reqwest::Method, String, Option<Value>)> = vec![
+        (
+            reqwest::Method::GET,
+            "/v1/clusters/real/namespaces".into(),
+            None,
+        ),
+        (reqwest::Method::GET, "/v1/clusters/real/nodes".into(), None),
+        (
+            reqwest::Method::PUT,
+            format!("{web}?wait=true&timeoutSeconds=60"),
+            Some(json!({"containers": [{"name": "web", "image": "nginx:1.27"}], "replicas": 2})),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{web}/expose"),
+            Some(json!({"port": 80})),
+        ),
+        (reqwest::Method::GET, format!("{base}/services/web"), None),
+        (
+            reqwest::Method::PUT,
+            format!("{web}/replicas"),
+            Some(json!({"replicas": 3})),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("{web}/image?wait=true&timeoutSeconds=60"),
+            Some(json!({"image": "nginx:1.28"})),
+        ),
+        (reqwest::Method::GET, format!("{web}/rollout"), None),
+        (reqwest::Method::GET, format!("{web}/revisions"), None),
+        (reqwest::Method::POST, format!("{web}/rollback"), None),
+        (reqwest::Method::POST, format!("{web}/restart"), None),
+        (
+            reqwest::Method::PUT,
+            format!("{web}/labels"),
+            Some(json!({"set": {"tier": "web"}})),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("{base}/services/web/labels"),
+            Some(json!({"set": {"tier": "web"}})),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{base}/pods?labelSelector=app%3Dweb"),
+            None,
+        ),
+        (reqwest::Method::GET, format!("{base}/replicasets"), None),
+        (
+            reqwest::Method::PUT,
+            format!("{base}/services/db"),
+            Some(json!({"type": "ExternalName", "externalName": "db.example.com"})),
+        ),
+        (reqwest::Method::DELETE, format!("{base}/services/db"), None),
+        (
+            reqwest::Method::DELETE,
+            format!("{base}/pods?labelSelector=app%3Dweb&maxAffected=10"),
+            None,
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{base}/services?labelSelector=app%3Dweb"),
+            None,
+        ),
+        (reqwest::Method::DELETE, web.clone(), None),
+    ];
+    for (method, path, body) in calls {
+        let res = app.send(method.clone(), &path, body).await;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        assert!(status < 300, "{method} {path}: {status} {text}");
+    }
+    // A pod's labels and logs: RBAC allows them (the logs need a kubelet, which the simulated
+    // node has not, so the API server answers that, not a refusal).
+    let (_, pods) = app.get_json(&format!("{base}/pods")).await;
+    if let Some(pod) = pods["items"][0]["name"].as_str() {
+        let res = app
+            .send(
+                reqwest::Method::PUT,
+                &format!("{base}/pods/{pod}/labels"),
+                Some(json!({"set": {"seen": "yes"}})),
+            )
+            .await;
+        assert!(res.status().as_u16() < 300 || res.status().as_u16() == 404);
+        let res = app.get(&format!("{base}/pods/{pod}/logs")).await;
+        let text = res.text().await.unwrap();
+        assert!(!text.contains("cluster-credentials-rejected"), "{text}");
+    }
+}

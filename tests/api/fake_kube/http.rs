@@ -57,6 +57,7 @@ pub async fn dispatch(
                 && x.path_contains
                     .as_ref()
                     .is_none_or(|p| req.path().contains(p.as_str()))
+                && x.method.is_none_or(|m| m == req.method().as_str())
         });
         let fault = fault.map(|i| {
             f.queue[i].times -= 1;
@@ -72,6 +73,10 @@ pub async fn dispatch(
             429 => (
                 "TooManyRequests",
                 "the server has received too many requests and has asked us to try again later",
+            ),
+            409 => (
+                "Conflict",
+                "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
             ),
             503 => (
                 "ServiceUnavailable",

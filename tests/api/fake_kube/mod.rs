@@ -46,6 +46,8 @@ pub struct Fault {
     pub times: u32,
     pub retry_after: Option<u32>,
     pub path_contains: Option<String>,
+    /// Only requests of this method (`PATCH`, ...), if set.
+    pub method: Option<&'static str>,
 }
 
 #[derive(Default)]
