@@ -244,6 +244,9 @@ async fn start(assets: &Path) -> Result<(ControlPlane, kube::Client), String> {
 
 /// The binaries, unpacked once into `into` and checked against their SHA256SUMS when given.
 fn unpack(assets: &Path, into: &Path) -> Result<PathBuf, String> {
+    if !assets.is_dir() {
+        return Err(format!("{} is not a folder", assets.display()));
+    }
     std::fs::create_dir_all(into).map_err(|e| e.to_string())?;
     for name in [
         "etcd",
