@@ -254,7 +254,7 @@ async fn each_subject_has_its_own_rate_budget_and_a_refusal_is_a_429_with_retry_
 }
 
 /// Read a Server-Sent Events stream to its end: (event, data) pairs.
-async fn sse_events(app: &TestApp, path: &str) -> Vec<(String, Value)> {
+pub async fn sse_events(app: &TestApp, path: &str) -> Vec<(String, Value)> {
     use futures::StreamExt;
     let res = app.get(path).await;
     assert_eq!(res.status().as_u16(), 200);

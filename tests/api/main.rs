@@ -19,6 +19,7 @@ mod helpers;
 mod kubectl_crosscheck;
 mod metrics;
 mod openapi;
+mod operations;
 mod pods;
 mod readme;
 mod real_cluster;
