@@ -13,10 +13,18 @@
 //! A second table gives kubegate's threads per operation from /proc/<pid>/task/*/schedstat:
 //! time on a CPU, time runnable but waiting for a CPU, and time slices (about one per wake-up).
 //!     BENCH_KUBEGATE=/tmp/kubegate-old cargo bench --bench gateway  # measure another build (A/B)
+//!
+//! With KUBEGATE_TEST_CONTROL_PLANE naming the upstream binaries (as for the tests), the "real:"
+//! rows measure the same calls against a real kube-apiserver with its controllers and a
+//! simulated node (tests/api/control_plane.rs), against direct kube-rs calls to that API server.
 
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/api/fake_kube/mod.rs"]
 mod fake_kube;
+
+#[allow(dead_code)]
+#[path = "../tests/api/control_plane.rs"]
+mod control_plane;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -294,6 +302,13 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
+    // The real control plane, when its binaries are named (started before kubegate, which gets
+    // it as its cluster `real`).
+    let plane = std::env::var_os("KUBEGATE_TEST_CONTROL_PLANE").and_then(|_| {
+        control_plane::shared()
+            .inspect_err(|why| eprintln!("no real control plane: {why}"))
+            .ok()
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -317,7 +332,13 @@ fn main() {
         let mut child = tokio::process::Command::new(std::env::var("BENCH_KUBEGATE").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kubegate").into()))
             .arg("serve")
             .env("DATABASE_URL", db_url.as_str())
-            .env("KUBECONFIG", &kubeconfig)
+            .env(
+                "KUBECONFIG",
+                match plane {
+                    Some(p) => format!("{}:{}", kubeconfig.display(), p.admin_kubeconfig.display()),
+                    None => kubeconfig.display().to_string(),
+                },
+            )
             .env("KUBEGATE_LISTEN", format!("127.0.0.1:{port}"))
             .env("KUBEGATE_IN_CLUSTER", "never")
             .env("KUBEGATE_JWT_HS_SECRET", SECRET)
@@ -483,6 +504,65 @@ fn main() {
                 row("kubectl get (subprocess)", 1, &s, None);
             } else {
                 println!("| kubectl get (subprocess) | — | skipped: kubectl is not installed | | | | | | | |");
+            }
+        }
+        // The same calls against a real kube-apiserver (its controllers and the simulated node
+        // doing their work on these cores too), against direct kube-rs calls to it.
+        if let Some(plane) = plane.filter(|_| wanted("real:")) {
+            let bench_ns = plane.namespace("bench").await;
+            let real_ns = format!("{base}/v1/clusters/real/namespaces/{bench_ns}");
+            let res = http.put(format!("{real_ns}/deployments/web?wait=true&timeoutSeconds=60")).bearer_auth(&token).json(&json!({"containers": [{"name": "web", "image": "nginx:1"}], "replicas": 1})).send().await.unwrap();
+            assert!(res.status().is_success(), "{:?}", res.text().await);
+            let client = plane.client().await;
+            let real: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &bench_ns);
+            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+            for clients in [1usize, 64].into_iter().filter(|c| clients_wanted(*c)) {
+                let (h, n, t) = (http.clone(), real_ns.clone(), token.clone());
+                let via = load(clients, seconds, move |_| {
+                    let (h, n, t) = (h.clone(), n.clone(), t.clone());
+                    async move { h.get(format!("{n}/deployments/web/rollout")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
+                })
+                .await;
+                let d = real.clone();
+                let base_line = load(clients, seconds, move |_| {
+                    let d = d.clone();
+                    async move { d.get("web").await.is_ok() }
+                })
+                .await;
+                row("real: read rollout status (watch cache)", clients, &via, Some(&base_line));
+                let (h, b, t) = (http.clone(), base.clone(), token.clone());
+                let via = load(clients, seconds, move |_| {
+                    let (h, b, t) = (h.clone(), b.clone(), t.clone());
+                    async move { h.get(format!("{b}/v1/clusters/real/nodes")).bearer_auth(&t).send().await.is_ok_and(|r| r.status().is_success()) }
+                })
+                .await;
+                let d = nodes.clone();
+                let base_line = load(clients, seconds, move |_| {
+                    let d = d.clone();
+                    async move { d.list(&Default::default()).await.is_ok() }
+                })
+                .await;
+                row("real: list nodes (not cached)", clients, &via, Some(&base_line));
+            }
+            for clients in [1usize, 8, 64].into_iter().filter(|c| clients_wanted(*c)) {
+                let (h, n, t) = (http.clone(), real_ns.clone(), token.clone());
+                let via = load(clients, seconds, move |i| {
+                    let (h, n, t) = (h.clone(), n.clone(), t.clone());
+                    async move {
+                        h.put(format!("{n}/deployments/web/replicas")).bearer_auth(&t).json(&json!({"replicas": 1 + (i % 3)})).send().await.is_ok_and(|r| r.status().is_success())
+                    }
+                })
+                .await;
+                let d = real.clone();
+                let base_line = load(clients, seconds, move |i| {
+                    let d = d.clone();
+                    async move {
+                        let pp = PatchParams { field_manager: Some("bench".into()), ..Default::default() };
+                        d.patch_scale("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 1 + (i % 3)}}))).await.is_ok()
+                    }
+                })
+                .await;
+                row("real: audited scale", clients, &via, Some(&base_line));
             }
         }
         // How kubegate's threads were scheduled: time on a CPU, time runnable but waiting for
