@@ -296,6 +296,46 @@ fn row(name: &str, clients: usize, via: &Stats, direct: Option<&Stats>) {
     let _ = via.ops;
 }
 
+/// Audited scales of `web` through kubegate (namespace URL `ns`), then the same scales made
+/// directly, at `clients` concurrency: one row.
+async fn scales(
+    scenario: &str,
+    clients: usize,
+    seconds: u64,
+    http: &reqwest::Client,
+    ns: &str,
+    token: &str,
+    direct: &kube::Api<Deployment>,
+) {
+    let (h, n, t) = (http.clone(), ns.to_owned(), token.to_owned());
+    let via = load(clients, seconds, move |i| {
+        let (h, n, t) = (h.clone(), n.clone(), t.clone());
+        async move {
+            h.put(format!("{n}/deployments/web/replicas"))
+                .bearer_auth(&t)
+                .json(&json!({"replicas": 1 + (i % 3)}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    let d = direct.clone();
+    let base_line = load(clients, seconds, move |i| {
+        let d = d.clone();
+        async move {
+            let pp = PatchParams {
+                field_manager: Some("bench".into()),
+                ..Default::default()
+            };
+            let patch = Patch::Merge(json!({"spec": {"replicas": 1 + (i % 3)}}));
+            d.patch_scale("web", &pp, &patch).await.is_ok()
+        }
+    })
+    .await;
+    row(scenario, clients, &via, Some(&base_line));
+}
+
 fn main() {
     kubegate::install_crypto_provider();
     let seconds: u64 = std::env::var("BENCH_SECONDS")
@@ -425,24 +465,7 @@ fn main() {
             fake.set_controllers_running(controllers);
             fake.settle().await;
             for &clients in counts.iter().filter(|c| clients_wanted(**c)) {
-                let (h, n, t) = (http.clone(), ns.clone(), token.clone());
-                let via = load(clients, seconds, move |i| {
-                    let (h, n, t) = (h.clone(), n.clone(), t.clone());
-                    async move {
-                        h.put(format!("{n}/deployments/web/replicas")).bearer_auth(&t).json(&json!({"replicas": 1 + (i % 3)})).send().await.is_ok_and(|r| r.status().is_success())
-                    }
-                })
-                .await;
-                let d = direct.clone();
-                let base_line = load(clients, seconds, move |i| {
-                    let d = d.clone();
-                    async move {
-                        let pp = PatchParams { field_manager: Some("bench".into()), ..Default::default() };
-                        d.patch_scale("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 1 + (i % 3)}}))).await.is_ok()
-                    }
-                })
-                .await;
-                row(scenario, clients, &via, Some(&base_line));
+                scales(scenario, clients, seconds, &http, &ns, &token, &direct).await;
             }
         }
         fake.set_controllers_running(true);
@@ -545,24 +568,7 @@ fn main() {
                 row("real: list nodes (not cached)", clients, &via, Some(&base_line));
             }
             for clients in [1usize, 8, 64].into_iter().filter(|c| clients_wanted(*c)) {
-                let (h, n, t) = (http.clone(), real_ns.clone(), token.clone());
-                let via = load(clients, seconds, move |i| {
-                    let (h, n, t) = (h.clone(), n.clone(), t.clone());
-                    async move {
-                        h.put(format!("{n}/deployments/web/replicas")).bearer_auth(&t).json(&json!({"replicas": 1 + (i % 3)})).send().await.is_ok_and(|r| r.status().is_success())
-                    }
-                })
-                .await;
-                let d = real.clone();
-                let base_line = load(clients, seconds, move |i| {
-                    let d = d.clone();
-                    async move {
-                        let pp = PatchParams { field_manager: Some("bench".into()), ..Default::default() };
-                        d.patch_scale("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 1 + (i % 3)}}))).await.is_ok()
-                    }
-                })
-                .await;
-                row("real: audited scale", clients, &via, Some(&base_line));
+                scales("real: audited scale", clients, seconds, &http, &real_ns, &token, &real).await;
             }
         }
         // How kubegate's threads were scheduled: time on a CPU, time runnable but waiting for
