@@ -1,7 +1,9 @@
-//! The one path every mutation takes: validate the action (before any cluster call), authorize the
-//! caller (deny by default), commit the audit intent (fail closed: no intent, no cluster call),
-//! act, wait for the rollout when asked, and append the outcome linked to the intent. Whatever
-//! the entry point, an action is checked and recorded the same way.
+//! The one path every mutation takes (`execute`): validate the action (before any cluster call),
+//! authorize the caller (deny by default), commit the audit intent (fail closed: no intent, no
+//! cluster call), act, wait for the rollout when asked, and append the outcome linked to the
+//! intent. Whatever the door (REST, a chat line), an action is checked and recorded the same way;
+//! reads take `reads::read`. `state` is what every request shares, `error` the core's errors,
+//! which only the HTTP edge turns into answers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
