@@ -534,7 +534,7 @@ fn main() {
         if let Some(plane) = plane.filter(|_| wanted("real:")) {
             let bench_ns = plane.namespace("bench").await;
             let real_ns = format!("{base}/v1/clusters/real/namespaces/{bench_ns}");
-            let res = http.put(format!("{real_ns}/deployments/web?wait=true&timeoutSeconds=60")).bearer_auth(&token).json(&json!({"containers": [{"name": "web", "image": "nginx:1"}], "replicas": 1})).send().await.unwrap();
+            let res = http.put(format!("{real_ns}/deployments/web?wait=true&timeoutSeconds=60")).bearer_auth(&token).json(&json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 1})).send().await.unwrap();
             assert!(res.status().is_success(), "{:?}", res.text().await);
             let client = plane.client().await;
             let real: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &bench_ns);

@@ -1,17 +1,21 @@
 //! A real Kubernetes control plane for the tests, the way controller-runtime's envtest does it but
 //! with more of the cluster: etcd, kube-apiserver (TLS, a CA made here with openssl), the
-//! controller-manager (the real deployment, replicaset and endpointslice controllers) and the
-//! scheduler, plus a small node simulator that registers a node, keeps its lease and runs the pods
-//! scheduled to it (Running and Ready at once; it deletes what is being deleted). One cluster per
-//! test run, started on first use; each test takes namespaces of its own.
+//! controller-manager (the real deployment, replicaset and endpointslice controllers), the
+//! scheduler, and a real node: the kubelet with containerd, runc and a bridge network of the
+//! run's own, running images built here (`TEST_IMAGE`, no registry). Where the node cannot start
+//! (not root, packages missing), a small node simulator registers a node, keeps its lease and
+//! runs the pods scheduled to it (Running and Ready at once). One cluster per test run, started
+//! on first use; each test takes namespaces of its own.
 //!
 //! `KUBEGATE_TEST_CONTROL_PLANE` names a folder with the binaries (kube-apiserver,
 //! kube-controller-manager, kube-scheduler and etcd, unpacked or `.xz`). Without it the tests
 //! that need the cluster say they were skipped and why.
 //!
 //! Every process is started with PR_SET_PDEATHSIG from a thread that lives as long as the test
-//! binary, so when the run ends (or panics, or is interrupted) the kernel stops them all. Each run
-//! keeps its state in `target/control-plane/run-PID`; a run removes those of runs that are over.
+//! binary, so when the run ends (or panics, or is interrupted) the kernel stops them all; the
+//! containers, which outlive containerd, are stopped at exit with the node's bridge and mounts
+//! (`control_plane_cleanup.sh`). Each run keeps its state in `target/control-plane/run-PID`; a
+//! run also cleans up after runs that were killed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,6 +32,8 @@ pub const NODE: &str = "sim-node";
 
 /// A running control plane.
 pub struct ControlPlane {
+    /// Pods run on a real kubelet with containerd (`TEST_IMAGE`), not on the simulated node.
+    pub real_node: bool,
     /// A kubeconfig for an administrator (`system:masters`), context `real`.
     pub admin_kubeconfig: PathBuf,
 }
@@ -36,6 +42,21 @@ impl ControlPlane {
     /// The administrator's kubeconfig, as text.
     pub fn kubeconfig(&self) -> String {
         std::fs::read_to_string(&self.admin_kubeconfig).expect("the admin kubeconfig")
+    }
+
+    /// An image the cluster's node runs, by tag (1, 2 or 3): the locally built test image on a
+    /// real node, any name on the simulated one.
+    pub fn image(&self, tag: u8) -> String {
+        if self.real_node {
+            format!("{TEST_IMAGE}:{tag}")
+        } else {
+            format!("nginx:{tag}")
+        }
+    }
+
+    /// The name `kubectl create deployment` gives the container of `image(..)`.
+    pub fn container(&self) -> &'static str {
+        if self.real_node { "web" } else { "nginx" }
     }
 
     /// A kube-rs client as the administrator.
@@ -168,6 +189,8 @@ async fn start(assets: &Path) -> Result<(ControlPlane, kube::Client), String> {
             &format!("--api-audiences={issuer}"),
             "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount",
             "--kubelet-preferred-address-types=Hostname",
+            &format!("--kubelet-client-certificate={}", p("admin.crt")),
+            &format!("--kubelet-client-key={}", p("admin.key")),
         ],
         &dir.join("kube-apiserver.log"),
     )?;
@@ -185,7 +208,10 @@ async fn start(assets: &Path) -> Result<(ControlPlane, kube::Client), String> {
         std::fs::write(dir.join(format!("{user}.kubeconfig")), kubeconfig(user))
             .map_err(|e| e.to_string())?;
     }
-    let plane = ControlPlane { admin_kubeconfig };
+    let mut plane = ControlPlane {
+        real_node: false,
+        admin_kubeconfig,
+    };
     let client = plane.client().await;
     ready(&client, &dir).await?;
 
@@ -238,8 +264,195 @@ async fn start(assets: &Path) -> Result<(ControlPlane, kube::Client), String> {
         ],
         &dir.join("kube-scheduler.log"),
     )?;
-    register_node(&client).await?;
+    match real_node(&bin, &dir, &pki, &client).await {
+        Ok(()) => plane.real_node = true,
+        Err(why) => {
+            eprintln!("the control plane's pods run on a simulated node: {why}");
+            register_node(&client).await?;
+        }
+    }
     Ok((plane, client))
+}
+
+/// The image of the tests' pods on the real node: busybox (sh, httpd, nc, wget), serving HTTP on
+/// 8080 and saying so in its log. Tags 1, 2 and 3 are the same image.
+pub const TEST_IMAGE: &str = "kubegate.test/web";
+
+/// A real node: containerd on its own socket and directories with a bridge network of its own,
+/// the tests' images built here and imported (no registry), and the kubelet (named `localhost`,
+/// so the API server reaches it on loopback). Needs root, containerd, runc, the CNI plugins,
+/// busybox-static and gcc (Debian's packages of those names).
+async fn real_node(
+    bin: &Path,
+    dir: &Path,
+    pki: &Path,
+    client: &kube::Client,
+) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root".into());
+    }
+    let kubelet = bin.join("kubelet");
+    for needed in [
+        kubelet.as_path(),
+        Path::new("/usr/bin/containerd"),
+        Path::new("/usr/bin/ctr"),
+        Path::new("/usr/sbin/runc"),
+        Path::new("/usr/lib/cni/bridge"),
+        Path::new("/bin/busybox"),
+        Path::new("/usr/bin/gcc"),
+    ] {
+        if !needed.exists() {
+            return Err(format!(
+                "{} is missing (apt-get install containerd runc containernetworking-plugins busybox-static gcc)",
+                needed.display()
+            ));
+        }
+    }
+    let node = dir.join("node");
+    std::fs::create_dir_all(&node).map_err(|e| e.to_string())?;
+    let sock = node.join("containerd.sock");
+    // A bridge and a /24 of this run's own (two runs on one machine do not collide).
+    let n = std::process::id() % 200 + 20;
+    let script = format!(
+        include_str!("control_plane_node.sh"),
+        node = node.display(),
+        n = n,
+        image = TEST_IMAGE
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .output()
+        .map_err(|e| format!("bash: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the node's images: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    spawn(
+        Path::new("/usr/bin/containerd"),
+        &[
+            "--config",
+            &node.join("containerd.toml").display().to_string(),
+        ],
+        &node.join("containerd.log"),
+    )?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        if tokio::time::Instant::now() > deadline {
+            return Err("containerd did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for image in ["pause.tar", "web.tar"] {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args(["-n", "k8s.io", "images", "import"])
+            .arg(node.join(image))
+            .output()
+            .map_err(|e| format!("ctr: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ctr import {image}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    for tag in ["2", "3"] {
+        let _ = Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args([
+                "-n",
+                "k8s.io",
+                "images",
+                "tag",
+                "--force",
+                &format!("{TEST_IMAGE}:1"),
+                &format!("{TEST_IMAGE}:{tag}"),
+            ])
+            .output();
+    }
+    let server = std::fs::read_to_string(dir.join("admin.kubeconfig"))
+        .ok()
+        .and_then(|k| {
+            k.lines()
+                .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_owned))
+        })
+        .ok_or("no server")?;
+    let p = |f: &str| pki.join(f).display().to_string();
+    std::fs::write(
+        node.join("kubelet.kubeconfig"),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: real\n  cluster:\n    server: {server}\n    certificate-authority: {}\ncontexts:\n- name: real\n  context:\n    cluster: real\n    user: node\ncurrent-context: real\nusers:\n- name: node\n  user:\n    client-certificate: {}\n    client-key: {}\n",
+            p("ca.crt"), p("node.crt"), p("node.key")
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        node.join("kubelet.yaml"),
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailCgroupV1: false\ncgroupDriver: cgroupfs\ncgroupsPerQOS: false\nenforceNodeAllocatable: []\nfailSwapOn: false\noomScoreAdj: 0\ncontainerRuntimeEndpoint: unix://{sock}\nport: {port}\nhealthzPort: {healthz}\nreadOnlyPort: 0\ntlsCertFile: {crt}\ntlsPrivateKeyFile: {key}\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: false\n  x509:\n    clientCAFile: {ca}\nauthorization:\n  mode: AlwaysAllow\nvolumePluginDir: {plugins}\nevictionHard: {{}}\nimageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\nserializeImagePulls: false\n",
+            sock = sock.display(),
+            port = free_port(),
+            healthz = free_port(),
+            crt = p("kubelet.crt"),
+            key = p("kubelet.key"),
+            ca = p("ca.crt"),
+            plugins = node.join("volume-plugins").display(),
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    spawn(
+        &kubelet,
+        &[
+            &format!("--config={}", node.join("kubelet.yaml").display()),
+            &format!("--kubeconfig={}", node.join("kubelet.kubeconfig").display()),
+            &format!("--root-dir={}", node.join("kubelet").display()),
+            "--hostname-override=localhost",
+        ],
+        &node.join("kubelet.log"),
+    )?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = nodes
+            .get_opt("localhost")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|n| {
+                n.status
+                    .and_then(|s| s.conditions)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+        if ready {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(node.join("kubelet.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            return Err(format!(
+                "the kubelet's node was not Ready within 60 s: {}",
+                tail.join(" | ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stop what a run's real node left and remove the run's folder.
+fn clean_up_run(dir: &Path, pid: u32) {
+    let bridge = format!("kgtest{}", pid % 200 + 20);
+    let _ = Command::new("bash")
+        .args(["-c", include_str!("control_plane_cleanup.sh"), "cleanup"])
+        .arg(dir)
+        .arg(bridge)
+        .status();
 }
 
 /// The binaries, unpacked once into `into` and checked against their SHA256SUMS when given.
@@ -253,6 +466,7 @@ fn unpack(assets: &Path, into: &Path) -> Result<PathBuf, String> {
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
+        "kubelet",
     ] {
         let target = into.join(name);
         if target.exists() {
@@ -274,6 +488,8 @@ fn unpack(assets: &Path, into: &Path) -> Result<PathBuf, String> {
             if !status.success() {
                 return Err(format!("xz could not unpack {}", packed.display()));
             }
+        } else if name == "kubelet" {
+            continue; // only for a real node
         } else {
             return Err(format!("{} has no {name}", assets.display()));
         }
@@ -323,7 +539,7 @@ static RUN_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 extern "C" fn remove_run_dir() {
     if let Some(dir) = RUN_DIR.get() {
-        let _ = std::fs::remove_dir_all(dir);
+        clean_up_run(dir, std::process::id());
     }
 }
 
@@ -334,10 +550,12 @@ fn remove_finished_runs(root: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("run-")
-            && !Path::new("/proc").join(pid).exists()
+        if let Some(pid) = name
+            .strip_prefix("run-")
+            .and_then(|p| p.parse::<u32>().ok())
+            && !Path::new("/proc").join(pid.to_string()).exists()
         {
-            let _ = std::fs::remove_dir_all(entry.path());
+            clean_up_run(&entry.path(), pid);
         }
     }
 }
@@ -416,6 +634,12 @@ fn certificates(pki: &Path) -> Result<(), String> {
         client,
     )?;
     signed("scheduler", "/CN=system:kube-scheduler", client)?;
+    signed("node", "/O=system:nodes/CN=system:node:localhost", client)?;
+    signed(
+        "kubelet",
+        "/CN=localhost",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )?;
     openssl(&["genrsa", "-out", "sa.key", "2048"])?;
     openssl(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])
 }

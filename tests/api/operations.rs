@@ -12,7 +12,7 @@ use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
 /// Deploy, expose (each type), scale, set image, rollout status, history, undo to the previous
 /// and to a revision, restart, labels, pods, the progress stream, a chat line, deletes by name
 /// and by selector: the answers a caller relies on.
-async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str) {
+async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str, image: impl Fn(u8) -> String) {
     let base = format!("/v1/clusters/{cluster}/namespaces/{ns}");
     let web = format!("{base}/deployments/web");
     let wait = "wait=true&timeoutSeconds=60";
@@ -21,16 +21,12 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str) {
                "replicas": replicas})
     };
 
-    let (s, b) = app
-        .put(&format!("{web}?{wait}"), body("nginx:1.27", 2))
-        .await;
+    let (s, b) = app.put(&format!("{web}?{wait}"), body(&image(1), 2)).await;
     assert_eq!(s, 201, "deploy: {b}");
     assert_eq!(b["rollout"]["verdict"], "succeeded", "{b}");
     assert_eq!(b["deployment"]["replicas"]["ready"], 2, "{b}");
     assert_eq!(b["deployment"]["revision"], 1);
-    let (s, b) = app
-        .put(&format!("{web}?{wait}"), body("nginx:1.27", 2))
-        .await;
+    let (s, b) = app.put(&format!("{web}?{wait}"), body(&image(1), 2)).await;
     assert_eq!(
         (s, &b["templateChanged"]),
         (200, &json!(false)),
@@ -93,7 +89,7 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str) {
     let (s, b) = app
         .put(
             &format!("{web}/image?{wait}"),
-            json!({"image": "nginx:1.28", "reason": "CVE fix"}),
+            json!({"image": image(2), "reason": "CVE fix"}),
         )
         .await;
     assert_eq!(s, 200, "set image: {b}");
@@ -136,7 +132,7 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str) {
         (&json!(2), &json!(1)),
         "{b}"
     );
-    assert_eq!(b["deployment"]["images"][0]["image"], "nginx:1.27", "{b}");
+    assert_eq!(b["deployment"]["images"][0]["image"], image(1), "{b}");
     let (s, b) = app
         .post(&format!("{web}/rollback?{wait}"), json!({"toRevision": 2}))
         .await;
@@ -185,7 +181,7 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str) {
         "a preview names them: {b}"
     );
 
-    app.put(&format!("{web}/image"), json!({"image": "nginx:1.29"}))
+    app.put(&format!("{web}/image"), json!({"image": image(3)}))
         .await;
     let events =
         crate::bots::sse_events(app, &format!("{web}/rollout?watch=true&timeoutSeconds=60")).await;
@@ -228,7 +224,7 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str) {
 #[tokio::test]
 async fn the_everyday_operations_on_the_fake_api_server() {
     let app = spawn_app().await;
-    everyday_operations(&app, "dev", "default").await;
+    everyday_operations(&app, "dev", "default", |tag| format!("nginx:{tag}")).await;
 }
 
 #[tokio::test]
@@ -243,5 +239,5 @@ async fn the_everyday_operations_on_a_real_control_plane() {
     })
     .await;
     let ns = plane.namespace("ops").await;
-    everyday_operations(&app, "real", &ns).await;
+    everyday_operations(&app, "real", &ns, |tag| plane.image(tag)).await;
 }

@@ -178,70 +178,62 @@ async fn kubectl_and_kubegate_leave_identical_objects_on_a_real_control_plane() 
     let by_chat = plane.namespace("chat").await;
     let by_rest = plane.namespace("rest").await;
     let web = |rest: &str| format!("/v1/clusters/real/namespaces/{by_rest}/deployments/web{rest}");
-    let container = |image: &str| json!({"containers": [{"name": "nginx", "image": image}]});
-    let steps: Vec<(&str, reqwest::Method, String, Option<Value>)> = vec![
+    let (c, img) = (plane.container(), |tag: u8| plane.image(tag));
+    let container = |image: &str| json!({"containers": [{"name": c, "image": image}]});
+    let lines = [
+        format!("create deployment web --image={} --replicas=2", img(1)),
+        "expose deployment web --port=80 --target-port=8080".to_owned(),
+        format!("set image deployment/web {c}={}", img(2)),
+        "scale deployment/web --replicas=3".to_owned(),
+        format!("set image deployment/web {c}={}", img(3)),
+        "rollout undo deployment/web".to_owned(),
+        "rollout undo deployment/web --to-revision=1".to_owned(),
+        "label deployment web tier=frontend".to_owned(),
+        "rollout restart deployment/web".to_owned(),
+        "delete service web".to_owned(),
+    ];
+    let services = format!("/v1/clusters/real/namespaces/{by_rest}/services/web");
+    let calls: Vec<(reqwest::Method, String, Option<Value>)> = vec![
         (
-            "create deployment web --image=nginx:1.27 --replicas=2",
             reqwest::Method::PUT,
             web(""),
-            Some(json!({"containers": container("nginx:1.27")["containers"], "replicas": 2})),
+            Some(json!({"containers": container(&img(1))["containers"], "replicas": 2})),
         ),
         (
-            "expose deployment web --port=80 --target-port=8080",
             reqwest::Method::POST,
             web("/expose"),
             Some(json!({"port": 80, "targetPort": 8080})),
         ),
         (
-            "set image deployment/web nginx=nginx:1.28",
             reqwest::Method::PUT,
             web("/image"),
-            Some(json!({"container": "nginx", "image": "nginx:1.28"})),
+            Some(json!({"container": c, "image": img(2)})),
         ),
         (
-            "scale deployment/web --replicas=3",
             reqwest::Method::PUT,
             web("/replicas"),
             Some(json!({"replicas": 3})),
         ),
         (
-            "set image deployment/web nginx=nginx:1.29",
             reqwest::Method::PUT,
             web("/image"),
-            Some(json!({"container": "nginx", "image": "nginx:1.29"})),
+            Some(json!({"container": c, "image": img(3)})),
         ),
+        (reqwest::Method::POST, web("/rollback"), None),
         (
-            "rollout undo deployment/web",
-            reqwest::Method::POST,
-            web("/rollback"),
-            None,
-        ),
-        (
-            "rollout undo deployment/web --to-revision=1",
             reqwest::Method::POST,
             web("/rollback"),
             Some(json!({"toRevision": 1})),
         ),
         (
-            "label deployment web tier=frontend",
             reqwest::Method::PUT,
             web("/labels"),
             Some(json!({"set": {"tier": "frontend"}})),
         ),
-        (
-            "rollout restart deployment/web",
-            reqwest::Method::POST,
-            web("/restart"),
-            None,
-        ),
-        (
-            "delete service web",
-            reqwest::Method::DELETE,
-            format!("/v1/clusters/real/namespaces/{by_rest}/services/web"),
-            None,
-        ),
+        (reqwest::Method::POST, web("/restart"), None),
+        (reqwest::Method::DELETE, services, None),
     ];
-    for (step, method, path, body) in steps {
+    for (step, (method, path, body)) in lines.iter().map(String::as_str).zip(calls) {
         kubectl(plane, &by_kubectl, step).await;
         let (status, answer) = app
             .post(
@@ -290,7 +282,7 @@ async fn a_waited_change_answers_the_deployment_at_its_verdict() {
     let (status, body) = app
         .put(
             &format!("{web}?wait=true&timeoutSeconds=60"),
-            json!({"containers": [{"name": "web", "image": "nginx:1.27"}], "replicas": 3}),
+            json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 3}),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -309,7 +301,7 @@ async fn a_waited_change_answers_the_deployment_at_its_verdict() {
     let (status, body) = app
         .put(
             &format!("{web}/image?wait=true&timeoutSeconds=60"),
-            json!({"image": "nginx:1.28"}),
+            json!({"image": plane.image(2)}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -385,7 +377,7 @@ async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation(
         (
             reqwest::Method::PUT,
             format!("{web}?wait=true&timeoutSeconds=60"),
-            Some(json!({"containers": [{"name": "web", "image": "nginx:1.27"}], "replicas": 2})),
+            Some(json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 2})),
         ),
         (
             reqwest::Method::POST,
@@ -401,7 +393,7 @@ async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation(
         (
             reqwest::Method::PUT,
             format!("{web}/image?wait=true&timeoutSeconds=60"),
-            Some(json!({"image": "nginx:1.28"})),
+            Some(json!({"image": plane.image(2)})),
         ),
         (reqwest::Method::GET, format!("{web}/rollout"), None),
         (reqwest::Method::GET, format!("{web}/revisions"), None),
