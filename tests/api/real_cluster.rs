@@ -456,3 +456,70 @@ async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation(
         assert!(!text.contains("cluster-credentials-rejected"), "{text}");
     }
 }
+
+/// On the real node: the logs are the container's own (and follow it), and an image that cannot
+/// be pulled fails a waited rollout with the kubelet's reason. Skipped on the simulated node.
+#[tokio::test]
+async fn on_the_real_node_logs_are_the_containers_and_a_missing_image_fails_the_wait() {
+    let test = "on_the_real_node_logs_are_the_containers_and_a_missing_image_fails_the_wait";
+    let Some(plane) = or_skip(test) else { return };
+    if !plane.real_node {
+        eprintln!("SKIPPED {test}: the control plane's node is simulated");
+        return;
+    }
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("node").await;
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/web?wait=true&timeoutSeconds=60"),
+            json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["rollout"]["verdict"], "succeeded", "{body}");
+    let (_, pods) = app.get_json(&format!("{base}/pods")).await;
+    let pod = pods["items"][0]["name"].as_str().unwrap().to_owned();
+    let logs = app
+        .get(&format!("{base}/pods/{pod}/logs"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(logs.contains("started"), "{logs}");
+    // Followed: the first bytes arrive while the container runs on.
+    let mut follow = app
+        .get(&format!("{base}/pods/{pod}/logs?follow=true"))
+        .await;
+    let first = tokio::time::timeout(Duration::from_secs(10), follow.chunk())
+        .await
+        .expect("the followed log starts at once")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("started"));
+    let (_, chat) = app
+        .post(
+            "/v1/clusters/real/commands",
+            json!({"command": format!("logs {pod} -n {ns}")}),
+        )
+        .await;
+    assert!(
+        chat["output"].as_str().unwrap().contains("started"),
+        "{chat}"
+    );
+
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/web/image?wait=true&timeoutSeconds=60"),
+            json!({"image": "kubegate.test/missing:1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rollout = &body["rollout"];
+    assert_eq!(rollout["verdict"], "failed", "{body}");
+    let reason = rollout["reason"].as_str().unwrap_or_default();
+    assert!(
+        ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"].contains(&reason),
+        "{body}"
+    );
+}
