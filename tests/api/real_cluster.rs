@@ -523,3 +523,41 @@ async fn on_the_real_node_logs_are_the_containers_and_a_missing_image_fails_the_
         "{body}"
     );
 }
+
+/// On the real node: a container that exits is restarted by the kubelet, kubegate shows the
+/// restarts, and the previous instance's log is there (`kubectl logs --previous`).
+#[tokio::test]
+async fn on_the_real_node_a_container_that_exits_restarts_and_its_previous_log_is_kept() {
+    let test = "on_the_real_node_a_container_that_exits_restarts_and_its_previous_log_is_kept";
+    let Some(plane) = or_skip(test) else { return };
+    if !plane.real_node {
+        eprintln!("SKIPPED {test}: the control plane's node is simulated");
+        return;
+    }
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("crash").await;
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/crash"),
+            json!({"containers": [{"name": "crash", "image": plane.image(1),
+                                   "command": ["sh", "-c", "echo boom; exit 1"]}],
+                   "replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let pod = eventually("a restart", Duration::from_secs(90), async || {
+        let (_, pods) = app.get_json(&format!("{base}/pods")).await;
+        let pod = &pods["items"][0];
+        (pod["restarts"].as_i64().unwrap_or(0) >= 1)
+            .then(|| pod["name"].as_str().unwrap().to_owned())
+    })
+    .await;
+    let previous = app
+        .get(&format!("{base}/pods/{pod}/logs?previous=true"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(previous.contains("boom"), "{previous}");
+}
