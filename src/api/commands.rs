@@ -143,12 +143,7 @@ pub async fn execute(
     }
     let mut status = StatusCode::OK;
     let (output, result) = match plan {
-        Plan::Help => {
-            let Command::Help(text) = command else {
-                return Err(ApiError::internal(anyhow::anyhow!("help without a text")));
-            };
-            (text.clone(), serde_json::Value::String(text.clone()))
-        }
+        Plan::Help(text) => (text.clone(), serde_json::Value::String(text)),
         Plan::Read(read) => {
             let found = FoundView::from(gateway::read(state, principal, &target, read).await?);
             (render::read(command, &found, &namespace), json(&found))

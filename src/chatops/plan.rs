@@ -21,8 +21,8 @@ pub enum Plan {
     Read(Read),
     ReadCluster(ClusterRead),
     Change(Action),
-    /// Show the help text; nothing is read or changed.
-    Help,
+    /// Show this help text; nothing is read or changed.
+    Help(String),
 }
 
 impl Parsed {
@@ -52,7 +52,7 @@ impl Parsed {
             }),
             Command::RolloutHistory { name } => Plan::Read(Read::Revisions { name }),
             Command::Version | Command::ClusterInfo => Plan::ReadCluster(ClusterRead::Info),
-            Command::Help(_) => Plan::Help,
+            Command::Help(text) => Plan::Help(text),
             // `create deployment` / `run` refuse an existing Deployment, as kubectl does (the REST
             // deploy creates or updates).
             Command::CreateDeployment {

@@ -162,12 +162,9 @@ pub async fn follow_logs(
 ) -> Result<Pin<Box<dyn futures::AsyncBufRead + Send>>, Error> {
     let read = Read::Logs {
         pod: pod.to_owned(),
-        options,
+        options: options.clone(),
     };
     check(target, &read)?;
-    let Read::Logs { options, .. } = read else {
-        unreachable!("built above")
-    };
     let c = authorized(state, principal, target)?;
     let params = LogParams {
         follow: true,
