@@ -5,6 +5,7 @@
 mod actions;
 pub mod cache;
 mod error;
+mod io;
 mod ops;
 mod reads;
 mod registry;

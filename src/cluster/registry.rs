@@ -297,7 +297,9 @@ fn build(
             c.connect_timeout = Some(timeout.min(Duration::from_secs(5)));
             let server = c.cluster_url.to_string();
             let ns = c.default_namespace.clone();
-            let client = kube::Client::try_from(c).map_err(|e| format!("building a client: {e}"));
+            let client = kube::client::ClientBuilder::try_from(c)
+                .map(|b| b.with_layer(&super::io::OnClusterRuntime).build())
+                .map_err(|e| format!("building a client: {e}"));
             (server, ns, client)
         }
         Err(e) => (String::new(), "default".to_owned(), Err(e)),

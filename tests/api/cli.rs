@@ -171,12 +171,30 @@ impl Served {
 #[tokio::test]
 async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish() {
     let fake = FakeKube::start().await;
-    let mut kubegate = start_kubegate(&fake, &[("KUBEGATE_SHUTDOWN_TIMEOUT", "10s")]).await;
+    let mut kubegate = start_kubegate(
+        &fake,
+        &[
+            ("KUBEGATE_SHUTDOWN_TIMEOUT", "10s"),
+            ("KUBEGATE_WORKERS", "2"),
+        ],
+    )
+    .await;
     let address = kubegate.address.clone();
-
-    fake.set_latency(Duration::from_millis(1500));
     let url = format!("http://{address}/v1/clusters/dev/namespaces");
     let token = crate::helpers::hs_token(&crate::helpers::claims("ops", &["viewer"]));
+
+    // A first request, on a connection of its own (so on one worker), opens kubegate's
+    // connection to the cluster; the slow one comes on the next connection, so on the other
+    // worker, which stops last and must still reach the cluster.
+    let first = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    fake.clear_requests();
+    fake.set_latency(Duration::from_millis(1500));
     let in_flight = tokio::spawn(async move {
         reqwest::Client::new()
             .get(url)
