@@ -16,6 +16,7 @@ mod fake_kube;
 mod fake_kube_behaviour;
 mod health;
 mod helpers;
+mod image;
 mod kubectl_crosscheck;
 mod metrics;
 mod openapi;
