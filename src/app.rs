@@ -73,6 +73,14 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
             idempotency_ttl: config.idempotency_ttl,
             max_body_bytes: config.max_body_bytes,
+            sessions: crate::gateway::session::SessionLimits {
+                exec_timeout_max: config.sessions.exec_timeout_max,
+                exec_output_max: usize::try_from(config.sessions.exec_output_max_bytes)
+                    .unwrap_or(usize::MAX),
+                idle_timeout: config.sessions.session_idle_timeout,
+                max_duration: config.sessions.session_max_duration,
+                record_input: config.sessions.session_record_input,
+            },
             metrics,
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         });

@@ -178,6 +178,48 @@ pub struct Config {
 
     #[command(flatten)]
     pub slack: SlackConfig,
+
+    #[command(flatten)]
+    pub sessions: SessionConfig,
+}
+
+/// Exec sessions (one-shot and interactive) and their recordings.
+#[derive(Debug, Clone, Args)]
+pub struct SessionConfig {
+    /// Longest `timeoutSeconds` a one-shot exec may ask for.
+    #[arg(long, env = "KUBEGATE_EXEC_TIMEOUT_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub exec_timeout_max: Duration,
+
+    /// Output a one-shot exec keeps per stream (stdout, stderr), in bytes; past it the answer
+    /// says `truncated`.
+    #[arg(long, env = "KUBEGATE_EXEC_OUTPUT_MAX_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    pub exec_output_max_bytes: u64,
+
+    /// An interactive session with no traffic either way for this long is ended.
+    #[arg(long, env = "KUBEGATE_SESSION_IDLE_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    pub session_idle_timeout: Duration,
+
+    /// An interactive session is ended after this long.
+    #[arg(long, env = "KUBEGATE_SESSION_MAX_DURATION", default_value = "4h", value_parser = parse_duration)]
+    pub session_max_duration: Duration,
+
+    /// Record what is typed in sessions (off: only how many bytes; input may hold passwords).
+    #[arg(long, env = "KUBEGATE_SESSION_RECORD_INPUT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub session_record_input: bool,
+}
+
+impl Default for SessionConfig {
+    /// The same defaults as the command line.
+    fn default() -> Self {
+        Self {
+            exec_timeout_max: Duration::from_secs(300),
+            exec_output_max_bytes: 1024 * 1024,
+            session_idle_timeout: Duration::from_secs(15 * 60),
+            session_max_duration: Duration::from_secs(4 * 3600),
+            session_record_input: false,
+        }
+    }
 }
 
 /// Slack slash commands (`POST /v1/integrations/slack/commands`); off without a signing secret.

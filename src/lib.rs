@@ -19,10 +19,12 @@ pub mod api;
 /// kubectl command lines for chat: the grammar, what each line means, and kubectl-style output.
 pub mod chatops;
 /// `execute()`: every mutation runs here (validate → authorize → audit intent → act → outcome);
-/// `read()`: every read; the shared `AppState` and the core's error enum.
+/// `read()`: every read; `session`: exec sessions (the same checks, then a recorded relay); the
+/// shared `AppState` and the core's error enum.
 pub mod gateway;
 
-/// The append-only, hash-chained audit log in PostgreSQL: appends, queries, verification.
+/// The append-only, hash-chained audit log in PostgreSQL: appends, queries, verification, and
+/// the recordings of exec sessions (whose digests the chain covers).
 pub mod audit;
 /// Who is calling (JWT verification) and what they may do (grants, policy file, decision).
 pub mod auth;

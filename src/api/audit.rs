@@ -331,6 +331,68 @@ pub async fn get_audit_entry(
     }))
 }
 
+/// An exec session's recording, as asciicast v2: `asciinema play` replays it as the person saw
+/// it. What the pod wrote (standard error included), the terminal's resizes, and what was typed
+/// only when input recording is on. Its digest is in the session's outcome entry, which the hash
+/// chain covers: `/v1/audit/verify` finds an edited recording.
+#[utoipa::path(
+    get, path = "/v1/audit/{auditId}/recording", tag = "audit", operation_id = "get_audit_recording",
+    params(("auditId" = String, Path, description = "The X-Audit-Id of an exec session")),
+    responses(
+        (status = 200, description = "The recording (asciicast v2: a JSON header line, then one JSON array per event)", body = String, content_type = "application/x-asciicast"),
+        (status = 404, description = "No exec session with that audit id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a UUID", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_audit_recording(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    authorize(&state, &principal)?;
+    let id = uuid::Uuid::parse_str(&path).map_err(|_| invalid("auditId", "not a UUID"))?;
+    settle(&state).await;
+    let rows = audit::query(
+        state.audit.pool(),
+        &Filter {
+            audit_id: Some(id),
+            ..Filter::default()
+        },
+        100,
+    )
+    .await
+    .map_err(db_error)?;
+    let Some(session) = rows
+        .iter()
+        .map(|r| &r.entry)
+        .find(|e| e.action.as_deref() == Some("exec") && e.stage == "intent")
+    else {
+        return Err(ApiError::from(crate::gateway::Error::NotFound {
+            detail: format!("no exec session with audit id {id}"),
+        }));
+    };
+    let command: Vec<String> = session
+        .request_summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| serde_json::from_value(v["command"].clone()).ok())
+        .unwrap_or_default();
+    let title = format!(
+        "kubectl exec {} -n {} -- {} ({}, {})",
+        session.resource_name.as_deref().unwrap_or(""),
+        session.namespace.as_deref().unwrap_or(""),
+        command.join(" "),
+        session.subject.as_deref().unwrap_or(""),
+        session.cluster.as_deref().unwrap_or(""),
+    );
+    let cast = audit::asciicast(state.audit.pool(), id, session.received_at_us, &title)
+        .await
+        .map_err(db_error)?;
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("application/x-asciicast")
+        .body(cast))
+}
+
 /// `from`/`to` of a verification.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

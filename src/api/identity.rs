@@ -33,7 +33,7 @@ pub struct Identity {
 pub struct AccessReviewRequest {
     /// `read`, `delegate`, an action (`deploy`, `create`, `scale`, `set_image`, `restart`, `rollback`, `expose`,
     /// `put_service`, `label`, `delete_deployment`, `delete_service`, `delete_services`,
-    /// `delete_pod`, `delete_pods`), or `read_audit`.
+    /// `delete_pod`, `delete_pods`), `exec`, `portforward`, `proxy`, or `read_audit`.
     pub verb: ReviewVerb,
     pub cluster: String,
     /// Omitted: cluster scope (nodes, namespaces).
@@ -77,6 +77,9 @@ pub enum ReviewVerb {
     DeleteServices,
     DeletePod,
     DeletePods,
+    Exec,
+    Portforward,
+    Proxy,
 }
 
 /// The caller's identity and effective grants.

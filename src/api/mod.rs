@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod commands;
 pub mod common;
 pub mod deployments;
+pub mod exec;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
@@ -60,6 +61,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metri
             .route(web::post().to(slack::slack_command)),
     )
     .service(resource("/v1/audit/{auditId}", "GET").route(web::get().to(audit::get_audit_entry)))
+    .service(
+        resource("/v1/audit/{auditId}/recording", "GET")
+            .route(web::get().to(audit::get_audit_recording)),
+    )
     .service(web::scope("/v1/clusters/{cluster}").configure(cluster_scoped))
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))
     .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve)))
@@ -115,6 +120,11 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(objects::delete_pod)),
                 )
                 .service(resource("/logs", "GET").route(web::get().to(pods::get_pod_logs)))
+                .service(
+                    resource("/exec", "GET, POST")
+                        .route(web::get().to(exec::exec_session))
+                        .route(web::post().to(exec::exec_once)),
+                )
                 .service(resource("/labels", "PUT").route(web::put().to(objects::label_pod)))
                 .default_service(web::to(not_found)),
         )

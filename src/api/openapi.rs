@@ -9,8 +9,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
 
 use super::{
-    audit, clusters, commands, deployments, health, identity, objects, pods, problem, services,
-    slack,
+    audit, clusters, commands, deployments, exec, health, identity, objects, pods, problem,
+    services, slack,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,7 @@ use super::{
         identity::create_access_review,
         audit::list_audit_entries,
         audit::get_audit_entry,
+        audit::get_audit_recording,
         audit::verify_audit_log,
         audit::create_audit_checkpoint,
         audit::list_audit_checkpoints,
@@ -58,6 +59,8 @@ use super::{
         objects::list_pods,
         objects::get_pod,
         pods::get_pod_logs,
+        exec::exec_once,
+        exec::exec_session,
         objects::delete_pod,
         objects::delete_pods,
         objects::label_pod,

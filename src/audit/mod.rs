@@ -6,7 +6,8 @@
 //!
 //! `entry` is what is written; `log` the handle requests use, `writer` the task that batches their
 //! appends, `append` the statement and its connection, `chain` the hashing; `recovery` closes
-//! intents a crash left open; `query`, `checkpoint` and `verify` read the log.
+//! intents a crash left open; `query`, `checkpoint` and `verify` read the log; `recording`
+//! writes and reads exec sessions' recordings, whose digests the chain covers.
 
 mod append;
 mod chain;
@@ -14,6 +15,7 @@ mod checkpoint;
 mod entry;
 mod log;
 mod query;
+mod recording;
 mod recovery;
 pub mod verify;
 mod writer;
@@ -25,4 +27,5 @@ pub use checkpoint::{
 pub use entry::{AuditError, Entry, Stored, now_us, scrub};
 pub use log::{AuditLog, Pending};
 pub use query::{Filter, query, stream};
+pub use recording::{Recorder, asciicast, stored_digest};
 pub use recovery::Recovery;

@@ -1,6 +1,7 @@
 //! Walking the chain: every entry's `prev_hash` is the hash before it, its `hash` recomputes from
 //! its content, sequence numbers have no gap, the head agrees, and signed checkpoints match the
-//! chain at their position. Reports the first entry where it breaks, and why.
+//! chain at their position, and every exec session's recording still has the digest its outcome
+//! entry holds. Reports the first entry where it breaks, and why.
 
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -27,6 +28,8 @@ pub struct Verification {
     pub head_hash: String,
     /// Checkpoints whose signature and position were verified.
     pub checkpoints_verified: usize,
+    /// Session recordings whose chunks match the digest in their outcome entry.
+    pub recordings_verified: usize,
     /// The first break, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_break: Option<Break>,
@@ -61,6 +64,7 @@ pub async fn verify(
         to_seq: from - 1,
         head_hash: hex(&head_hash),
         checkpoints_verified: 0,
+        recordings_verified: 0,
         first_break: None,
     };
     let fail = |r: &mut Verification, seq: i64, reason: String| {
@@ -98,6 +102,8 @@ pub async fn verify(
     .bind(to)
     .fetch(pool);
     let mut hashes = std::collections::HashMap::new();
+    // (seq, session, digest) of the outcome entries that carry a recording's digest.
+    let mut recordings = Vec::new();
     while let Some(row) = rows.try_next().await? {
         if row.seq != expected {
             fail(
@@ -119,6 +125,16 @@ pub async fn verify(
             );
             break;
         }
+        if row.entry.stage == "outcome"
+            && let Some(digest) = row
+                .entry
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                .and_then(|r| r["recording"].as_object().cloned())
+        {
+            recordings.push((row.seq, row.entry.audit_id, digest));
+        }
         hashes.insert(row.seq, row.hash.clone());
         prev = row.hash;
         result.checked += 1;
@@ -138,6 +154,23 @@ pub async fn verify(
             head_seq,
             "the head's hash does not match the last entry".into(),
         );
+    }
+    drop(rows);
+    for (seq, session, expected) in recordings {
+        let (chunks, digest) = super::recording::stored_digest(pool, session).await?;
+        if expected.get("sha256").and_then(|d| d.as_str()) != Some(digest.as_str())
+            || expected.get("chunks").and_then(|c| c.as_u64()) != Some(chunks)
+        {
+            fail(
+                &mut result,
+                seq,
+                format!(
+                    "the recording of session {session} does not match the digest in its outcome entry (a chunk was edited, added or removed)"
+                ),
+            );
+            continue;
+        }
+        result.recordings_verified += 1;
     }
     for cp in checkpoints(pool).await? {
         if cp.seq < from || cp.seq > to {

@@ -10,14 +10,15 @@ use utoipa::ToSchema;
 
 pub use crate::role::Role;
 
-/// What a request needs: reads need `viewer`, changes `deployer`, deletes `admin`, the audit log
-/// `auditor`.
+/// What a request needs: reads need `viewer`, changes `deployer`, deletes and interactive access
+/// to pods (`exec`, `portforward`, `proxy`) `admin`, the audit log `auditor`.
 pub fn role_for(verb: &str) -> Role {
     match verb {
         "read" => Role::Viewer,
         "read_audit" | "verify_audit" => Role::Auditor,
         "delegate" => Role::Delegate,
         v if v.starts_with("delete") => Role::Admin,
+        "exec" | "portforward" | "proxy" => Role::Admin,
         "review_access_of_others" => Role::Admin,
         _ => Role::Deployer,
     }

@@ -415,3 +415,80 @@ impl Cluster {
         self.call("logs", api.log_stream(name, params)).await
     }
 }
+
+impl Cluster {
+    /// Open an exec session in a pod: the WebSocket upgrade to the API server (the channel
+    /// protocol v5, or v4 from an older server), bounded by the call deadline; the session itself
+    /// is not.
+    pub async fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        command: &[String],
+        stdin: bool,
+        tty: bool,
+    ) -> Result<kube::client::Connection, ClusterError> {
+        let client = self.client()?;
+        // The API server's own refusals of a pod that is not running are about nodes and
+        // streams; say it plainly first (kubectl: "container not found" / "pod is not running").
+        let found: Pod = self.get(ns, pod).await?;
+        not_running(&found, container)
+            .map_or(Ok(()), |message| Err(ClusterError::Conflict { message }))?;
+        let params = kube::api::AttachParams {
+            container: container.map(str::to_owned),
+            stdin,
+            stdout: true,
+            // With a terminal, standard error is part of its output (kubectl's rule).
+            stderr: !tty,
+            tty,
+            ..Default::default()
+        };
+        let request = kube::core::Request::new(format!("/api/v1/namespaces/{ns}/pods"))
+            .exec(pod, command.iter().cloned(), &params)
+            .map_err(|e| ClusterError::BadRequest {
+                message: e.to_string(),
+            })?;
+        self.call("exec", client.connect(request)).await
+    }
+}
+
+/// Why an exec into this pod's container cannot run now, if it cannot.
+fn not_running(pod: &Pod, container: Option<&str>) -> Option<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let statuses = status
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let wanted = match container {
+        Some(c) => statuses.iter().find(|s| s.name == c),
+        // The API server picks the only container, or asks which.
+        None if statuses.len() == 1 => statuses.first(),
+        None => None,
+    };
+    let state = wanted.and_then(|w| w.state.as_ref());
+    let running = state.and_then(|s| s.running.as_ref()).is_some();
+    let why = state
+        .and_then(|s| s.waiting.as_ref())
+        .and_then(|w| w.reason.clone())
+        .or_else(|| {
+            state
+                .and_then(|s| s.terminated.as_ref())
+                .map(|t| t.reason.clone().unwrap_or_else(|| "Terminated".into()))
+        });
+    if phase != "Running" {
+        let why = why.map(|w| format!(": {w}")).unwrap_or_default();
+        return Some(format!(
+            "pod {name} is not running ({phase}{why}); exec needs a running container"
+        ));
+    }
+    match wanted {
+        Some(w) if !running => Some(format!(
+            "container {} of pod {name} is not running ({}); exec needs a running container",
+            w.name,
+            why.unwrap_or_else(|| "not started".into())
+        )),
+        _ => None,
+    }
+}

@@ -36,6 +36,9 @@ pub enum Error {
     /// The audit log cannot be written, so nothing was done (503).
     #[error("{detail}; the request was not sent to the cluster (audit is write-ahead)")]
     AuditUnavailable { detail: String },
+    /// The command of an exec could not start in the container (no such program, say) (422).
+    #[error("{detail}")]
+    ExecFailed { detail: String },
     /// A bug or an unexpected condition (500); the cause is logged, never shown.
     #[error("an internal error occurred; the request id identifies it in kubegate's logs")]
     Internal(#[source] anyhow::Error),
@@ -69,6 +72,7 @@ impl Error {
         match self {
             Self::BadRequest { .. } => ("bad-request", "Bad request", 400),
             Self::Validation { .. } => ("validation-failed", "Invalid request", 422),
+            Self::ExecFailed { .. } => ("exec-failed", "The command could not run", 422),
             Self::Forbidden { .. } => ("forbidden", "Forbidden", 403),
             Self::UnknownCluster { .. } => ("cluster-not-found", "Cluster not found", 404),
             Self::NotFound { .. } => ("not-found", "Not found", 404),

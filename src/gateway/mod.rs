@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 
 mod error;
 mod reads;
+pub mod session;
 mod state;
 
 pub use error::{Error, problem_type};
@@ -297,11 +298,34 @@ fn base_entry(
     req: &ActionRequest,
     ctx: Option<&RequestContext>,
 ) -> Entry {
-    let (kind, name) = req.action.resource();
     let mut summary = req.action.summary();
     if let Some(r) = &req.reason {
         summary["reason"] = serde_json::json!(r);
     }
+    entry_for(
+        audit_id,
+        principal,
+        ctx,
+        &req.target,
+        req.action.verb(),
+        req.action.resource(),
+        summary,
+        req.dry_run,
+    )
+}
+
+/// The fields every entry of one request shares: who, from where, what, on which object.
+#[allow(clippy::too_many_arguments)]
+fn entry_for(
+    audit_id: uuid::Uuid,
+    principal: &Principal,
+    ctx: Option<&RequestContext>,
+    target: &Target,
+    verb: &str,
+    (kind, name): (&str, String),
+    summary: serde_json::Value,
+    dry_run: bool,
+) -> Entry {
     Entry {
         audit_id,
         received_at_us: ctx.map(|c| c.received_at_us).unwrap_or_else(now_us),
@@ -312,15 +336,15 @@ fn base_entry(
         delegated_by: principal.delegated_by.as_ref().map(|b| b.subject.clone()),
         source_ip: ctx.and_then(|c| c.source_ip.clone()),
         user_agent: ctx.and_then(|c| c.user_agent.clone()),
-        action: Some(req.action.verb().to_owned()),
+        action: Some(verb.to_owned()),
         http_method: ctx.map(|c| c.method.clone()),
         http_path: ctx.map(|c| c.path.clone()),
-        cluster: Some(req.target.cluster.clone()),
-        namespace: Some(req.target.namespace.clone()),
+        cluster: Some(target.cluster.clone()),
+        namespace: Some(target.namespace.clone()),
         resource_kind: Some(kind.to_owned()),
         resource_name: Some(name),
         request_summary: Some(summary.to_string()),
-        dry_run: req.dry_run,
+        dry_run,
         idempotency_key: ctx.and_then(|c| c.idempotency_key.clone()),
         ..Entry::default()
     }

@@ -26,6 +26,7 @@ pub struct AppState {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub idempotency_ttl: Duration,
     pub max_body_bytes: usize,
+    pub sessions: SessionLimits,
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: /readyz fails while in-flight requests finish.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
@@ -46,4 +47,19 @@ impl AppState {
                     .collect(),
             })
     }
+}
+
+/// Limits of sessions (settings).
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// Longest `timeoutSeconds` of a one-shot exec.
+    pub exec_timeout_max: Duration,
+    /// Output kept per stream of a one-shot exec.
+    pub exec_output_max: usize,
+    /// An interactive session with no traffic either way for this long is ended.
+    pub idle_timeout: Duration,
+    /// An interactive session is ended after this long.
+    pub max_duration: Duration,
+    /// Record what is typed (off: only its size is recorded).
+    pub record_input: bool,
 }

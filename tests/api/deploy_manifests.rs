@@ -23,11 +23,15 @@ struct Rule {
 }
 
 /// (API group, resource[/subresource], verbs) of one request, as RBAC sees it. A server-side
-/// apply may create the object, so it needs `create` as well as `patch`.
+/// apply may create the object, so it needs `create` as well as `patch`; an exec over a
+/// WebSocket (a GET) needs `create` too since Kubernetes 1.35 (as a POST over SPDY always did).
 fn rbac_of(r: &crate::fake_kube::Recorded) -> Vec<(String, String, String)> {
     let apply = r.content_type.starts_with("application/apply-patch");
+    let upgrade = r.path.ends_with("/exec") || r.path.ends_with("/portforward");
     match rbac_one(&r.method, &r.path, &r.query) {
-        Some((g, res, v)) if apply => vec![(g.clone(), res.clone(), v), (g, res, "create".into())],
+        Some((g, res, v)) if apply || upgrade => {
+            vec![(g.clone(), res.clone(), v), (g, res, "create".into())]
+        }
         Some(one) => vec![one],
         None => Vec::new(),
     }
@@ -141,6 +145,12 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
         .put(
             &ns(&format!("/pods/{pod}/labels")),
             json!({"set": {"a": "b"}}),
+        )
+        .await);
+    ok(app
+        .post(
+            &ns(&format!("/pods/{pod}/exec")),
+            json!({"command": ["echo", "hi"]}),
         )
         .await);
     for path in [

@@ -234,6 +234,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         audit_signing_key: None,
         trusted_proxies: Vec::new(),
         slack: Default::default(),
+        sessions: Default::default(),
         auth: {
             let mut a = auth_config();
             (options.auth)(&mut a);

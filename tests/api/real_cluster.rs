@@ -561,3 +561,138 @@ async fn on_the_real_node_a_container_that_exits_restarts_and_its_previous_log_i
         .unwrap();
     assert!(previous.contains("boom"), "{previous}");
 }
+
+/// On the real node: exec runs in the container itself, one-shot (output, exit code, stdin) and
+/// interactive (a terminal over the channel protocol), as `kubectl exec` sees it; the recording
+/// replays what the client saw.
+#[tokio::test]
+async fn on_the_real_node_exec_runs_in_the_container_as_kubectl_exec_does() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::exec::{events_of, frame, open_ws, recording};
+    let test = "on_the_real_node_exec_runs_in_the_container_as_kubectl_exec_does";
+    let Some(plane) = or_skip(test) else { return };
+    if !plane.real_node {
+        eprintln!("SKIPPED {test}: the control plane's node is simulated");
+        return;
+    }
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("exec").await;
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/web?wait=true&timeoutSeconds=60"),
+            json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, pods) = app.get_json(&format!("{base}/pods")).await;
+    let pod = pods["items"][0]["name"].as_str().unwrap().to_owned();
+    let exec = format!("{base}/pods/{pod}/exec");
+
+    let (status, body) = app
+        .post(
+            &exec,
+            json!({"command": ["sh", "-c", "cat /etc/hostname; echo err >&2; exit 3"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["stdout"],
+        format!("{pod}\n"),
+        "the pod's own container"
+    );
+    assert_eq!(body["stderr"], "err\n");
+    assert_eq!(body["exitCode"], 3);
+    if kubectl_installed() {
+        let out = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&plane.admin_kubeconfig)
+            .args(["-n", &ns, "exec", &pod, "--", "sh", "-c"])
+            .arg("cat /etc/hostname; echo err >&2; exit 3")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{pod}\n"));
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("err\n"));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "kubectl says the same exit code"
+        );
+    }
+
+    // Standard input, closed after it (the v5 protocol's close signal), reaches the command.
+    let (status, body) = app
+        .post(
+            &exec,
+            json!({"command": ["cat"], "stdin": "hello\nworld\n"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stdout"], "hello\nworld\n");
+    assert_eq!(body["exitCode"], 0);
+
+    // A program the image does not have.
+    let (status, body) = app.post(&exec, json!({"command": ["nosuch"]})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["type"], "urn:kubegate:problem:exec-failed", "{body}");
+
+    // A terminal: the resize reaches it, the shell's own prompt and echo come back.
+    let mut ws = open_ws(
+        &app,
+        &format!("{exec}?command=sh&stdin=true&stdout=true&tty=true"),
+        "v5.channel.k8s.io",
+    )
+    .await;
+    ws.send(frame(4, br#"{"Width":100,"Height":40}"#))
+        .await
+        .unwrap();
+    ws.send(frame(0, b"stty size\r")).await.unwrap();
+    let mut seen = Vec::new();
+    let mut status = None;
+    let mut asked_to_exit = false;
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(20), ws.next())
+        .await
+        .expect("the session answers")
+    {
+        match message.unwrap() {
+            Message::Binary(data) => match data.split_first() {
+                Some((1, out)) => {
+                    seen.extend_from_slice(out);
+                    if !asked_to_exit && String::from_utf8_lossy(&seen).contains("40 100") {
+                        asked_to_exit = true;
+                        ws.send(frame(0, b"exit 0\r")).await.unwrap();
+                    }
+                }
+                Some((3, s)) => status = Some(serde_json::from_slice::<Value>(s).unwrap()),
+                _ => {}
+            },
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(status.expect("a status")["status"], "Success");
+    let (_, page) = app.get_json("/v1/audit?action=exec").await;
+    let id = page["items"][0]["auditId"].as_str().unwrap().to_owned();
+    eventually(
+        "the session's outcome",
+        Duration::from_secs(10),
+        async || {
+            let (_, entries) = app.get_json(&format!("/v1/audit/{id}")).await;
+            (entries["items"].as_array()?.len() == 2).then_some(())
+        },
+    )
+    .await;
+    let (header, events) = recording(&app, &id).await;
+    assert_eq!(
+        (header["width"].as_u64(), header["height"].as_u64()),
+        (Some(100), Some(40))
+    );
+    assert_eq!(
+        events_of(&events, "o").as_bytes(),
+        seen.as_slice(),
+        "the replay is what the client saw"
+    );
+}

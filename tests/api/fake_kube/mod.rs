@@ -9,6 +9,7 @@
 //! going away, the log of received requests, and direct reads of the stored objects.
 
 mod controller;
+mod exec;
 mod http;
 pub mod managed;
 pub mod resources;
@@ -129,6 +130,10 @@ impl FakeKube {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .route(
+                    "/api/v1/namespaces/{ns}/pods/{name}/exec",
+                    web::get().to(exec::exec),
+                )
                 .default_service(web::to(http::dispatch))
         })
         .workers(1)

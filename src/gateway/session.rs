@@ -1,0 +1,555 @@
+//! Exec sessions: the same checks as every action (validated, authorized, intent committed before
+//! the cluster hears anything), then a relay between the client and the API server in
+//! Kubernetes' own channel protocol (`v5.channel.k8s.io`, or `v4`): frames whose first byte is
+//! the channel (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close, v5 only). Everything
+//! the pod writes is recorded (`audit::Recorder`) as it passes; input is counted, and recorded
+//! only when configured. If the recording cannot be written the session ends, with a status
+//! saying why. The outcome entry carries the exit code and the recording's digest.
+//!
+//! A one-shot exec (`run_once`) is the same relay with kubegate as the client.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+pub use super::state::SessionLimits;
+use super::{Error, finished};
+use crate::action::Target;
+use crate::audit::{Entry, Recorder, now_us};
+use crate::auth::Principal;
+use crate::cluster::ClusterError;
+use crate::context;
+use crate::validate::{self, Errors};
+
+pub const STDIN: u8 = 0;
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+pub const STATUS: u8 = 3;
+pub const RESIZE: u8 = 4;
+pub const CLOSE: u8 = 255;
+
+/// The channel protocols a client may speak, preferred first.
+pub const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
+
+/// An exec, as asked.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub target: Target,
+    pub pod: String,
+    pub container: Option<String>,
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub tty: bool,
+    /// Over a WebSocket (the person's terminal) rather than one-shot.
+    pub interactive: bool,
+    pub dry_run: bool,
+}
+
+impl ExecRequest {
+    fn validate(&self) -> Errors {
+        let mut e = Errors::default();
+        if let Err(m) = validate::dns1123_label(&self.target.namespace) {
+            e.add("namespace", m);
+        }
+        if let Err(m) = validate::dns1123_subdomain(&self.pod) {
+            e.add("pod", m);
+        }
+        if let Some(c) = &self.container
+            && let Err(m) = validate::dns1123_label(c)
+        {
+            e.add("container", m);
+        }
+        e.check(!self.command.is_empty(), "command", "at least one word");
+        e.check(self.command.len() <= 256, "command", "at most 256 words");
+        let total: usize = self.command.iter().map(String::len).sum();
+        e.check(total <= 32 * 1024, "command", "at most 32 KiB in all");
+        e.check(
+            !self.command.iter().any(|w| w.contains('\0')),
+            "command",
+            "no NUL characters",
+        );
+        e.check(
+            !self.command.first().is_some_and(String::is_empty),
+            "command",
+            "the program is not empty",
+        );
+        e
+    }
+
+    /// The audit summary: the command as typed is what an auditor looks for.
+    fn summary(&self) -> Value {
+        json!({
+            "container": self.container,
+            "command": self.command,
+            "stdin": self.stdin,
+            "tty": self.tty,
+            "interactive": self.interactive,
+        })
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Default)]
+pub struct Ended {
+    /// The command's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The `Status` the API server sent on the status channel, as sent.
+    pub status: Option<Value>,
+    /// Why the relay stopped: `exited`, `client-closed`, `cluster-closed`, `timed-out`, `idle`,
+    /// `recording-failed`.
+    pub reason: &'static str,
+    /// Output dropped past the limit, per stream (one-shot only).
+    pub truncated: bool,
+    /// When the command could not run at all: the API server's message.
+    pub failure: Option<String>,
+}
+
+/// What the client side of a relay sends: raw channel frames, or the end.
+pub type FromClient = mpsc::Receiver<Vec<u8>>;
+/// Frames to the client (the relay closes it when the session ends).
+pub type ToClient = mpsc::Sender<Vec<u8>>;
+
+/// An admitted session: intent committed, upstream connected.
+pub struct Opened {
+    pub audit_id: uuid::Uuid,
+    intent: Entry,
+    upstream: kube::client::Connection,
+}
+
+/// Validate, authorize (`exec`), commit the intent, connect to the pod. A dry run stops after
+/// authorization (nothing is recorded but the decision) and answers `Ok(None)`.
+pub async fn open_exec(
+    state: &super::AppState,
+    principal: &Principal,
+    req: &ExecRequest,
+) -> Result<Option<Opened>, Error> {
+    let audit_id = uuid::Uuid::new_v4();
+    let ctx = context::current();
+    if let Some(c) = &ctx {
+        *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
+    }
+    let base = super::entry_for(
+        audit_id,
+        principal,
+        ctx.as_deref(),
+        &req.target,
+        "exec",
+        ("pod", req.pod.clone()),
+        req.summary(),
+        req.dry_run,
+    );
+    let errors = req.validate();
+    let admitted = if errors.is_empty() {
+        state
+            .auth
+            .authorize(
+                principal,
+                "exec",
+                &req.target.cluster,
+                Some(&req.target.namespace),
+            )
+            .map_err(Error::from)
+    } else {
+        Err(Error::from(errors))
+    };
+    let decision = match admitted {
+        Ok(d) => d,
+        Err(e) => {
+            let outcome = if matches!(e, Error::Forbidden { .. }) {
+                "denied"
+            } else {
+                "invalid"
+            };
+            let entry = finished(
+                Entry {
+                    stage: "rejected".into(),
+                    outcome: outcome.into(),
+                    decision: Some(e.to_string()),
+                    ..base
+                },
+                &e,
+            );
+            if let Err(ae) = state.audit.append(vec![entry]).await {
+                tracing::error!(error = %ae, "could not audit a refused exec");
+            }
+            return Err(e);
+        }
+    };
+    let cluster = state.cluster(principal, &req.target.cluster)?;
+    let intent = Entry {
+        stage: "intent".into(),
+        outcome: "pending".into(),
+        decision: if principal.delegated_by.is_some() {
+            Some(decision.reason.clone())
+        } else {
+            decision.grant.as_ref().map(|g| g.describe())
+        },
+        ..base
+    };
+    if let Err(e) = state.audit.append(vec![intent.clone()]).await {
+        tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the exec");
+        return Err(Error::AuditUnavailable {
+            detail: "the audit log cannot be written".into(),
+        });
+    }
+    if req.dry_run {
+        state
+            .audit
+            .pending(intent)
+            .finish(|intent| Entry {
+                stage: "outcome".into(),
+                outcome: "succeeded".into(),
+                completed_at_us: Some(now_us()),
+                http_status: Some(200),
+                result: Some(json!({"dryRun": true}).to_string()),
+                ..intent
+            })
+            .await;
+        return Ok(None);
+    }
+    tracing::info!(subject = %principal.subject, cluster = %req.target.cluster, namespace = %req.target.namespace, pod = %req.pod, %audit_id, "exec");
+    let connected = cluster
+        .exec(
+            &req.target.namespace,
+            &req.pod,
+            req.container.as_deref(),
+            &req.command,
+            req.stdin,
+            req.tty,
+        )
+        .await
+        .map_err(exec_error);
+    match connected {
+        // The session's outcome is written when `relay` ends it.
+        Ok(upstream) => Ok(Some(Opened {
+            audit_id,
+            intent,
+            upstream,
+        })),
+        Err(e) => {
+            state
+                .audit
+                .pending(intent)
+                .finish(|intent| {
+                    finished(
+                        Entry {
+                            stage: "outcome".into(),
+                            outcome: "failed".into(),
+                            upstream_error: Some(e.to_string()),
+                            ..intent
+                        },
+                        &e,
+                    )
+                })
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// The API server's refusals of an exec, in the caller's terms.
+fn exec_error(e: ClusterError) -> Error {
+    match e {
+        ClusterError::BadRequest { message } if message.contains("is not valid for pod") => {
+            Error::NotFound { detail: message }
+        }
+        ClusterError::BadRequest { message }
+            if message.contains("does not have a host assigned")
+                || message.contains("not running")
+                || message.contains("container not found") =>
+        {
+            Error::Conflict {
+                detail: format!("the pod is not running: {message}"),
+            }
+        }
+        ClusterError::Conflict { message } => Error::Conflict { detail: message },
+        other => Error::Cluster(other),
+    }
+}
+
+/// Relay a session until it ends, recording it; then write its outcome. `output_limit`: bytes
+/// passed on per stream (one-shot), `None` for all of them.
+pub async fn relay(
+    state: &super::AppState,
+    opened: Opened,
+    mut from_client: FromClient,
+    to_client: ToClient,
+    deadline: Duration,
+    idle: Duration,
+    output_limit: Option<usize>,
+) -> Ended {
+    let Opened {
+        audit_id,
+        intent,
+        upstream,
+    } = opened;
+    let started = std::time::Instant::now();
+    let pending = state.audit.pending(intent);
+    let closes_streams = upstream.supports_stream_close();
+    let mut upstream = upstream.into_stream();
+    let mut recorder = Recorder::new(state.db.clone(), audit_id, state.sessions.record_input);
+    let mut ended = Ended::default();
+    let mut passed = [0usize; 3];
+    let mut client_open = true;
+    let end_at = tokio::time::Instant::now() + deadline;
+    let mut flush_tick = tokio::time::interval(Duration::from_millis(100));
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_traffic = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            frame = upstream.next() => {
+                last_traffic = tokio::time::Instant::now();
+                let data = match frame {
+                    Some(Ok(Message::Binary(data))) => data.to_vec(),
+                    Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+                    Some(Ok(Message::Close(_))) | None => {
+                        ended.reason = if ended.status.is_some() { "exited" } else { "cluster-closed" };
+                        break;
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, %audit_id, "exec stream from the cluster broke");
+                        ended.reason = if ended.status.is_some() { "exited" } else { "cluster-closed" };
+                        break;
+                    }
+                };
+                let Some((&channel, payload)) = data.split_first() else { continue };
+                let mut forward = true;
+                match channel {
+                    STDOUT | STDERR => {
+                        let i = usize::from(channel);
+                        if let Some(limit) = output_limit {
+                            let room = limit.saturating_sub(passed[i]);
+                            if payload.len() > room {
+                                ended.truncated = true;
+                                if room == 0 { continue; }
+                                let kept = &payload[..room];
+                                passed[i] += kept.len();
+                                recorder.output(if channel == STDOUT { 'o' } else { 'e' }, kept);
+                                let mut frame = vec![channel];
+                                frame.extend_from_slice(kept);
+                                if client_open && to_client.send(frame).await.is_err() { client_open = false; }
+                                continue;
+                            }
+                        }
+                        passed[i] += payload.len();
+                        recorder.output(if channel == STDOUT { 'o' } else { 'e' }, payload);
+                    }
+                    STATUS => {
+                        if let Ok(status) = serde_json::from_slice::<Value>(payload) {
+                            ended.exit_code = exit_code(&status);
+                            if status["status"] != "Success" && ended.exit_code.is_none() {
+                                ended.failure = Some(status["message"].as_str().unwrap_or("the command could not run").to_owned());
+                            }
+                            ended.status = Some(status);
+                        }
+                    }
+                    _ => forward = channel != CLOSE,
+                }
+                if forward && client_open && to_client.send(data).await.is_err() {
+                    client_open = false;
+                }
+            }
+            frame = from_client.recv(), if client_open => {
+                last_traffic = tokio::time::Instant::now();
+                let Some(frame) = frame else {
+                    client_open = false;
+                    if ended.status.is_none() {
+                        ended.reason = "client-closed";
+                        break;
+                    }
+                    continue;
+                };
+                let Some((&channel, payload)) = frame.split_first() else { continue };
+                match channel {
+                    STDIN => recorder.input(payload),
+                    RESIZE => {
+                        if let Ok(size) = serde_json::from_slice::<Value>(payload) {
+                            let dim = |k: &str| size[k].as_u64().and_then(|v| u16::try_from(v).ok());
+                            if let (Some(w), Some(h)) = (dim("Width"), dim("Height")) {
+                                recorder.resize(w, h);
+                            }
+                        }
+                    }
+                    CLOSE if !closes_streams => continue,
+                    _ => {}
+                }
+                if upstream.send(Message::Binary(frame.into())).await.is_err() {
+                    ended.reason = "cluster-closed";
+                    break;
+                }
+            }
+            _ = flush_tick.tick() => {
+                if tokio::time::Instant::now() >= end_at {
+                    ended.reason = "timed-out";
+                    break;
+                }
+                if last_traffic.elapsed() >= idle {
+                    ended.reason = "idle";
+                    break;
+                }
+            }
+        }
+        if recorder.due()
+            && let Err(e) = recorder.flush().await
+        {
+            tracing::error!(error = %e, %audit_id, "session recording not written; ending the session");
+            ended.reason = "recording-failed";
+            break;
+        }
+    }
+    let recorded = if ended.reason == "recording-failed" {
+        Err(())
+    } else {
+        recorder.flush().await.map_err(|e| {
+            tracing::error!(error = %e, %audit_id, "session recording not written");
+        })
+    };
+    if recorded.is_err() {
+        ended.reason = "recording-failed";
+    }
+    // The client learns why kubegate ended a session that had not ended by itself.
+    let why = match ended.reason {
+        "timed-out" => Some("kubegate ended the session: it reached its time limit"),
+        "idle" => Some("kubegate ended the session: no traffic within the idle timeout"),
+        "recording-failed" => {
+            Some("kubegate ended the session: its recording could not be written")
+        }
+        _ => None,
+    };
+    if let Some(message) = why {
+        let status = json!({"metadata": {}, "status": "Failure", "message": message, "reason": "Timeout", "code": 500});
+        let mut frame = vec![STATUS];
+        frame.extend_from_slice(status.to_string().as_bytes());
+        if client_open {
+            let _ = to_client.send(frame).await;
+        }
+    }
+    drop(to_client);
+    let _ = upstream.close(None).await;
+    let mut result = json!({
+        "ended": ended.reason,
+        "exitCode": ended.exit_code,
+        "durationMs": started.elapsed().as_millis() as u64,
+        "truncated": ended.truncated,
+        "recording": recorder.summary(),
+    });
+    if let Some(f) = &ended.failure {
+        result["failure"] = json!(f);
+    }
+    let failed = ended.reason == "recording-failed" || ended.failure.is_some();
+    pending
+        .finish(|intent| Entry {
+            stage: "outcome".into(),
+            outcome: if failed { "failed" } else { "succeeded" }.into(),
+            completed_at_us: Some(now_us()),
+            http_status: Some(if failed { 500 } else { 200 }),
+            upstream_error: ended.failure.clone(),
+            result: Some(result.to_string()),
+            ..intent
+        })
+        .await;
+    ended
+}
+
+/// The exit code a status carries: 0 for Success, the `ExitCode` cause of a NonZeroExitCode.
+fn exit_code(status: &Value) -> Option<i32> {
+    if status["status"] == "Success" {
+        return Some(0);
+    }
+    if status["reason"] != "NonZeroExitCode" {
+        return None;
+    }
+    status["details"]["causes"]
+        .as_array()?
+        .iter()
+        .find(|c| c["reason"] == "ExitCode")
+        .and_then(|c| c["message"].as_str())
+        .and_then(|m| m.parse().ok())
+}
+
+/// What a one-shot exec answers.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub audit_id: String,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit_code: Option<i32>,
+    pub truncated: bool,
+    pub timed_out: bool,
+}
+
+/// A one-shot exec: send `stdin` (then close it), collect the output up to the limit, until the
+/// command exits or `timeout` passes. A non-zero exit code is an answer, not an error; a command
+/// that cannot start at all is an `exec-failed` error.
+pub async fn run_once(
+    state: &super::AppState,
+    principal: &Principal,
+    req: ExecRequest,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Option<Output>, Error> {
+    let Some(opened) = open_exec(state, principal, &req).await? else {
+        return Ok(None);
+    };
+    let audit_id = opened.audit_id.to_string();
+    let (client_tx, from_client) = mpsc::channel(4);
+    let (to_client, mut client_rx) = mpsc::channel::<Vec<u8>>(64);
+    if req.stdin {
+        // The input, in order, then the end of it (v5's close; with v4 the command gets no EOF).
+        let tx = client_tx.clone();
+        let input = stdin.unwrap_or_default();
+        tokio::spawn(async move {
+            for piece in input.chunks(32 * 1024) {
+                let mut frame = vec![STDIN];
+                frame.extend_from_slice(piece);
+                if tx.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(vec![CLOSE, STDIN]).await;
+        });
+    }
+    let collect = async move {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(frame) = client_rx.recv().await {
+            match frame.split_first() {
+                Some((&STDOUT, data)) => stdout.extend_from_slice(data),
+                Some((&STDERR, data)) => stderr.extend_from_slice(data),
+                _ => {}
+            }
+        }
+        (stdout, stderr)
+    };
+    // The client side stays open (without sending more) until the command ends.
+    let relayed = relay(
+        state,
+        opened,
+        from_client,
+        to_client,
+        timeout,
+        timeout,
+        Some(state.sessions.exec_output_max),
+    );
+    let (ended, (stdout, stderr)) = tokio::join!(relayed, collect);
+    drop(client_tx);
+    if ended.reason == "recording-failed" {
+        return Err(Error::AuditUnavailable {
+            detail: "the exec's recording could not be written, so its output is not shown".into(),
+        });
+    }
+    if let Some(message) = ended.failure {
+        return Err(Error::ExecFailed { detail: message });
+    }
+    Ok(Some(Output {
+        audit_id,
+        stdout,
+        stderr,
+        exit_code: ended.exit_code,
+        truncated: ended.truncated,
+        timed_out: ended.reason == "timed-out",
+    }))
+}
