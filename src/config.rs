@@ -37,6 +37,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// Mint a short-lived HS token signed with KUBEGATE_JWT_HS_SECRET, for local use.
     Token(TokenArgs),
+    /// Forward local ports to a pod through a kubegate server (kubectl port-forward's way).
+    PortForward(PortForwardArgs),
     /// Print the OpenAPI document (the API contract) generated from the code.
     Openapi {
         /// Write to this file instead of standard output.
@@ -375,6 +377,31 @@ pub enum AuditCommand {
         #[arg(long, env = "KUBEGATE_AUDIT_PUBLIC_KEY")]
         public_key: Option<PathBuf>,
     },
+}
+
+/// `kubegate port-forward`.
+#[derive(Debug, Clone, Args)]
+pub struct PortForwardArgs {
+    /// kubegate's URL, e.g. https://kubegate.example.com.
+    #[arg(long, env = "KUBEGATE_SERVER")]
+    pub server: url::Url,
+    /// The cluster; may be omitted when the server shows you one.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// The pod's namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// A file holding the bearer token (else KUBEGATE_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The local address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: std::net::IpAddr,
+    /// `pod/NAME` (or `NAME`).
+    pub pod: String,
+    /// `LOCAL:REMOTE` or `PORT` (the same on both sides); `:REMOTE` picks a free local port.
+    #[arg(required = true)]
+    pub ports: Vec<String>,
 }
 
 /// `kubegate token`.

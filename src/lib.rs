@@ -13,6 +13,9 @@
 /// `Application::build(config)` / `run()`: the one place the layers are wired together.
 pub mod app;
 
+/// `kubegate port-forward`: local ports to a pod's, through a kubegate server.
+pub mod forward;
+
 /// HTTP edge: routes, request/response types, OpenAPI document, problem+json errors, middleware.
 pub mod api;
 

@@ -45,6 +45,10 @@ async fn main() -> anyhow::Result<()> {
             println!();
             Ok(())
         }
+        Command::PortForward(args) => {
+            kubegate::install_crypto_provider();
+            kubegate::forward::run(args).await
+        }
         Command::Openapi { output } => {
             let spec = kubegate::api::openapi::pretty_json();
             match output {

@@ -205,36 +205,11 @@ pub async fn exec_session(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let offered: Vec<String> = req
-        .headers()
-        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
-        .collect();
-    let upgrade = req
-        .headers()
-        .get(actix_web::http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !upgrade {
-        return Err(Error::bad_request(
-            "an interactive exec is a WebSocket upgrade (GET with Upgrade: websocket); for a \
-             one-shot command, POST a JSON body to this path",
-        )
-        .into());
-    }
-    if !offered.iter().any(|p| PROTOCOLS.contains(&p.as_str())) {
-        return Err(Error::bad_request(format!(
-            "Sec-WebSocket-Protocol must offer {} (offered: {})",
-            PROTOCOLS.join(" or "),
-            if offered.is_empty() {
-                "none".to_owned()
-            } else {
-                offered.join(", ")
-            }
-        ))
-        .into());
-    }
+    upgrade_offered(
+        &req,
+        &PROTOCOLS,
+        "an interactive exec (for a one-shot command, POST a JSON body to this path)",
+    )?;
     let q = parse_session_query(req.query_string())?;
     let tty = q.tty.unwrap_or(false);
     let exec = ExecRequest {
@@ -253,13 +228,10 @@ pub async fn exec_session(
             "an interactive exec was a dry run"
         )));
     };
-    let (response, mut client, messages) = actix_ws::handle_with_protocols(&req, body, &PROTOCOLS)
+    let (response, client, messages) = actix_ws::handle_with_protocols(&req, body, &PROTOCOLS)
         .map_err(|e| ApiError::from(Error::bad_request(format!("WebSocket handshake: {e}"))))?;
-    let mut messages = messages
-        .max_frame_size(1024 * 1024)
-        .aggregate_continuations();
     let (to_relay, from_client) = mpsc::channel::<Vec<u8>>(64);
-    let (to_client, mut for_client) = mpsc::channel::<Vec<u8>>(64);
+    let (to_client, for_client) = mpsc::channel::<Vec<u8>>(64);
     let limits = state.sessions.clone();
     actix_web::rt::spawn(async move {
         let relay = session::relay(
@@ -271,40 +243,173 @@ pub async fn exec_session(
             limits.idle_timeout,
             None,
         );
-        let pump = async {
-            let mut to_relay = Some(to_relay);
-            loop {
-                tokio::select! {
-                    frame = for_client.recv() => match frame {
-                        Some(frame) => {
-                            if client.binary(frame).await.is_err() {
-                                to_relay = None;
-                            }
-                        }
-                        None => break,
-                    },
-                    message = messages.recv(), if to_relay.is_some() => match message {
-                        Some(Ok(actix_ws::AggregatedMessage::Binary(data))) => {
-                            if let Some(tx) = &to_relay
-                                && tx.send(data.to_vec()).await.is_err()
-                            {
-                                to_relay = None;
-                            }
-                        }
-                        Some(Ok(actix_ws::AggregatedMessage::Ping(p))) => {
-                            let _ = client.pong(&p).await;
-                        }
-                        Some(Ok(actix_ws::AggregatedMessage::Text(_)))
-                        | Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
-                        Some(Ok(actix_ws::AggregatedMessage::Close(_))) | Some(Err(_)) | None => {
-                            to_relay = None;
-                        }
-                    },
-                }
-            }
-            let _ = client.close(None).await;
-        };
-        tokio::join!(relay, pump);
+        tokio::join!(relay, pump(client, messages, to_relay, for_client));
     });
     Ok(response)
+}
+
+/// Move binary messages between a client's WebSocket and a relay: the client's frames to
+/// `to_relay` (until the client closes), the relay's frames to the client (until the relay ends,
+/// then the WebSocket is closed).
+pub(super) async fn pump(
+    mut client: actix_ws::Session,
+    messages: actix_ws::MessageStream,
+    to_relay: mpsc::Sender<Vec<u8>>,
+    mut for_client: mpsc::Receiver<Vec<u8>>,
+) {
+    let mut messages = messages
+        .max_frame_size(1024 * 1024)
+        .aggregate_continuations();
+    let mut to_relay = Some(to_relay);
+    loop {
+        tokio::select! {
+            frame = for_client.recv() => match frame {
+                Some(frame) => {
+                    if client.binary(frame).await.is_err() {
+                        to_relay = None;
+                    }
+                }
+                None => break,
+            },
+            message = messages.recv(), if to_relay.is_some() => match message {
+                Some(Ok(actix_ws::AggregatedMessage::Binary(data))) => {
+                    if let Some(tx) = &to_relay
+                        && tx.send(data.to_vec()).await.is_err()
+                    {
+                        to_relay = None;
+                    }
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Ping(p))) => {
+                    let _ = client.pong(&p).await;
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Text(_)))
+                | Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
+                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | Some(Err(_)) | None => {
+                    to_relay = None;
+                }
+            },
+        }
+    }
+    let _ = client.close(None).await;
+}
+
+/// The ports of a port-forward: `ports=8080,9090` or repeated, as Kubernetes clients send them.
+fn parse_ports(raw: &str) -> Result<Vec<u16>, Error> {
+    let mut ports = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if key != "ports" {
+            return Err(Error::invalid(key.as_ref(), "unknown parameter"));
+        }
+        for p in value.split(',') {
+            let port: u16 = p
+                .trim()
+                .parse()
+                .map_err(|_| Error::invalid("ports", format!("{p:?} is not a port (1-65535)")))?;
+            ports.push(port);
+        }
+    }
+    Ok(ports)
+}
+
+/// The query of a port-forward.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PortForwardQuery {
+    /// The pod's ports, comma-separated or repeated (at most 16).
+    #[param(explode = true)]
+    pub ports: Vec<u16>,
+}
+
+/// Forward to a pod's ports (`kubectl port-forward`) over a WebSocket in the kubelet's
+/// port-forward protocol (subprotocol `v4.channel.k8s.io`, what kube-rs's `portforward` speaks):
+/// per port, in the order asked, a data channel (2i) and an error channel (2i+1); the first
+/// message on each from the pod's side is the port as two bytes, little endian. One TCP
+/// connection per port per session; `kubegate port-forward` opens a session per local
+/// connection. Audited: who, which pod and ports, when opened and closed, bytes each way. Needs
+/// the `portforward` permission (admin).
+#[utoipa::path(
+    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/pods/{name}/portforward", tag = "pods", operation_id = "portforward_session",
+    params(
+        ObjectPath, PortForwardQuery,
+        ("Upgrade" = String, Header, description = "`websocket`", pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Connection" = String, Header, description = "`Upgrade`", pattern = "^[Uu][Pp][Gg][Rr][Aa][Dd][Ee]$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes in base64 (RFC 6455)", pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$"),
+        ("Sec-WebSocket-Protocol" = String, Header, description = "`v4.channel.k8s.io`", pattern = "^v4\\.channel\\.k8s\\.io$"),
+    ),
+    responses(
+        (status = 101, description = "Upgraded to a WebSocket in the port-forward protocol"),
+        (status = 400, description = "Not a WebSocket upgrade, or not the port-forward protocol", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No `portforward` permission here", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown cluster or pod", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The pod is not running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid ports", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The audit log cannot be written: nothing was opened", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn portforward_session(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<ObjectPath>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    upgrade_offered(&req, &[session::PORTFORWARD_PROTOCOL], "a port-forward")?;
+    let ports = parse_ports(req.query_string())?;
+    let forward = session::PortForwardRequest {
+        target: path.target(),
+        pod: path.name.clone(),
+        ports,
+    };
+    let opened = session::open_portforward(&state, &principal, &forward).await?;
+    let (response, client, messages) =
+        actix_ws::handle_with_protocols(&req, body, &[session::PORTFORWARD_PROTOCOL])
+            .map_err(|e| ApiError::from(Error::bad_request(format!("WebSocket handshake: {e}"))))?;
+    let (to_relay, from_client) = mpsc::channel::<Vec<u8>>(64);
+    let (to_client, for_client) = mpsc::channel::<Vec<u8>>(64);
+    let limits = state.sessions.clone();
+    actix_web::rt::spawn(async move {
+        let relay = session::relay_portforward(
+            &state,
+            opened,
+            from_client,
+            to_client,
+            limits.max_duration,
+            limits.idle_timeout,
+        );
+        tokio::join!(relay, pump(client, messages, to_relay, for_client));
+    });
+    Ok(response)
+}
+
+/// A WebSocket upgrade offering one of `protocols`, or a 400 saying what is expected.
+fn upgrade_offered(req: &HttpRequest, protocols: &[&str], what: &str) -> Result<(), Error> {
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
+        .collect();
+    let upgrade = req
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return Err(Error::bad_request(format!(
+            "{what} is a WebSocket upgrade (GET with Upgrade: websocket)"
+        )));
+    }
+    if !offered.iter().any(|p| protocols.contains(&p.as_str())) {
+        return Err(Error::bad_request(format!(
+            "Sec-WebSocket-Protocol must offer {} (offered: {})",
+            protocols.join(" or "),
+            if offered.is_empty() {
+                "none".to_owned()
+            } else {
+                offered.join(", ")
+            }
+        )));
+    }
+    Ok(())
 }

@@ -125,6 +125,9 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(exec::exec_session))
                         .route(web::post().to(exec::exec_once)),
                 )
+                .service(
+                    resource("/portforward", "GET").route(web::get().to(exec::portforward_session)),
+                )
                 .service(resource("/labels", "PUT").route(web::put().to(objects::label_pod)))
                 .default_service(web::to(not_found)),
         )

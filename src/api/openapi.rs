@@ -61,6 +61,7 @@ use super::{
         pods::get_pod_logs,
         exec::exec_once,
         exec::exec_session,
+        exec::portforward_session,
         objects::delete_pod,
         objects::delete_pods,
         objects::label_pod,

@@ -492,3 +492,25 @@ fn not_running(pod: &Pod, container: Option<&str>) -> Option<String> {
         _ => None,
     }
 }
+
+impl Cluster {
+    /// Open a port-forward to a running pod: the WebSocket upgrade to the API server (which
+    /// passes it to the kubelet), bounded by the call deadline.
+    pub async fn portforward(
+        &self,
+        ns: &str,
+        pod: &str,
+        ports: &[u16],
+    ) -> Result<kube::client::Connection, ClusterError> {
+        let client = self.client()?;
+        let found: Pod = self.get(ns, pod).await?;
+        not_running(&found, None)
+            .map_or(Ok(()), |message| Err(ClusterError::Conflict { message }))?;
+        let request = kube::core::Request::new(format!("/api/v1/namespaces/{ns}/pods"))
+            .portforward(pod, ports)
+            .map_err(|e| ClusterError::BadRequest {
+                message: e.to_string(),
+            })?;
+        self.call("portforward", client.connect(request)).await
+    }
+}

@@ -553,3 +553,242 @@ pub async fn run_once(
         timed_out: ended.reason == "timed-out",
     }))
 }
+
+/// A port-forward, as asked.
+#[derive(Debug, Clone)]
+pub struct PortForwardRequest {
+    pub target: Target,
+    pub pod: String,
+    pub ports: Vec<u16>,
+}
+
+/// An admitted port-forward: intent committed, upstream connected.
+pub struct OpenedForward {
+    pub audit_id: uuid::Uuid,
+    intent: Entry,
+    upstream: kube::client::Connection,
+    ports: Vec<u16>,
+}
+
+/// The subprotocol of port-forward sessions (the kubelet's WebSocket port-forward): per port,
+/// a data channel (2i) and an error channel (2i+1); each starts, from the pod's side, with the
+/// port as two bytes, little endian.
+pub const PORTFORWARD_PROTOCOL: &str = "v4.channel.k8s.io";
+
+/// Validate, authorize (`portforward`), commit the intent, connect.
+pub async fn open_portforward(
+    state: &super::AppState,
+    principal: &Principal,
+    req: &PortForwardRequest,
+) -> Result<OpenedForward, Error> {
+    let audit_id = uuid::Uuid::new_v4();
+    let ctx = context::current();
+    if let Some(c) = &ctx {
+        *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
+    }
+    let base = super::entry_for(
+        audit_id,
+        principal,
+        ctx.as_deref(),
+        &req.target,
+        "portforward",
+        ("pod", req.pod.clone()),
+        json!({"ports": req.ports}),
+        false,
+    );
+    let mut errors = Errors::default();
+    if let Err(m) = validate::dns1123_label(&req.target.namespace) {
+        errors.add("namespace", m);
+    }
+    if let Err(m) = validate::dns1123_subdomain(&req.pod) {
+        errors.add("pod", m);
+    }
+    errors.check(!req.ports.is_empty(), "ports", "at least one port");
+    errors.check(req.ports.len() <= 16, "ports", "at most 16 ports");
+    errors.check(!req.ports.contains(&0), "ports", "ports are 1-65535");
+    let mut unique = req.ports.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    errors.check(unique.len() == req.ports.len(), "ports", "each port once");
+    let admitted = if errors.is_empty() {
+        state
+            .auth
+            .authorize(
+                principal,
+                "portforward",
+                &req.target.cluster,
+                Some(&req.target.namespace),
+            )
+            .map_err(Error::from)
+    } else {
+        Err(Error::from(errors))
+    };
+    let decision = match admitted {
+        Ok(d) => d,
+        Err(e) => {
+            let outcome = if matches!(e, Error::Forbidden { .. }) {
+                "denied"
+            } else {
+                "invalid"
+            };
+            let entry = finished(
+                Entry {
+                    stage: "rejected".into(),
+                    outcome: outcome.into(),
+                    decision: Some(e.to_string()),
+                    ..base
+                },
+                &e,
+            );
+            if let Err(ae) = state.audit.append(vec![entry]).await {
+                tracing::error!(error = %ae, "could not audit a refused port-forward");
+            }
+            return Err(e);
+        }
+    };
+    let cluster = state.cluster(principal, &req.target.cluster)?;
+    let intent = Entry {
+        stage: "intent".into(),
+        outcome: "pending".into(),
+        decision: if principal.delegated_by.is_some() {
+            Some(decision.reason.clone())
+        } else {
+            decision.grant.as_ref().map(|g| g.describe())
+        },
+        ..base
+    };
+    if let Err(e) = state.audit.append(vec![intent.clone()]).await {
+        tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the port-forward");
+        return Err(Error::AuditUnavailable {
+            detail: "the audit log cannot be written".into(),
+        });
+    }
+    tracing::info!(subject = %principal.subject, cluster = %req.target.cluster, namespace = %req.target.namespace, pod = %req.pod, ports = ?req.ports, %audit_id, "port-forward");
+    match cluster
+        .portforward(&req.target.namespace, &req.pod, &req.ports)
+        .await
+        .map_err(exec_error)
+    {
+        Ok(upstream) => Ok(OpenedForward {
+            audit_id,
+            intent,
+            upstream,
+            ports: req.ports.clone(),
+        }),
+        Err(e) => {
+            state
+                .audit
+                .pending(intent)
+                .finish(|intent| {
+                    finished(
+                        Entry {
+                            stage: "outcome".into(),
+                            outcome: "failed".into(),
+                            upstream_error: Some(e.to_string()),
+                            ..intent
+                        },
+                        &e,
+                    )
+                })
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// Relay a port-forward until either side ends it, then write its outcome: bytes each way,
+/// how long, and what the pod side reported on its error channels.
+pub async fn relay_portforward(
+    state: &super::AppState,
+    opened: OpenedForward,
+    mut from_client: FromClient,
+    to_client: ToClient,
+    deadline: Duration,
+    idle: Duration,
+) {
+    let OpenedForward {
+        intent,
+        upstream,
+        ports,
+        ..
+    } = opened;
+    let started = std::time::Instant::now();
+    let pending = state.audit.pending(intent);
+    let mut upstream = upstream.into_stream();
+    let (mut to_pod, mut from_pod) = (0u64, 0u64);
+    let mut errors: Vec<String> = Vec::new();
+    // The first message of each channel from the pod's side is its port (not data).
+    let mut prefixed = vec![false; ports.len() * 2];
+    let end_at = tokio::time::Instant::now() + deadline;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_traffic = tokio::time::Instant::now();
+    let ended = loop {
+        tokio::select! {
+            frame = upstream.next() => {
+                last_traffic = tokio::time::Instant::now();
+                let data = match frame {
+                    Some(Ok(Message::Binary(data))) => data.to_vec(),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break "pod-closed",
+                    Some(Ok(_)) => continue,
+                };
+                if let Some((&channel, payload)) = data.split_first() {
+                    let c = usize::from(channel);
+                    let mut body = payload;
+                    if c < prefixed.len() && !prefixed[c] {
+                        prefixed[c] = true;
+                        body = payload.get(2..).unwrap_or_default();
+                    }
+                    if c % 2 == 0 {
+                        from_pod += body.len() as u64;
+                    } else if !body.is_empty() && errors.len() < 16 {
+                        errors.push(String::from_utf8_lossy(body).chars().take(512).collect());
+                    }
+                }
+                if to_client.send(data).await.is_err() {
+                    break "client-closed";
+                }
+            }
+            frame = from_client.recv() => {
+                last_traffic = tokio::time::Instant::now();
+                let Some(frame) = frame else { break "client-closed" };
+                if let Some((&channel, payload)) = frame.split_first()
+                    && channel % 2 == 0
+                {
+                    to_pod += payload.len() as u64;
+                }
+                if upstream.send(Message::Binary(frame.into())).await.is_err() {
+                    break "pod-closed";
+                }
+            }
+            _ = tick.tick() => {
+                if tokio::time::Instant::now() >= end_at {
+                    break "timed-out";
+                }
+                if last_traffic.elapsed() >= idle {
+                    break "idle";
+                }
+            }
+        }
+    };
+    drop(to_client);
+    let _ = upstream.close(None).await;
+    let result = json!({
+        "ended": ended,
+        "ports": ports,
+        "bytesToPod": to_pod,
+        "bytesFromPod": from_pod,
+        "durationMs": started.elapsed().as_millis() as u64,
+        "errors": errors,
+    });
+    pending
+        .finish(|intent| Entry {
+            stage: "outcome".into(),
+            outcome: "succeeded".into(),
+            completed_at_us: Some(now_us()),
+            http_status: Some(101),
+            upstream_error: errors.first().cloned(),
+            result: Some(result.to_string()),
+            ..intent
+        })
+        .await;
+}

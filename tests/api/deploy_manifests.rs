@@ -153,6 +153,13 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
             json!({"command": ["echo", "hi"]}),
         )
         .await);
+    let forward = crate::exec::open_ws(
+        &app,
+        &ns(&format!("/pods/{pod}/portforward?ports=80")),
+        "v4.channel.k8s.io",
+    )
+    .await;
+    drop(forward);
     for path in [
         "/deployments",
         "/deployments/web",

@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod operations;
 mod pods;
+pub mod portforward;
 mod readme;
 mod real_cluster;
 mod services;

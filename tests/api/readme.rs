@@ -121,4 +121,10 @@ fn each_subcommand_shows_only_its_own_options_and_version_names_the_commit() {
     assert!(verify.contains("DATABASE_URL") && !verify.contains("KUBEGATE_LISTEN"));
     let openapi = run(&["openapi", "--help"]);
     assert!(openapi.contains("--output") && !openapi.contains("KUBEGATE_"));
+    let forward = run(&["port-forward", "--help"]);
+    assert!(
+        forward.contains("--server") && forward.contains("KUBEGATE_SERVER"),
+        "{forward}"
+    );
+    assert!(!forward.contains("KUBEGATE_LISTEN") && !forward.contains("DATABASE_URL"));
 }

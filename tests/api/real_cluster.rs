@@ -438,6 +438,31 @@ async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation(
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
         assert!(status < 300, "{method} {path}: {status} {text}");
+        // Once the pods run the new image: exec, a WebSocket GET that needs `create` too.
+        if path.contains("/image?wait=true") && plane.real_node {
+            let (_, pods) = app
+                .get_json(&format!("{base}/pods?labelSelector=app%3Dweb"))
+                .await;
+            let pod = pods["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["status"] == "Running")
+                .and_then(|p| p["name"].as_str())
+                .expect("a running pod")
+                .to_owned();
+            let (status, body) = app
+                .post(
+                    &format!("{base}/pods/{pod}/exec"),
+                    json!({"command": ["echo", "allowed"]}),
+                )
+                .await;
+            assert_eq!(
+                (status, &body["stdout"]),
+                (200, &json!("allowed\n")),
+                "{body}"
+            );
+        }
     }
     // A pod's labels and logs: RBAC allows them (the logs need a kubelet, which the simulated
     // node has not, so the API server answers that, not a refusal).
@@ -695,4 +720,73 @@ async fn on_the_real_node_exec_runs_in_the_container_as_kubectl_exec_does() {
         seen.as_slice(),
         "the replay is what the client saw"
     );
+}
+
+/// On the real node: `kubegate port-forward` reaches the container's own HTTP server through the
+/// kubelet, and a 10 MiB file made in the container (by exec) arrives intact.
+#[tokio::test]
+async fn on_the_real_node_port_forward_reaches_the_containers_server() {
+    use sha2::Digest;
+
+    use crate::portforward::{http_get, port_forward};
+    let test = "on_the_real_node_port_forward_reaches_the_containers_server";
+    let Some(plane) = or_skip(test) else { return };
+    if !plane.real_node {
+        eprintln!("SKIPPED {test}: the control plane's node is simulated");
+        return;
+    }
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("forward").await;
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/web?wait=true&timeoutSeconds=60"),
+            json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, pods) = app.get_json(&format!("{base}/pods")).await;
+    let pod = pods["items"][0]["name"].as_str().unwrap().to_owned();
+    let (status, made) = app
+        .post(
+            &format!("{base}/pods/{pod}/exec"),
+            json!({"command": ["sh", "-c", "busybox dd if=/dev/urandom of=/big bs=1048576 count=10 2>/dev/null && busybox sha256sum /big"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(made["exitCode"], 0, "{made}");
+    let digest = made["stdout"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let forwarder = port_forward(&app, &app.token, "real", &ns, &pod, &[":8080"]).await;
+    let answer = http_get(forwarder.local[0], "/etc/hostname").await;
+    assert!(
+        answer.starts_with("HTTP/1.") && answer.contains(" 200 "),
+        "{answer}"
+    );
+    assert!(answer.ends_with(&format!("\r\n\r\n{pod}\n")), "{answer}");
+
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", forwarder.local[0]))
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(b"GET /big HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the file arrives")
+        .unwrap();
+    let at = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let file = &answer[at..];
+    assert_eq!(file.len(), 10 * 1024 * 1024);
+    let got: String = sha2::Sha256::digest(file)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got, digest, "the file arrived intact");
 }

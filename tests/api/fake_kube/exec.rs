@@ -355,3 +355,142 @@ enum Flow {
     Exit(i32),
     Status(i32),
 }
+
+/// `GET .../pods/{name}/portforward?ports=P[,Q]` as the kubelet serves it over a WebSocket
+/// (pkg/kubelet/cri/streaming/portforward/websocket.go), reached through the API server: the pod
+/// is checked first (404, 400 without a node); the subprotocol is `v4.channel.k8s.io`; per port a
+/// data channel (2i) and an error channel (2i+1), each opened with the port as two bytes, little
+/// endian. The pod listens on 80 and 8080 (HTTP: `hello from POD at PATH`, then it closes) and 7
+/// (echo); another port fails on its error channel, as a refused connection does.
+pub async fn portforward(
+    req: HttpRequest,
+    body: web::Payload,
+    shared: web::Data<Arc<Shared>>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (ns, name) = path.into_inner();
+    let mut ports: Vec<u16> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        if k == "ports" {
+            ports.extend(v.split(',').filter_map(|p| p.parse::<u16>().ok()));
+        }
+    }
+    if shared.recording.load(std::sync::atomic::Ordering::Relaxed) {
+        shared.requests.lock().unwrap().push(super::Recorded {
+            method: "GET".into(),
+            path: req.path().to_owned(),
+            query: HashMap::from([("ports".to_owned(), format!("{ports:?}"))]),
+            content_type: String::new(),
+            body: String::new(),
+        });
+    }
+    let pod = { shared.state.lock().unwrap().get(Kind::Pod, &ns, &name) };
+    let Some(pod) = pod else {
+        return problem(&ApiErr::not_found(Kind::Pod, &name));
+    };
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+        return problem(&ApiErr::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    if ports.is_empty() {
+        return problem(&ApiErr::bad_request(
+            "query parameter \"ports\" is required".to_owned(),
+        ));
+    }
+    let (response, mut session, messages) =
+        match actix_ws::handle_with_protocols(&req, body, &["v4.channel.k8s.io"]) {
+            Ok(r) => r,
+            Err(e) => return HttpResponse::BadRequest().body(e.to_string()),
+        };
+    let mut messages = messages.aggregate_continuations();
+    actix_web::rt::spawn(async move {
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
+        let mut inputs = Vec::new();
+        let mut open = ports.len();
+        for (i, port) in ports.iter().copied().enumerate() {
+            let (data, error) = (2 * i as u8, 2 * i as u8 + 1);
+            for channel in [data, error] {
+                let mut f = vec![channel];
+                f.extend_from_slice(&port.to_le_bytes());
+                let _ = session.binary(f).await;
+            }
+            let (in_tx, in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+            inputs.push(in_tx);
+            tokio::spawn(pod_port(name.clone(), port, data, in_rx, out_tx.clone()));
+        }
+        drop(out_tx);
+        loop {
+            tokio::select! {
+                out = out_rx.recv() => match out {
+                    // An empty message with the channel's own number: that port is done.
+                    Some((channel, data)) if data.is_empty() && channel == u8::MAX => {
+                        open -= 1;
+                        if open == 0 { break; }
+                    }
+                    Some((channel, data)) => {
+                        let mut f = vec![channel];
+                        f.extend_from_slice(&data);
+                        if session.binary(f).await.is_err() { return; }
+                    }
+                    None => break,
+                },
+                msg = messages.recv() => match msg {
+                    Some(Ok(actix_ws::AggregatedMessage::Binary(d))) => {
+                        if let Some((&channel, rest)) = d.split_first()
+                            && channel % 2 == 0
+                            && let Some(tx) = inputs.get(usize::from(channel / 2))
+                        {
+                            let _ = tx.send(rest.to_vec());
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                }
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    response
+}
+
+/// What listens on a port of the fake pod. Sends (u8::MAX, []) when the connection ends.
+async fn pod_port(
+    pod: String,
+    port: u16,
+    data: u8,
+    mut input: mpsc::UnboundedReceiver<Vec<u8>>,
+    out: mpsc::UnboundedSender<(u8, Vec<u8>)>,
+) {
+    match port {
+        7 => {
+            while let Some(bytes) = input.recv().await {
+                let _ = out.send((data, bytes));
+            }
+        }
+        80 | 8080 => {
+            let mut request = Vec::new();
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match input.recv().await {
+                    Some(bytes) => request.extend_from_slice(&bytes),
+                    None => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&request);
+            let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let body = format!("hello from {pod} at {path}\n");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = out.send((data, answer.into_bytes()));
+        }
+        _ => {
+            let _ = out.send((
+                data + 1,
+                format!("error forwarding port {port} to pod {pod}, uid : failed to connect to localhost:{port} inside namespace: connection refused").into_bytes(),
+            ));
+        }
+    }
+    let _ = out.send((u8::MAX, Vec::new()));
+}

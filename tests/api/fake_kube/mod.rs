@@ -134,6 +134,10 @@ impl FakeKube {
                     "/api/v1/namespaces/{ns}/pods/{name}/exec",
                     web::get().to(exec::exec),
                 )
+                .route(
+                    "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+                    web::get().to(exec::portforward),
+                )
                 .default_service(web::to(http::dispatch))
         })
         .workers(1)
