@@ -19,6 +19,7 @@ use super::views::FoundView;
 use crate::action::Target;
 use crate::auth::Principal;
 use crate::chatops::{self, Command, Parsed, Plan};
+use crate::gateway::session::{self, ExecRequest};
 use crate::gateway::{self, AppState};
 
 /// `POST /v1/clusters/{cluster}/commands`
@@ -130,14 +131,13 @@ pub async fn execute(
     let plan = parsed.plan();
     let command = &parsed.command;
     let dry_run = parsed.dry_run;
-    if dry_run && !matches!(plan, Plan::Change(_)) {
+    let changes = matches!(plan, Plan::Change(_) | Plan::Exec { .. });
+    if dry_run && !changes {
         return Err(bad_request(
             "--dry-run=server applies to changes, not to reads".into(),
         ));
     }
-    if !matches!(plan, Plan::Change(_))
-        && let Some(ctx) = crate::context::current()
-    {
+    if !changes && let Some(ctx) = crate::context::current() {
         ctx.read_only
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -157,6 +157,40 @@ pub async fn execute(
                 ClusterFoundView::Namespaces(_) => String::new(),
             };
             (text, json(&found))
+        }
+        Plan::Exec {
+            pod,
+            container,
+            command: words,
+        } => {
+            let req = ExecRequest {
+                target,
+                pod,
+                container,
+                command: words,
+                stdin: false,
+                tty: false,
+                interactive: false,
+                dry_run,
+            };
+            let timeout = state.sessions.exec_timeout_max.min(CHAT_EXEC_TIMEOUT);
+            match session::run_once(state, principal, req, None, timeout).await? {
+                None => (
+                    "exec allowed (dry run: nothing ran)\n".to_owned(),
+                    serde_json::json!({"dryRun": true, "auditId": current_audit_id()}),
+                ),
+                Some(out) => (
+                    render::exec(&out, CHAT_OUTPUT_CHARS),
+                    serde_json::json!({
+                        "stdout": String::from_utf8_lossy(&out.stdout),
+                        "stderr": String::from_utf8_lossy(&out.stderr),
+                        "exitCode": out.exit_code,
+                        "truncated": out.truncated,
+                        "timedOut": out.timed_out,
+                        "auditId": out.audit_id,
+                    }),
+                ),
+            }
         }
         Plan::Change(action) => {
             let options = MutationQuery {
@@ -193,6 +227,14 @@ pub async fn execute(
     ))
 }
 
+/// How long a chat exec may run, and how much of its output a chat answer shows.
+const CHAT_EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const CHAT_OUTPUT_CHARS: usize = 3000;
+
+fn current_audit_id() -> Option<String> {
+    crate::context::current().and_then(|c| c.audit_id.lock().expect("audit id").clone())
+}
+
 /// The REST operation (its operationId) a command runs as.
 fn operation(command: &Command) -> String {
     use crate::chatops::GetResource;
@@ -204,6 +246,7 @@ fn operation(command: &Command) -> String {
         },
         Command::Describe { kind, .. } => format!("get_{}", kind.singular()),
         Command::Logs { .. } => "get_pod_logs".into(),
+        Command::Exec { .. } => "exec_in_pod".into(),
         Command::CreateDeployment { .. } => "create_deployment".into(),
         Command::Expose { .. } => "expose_deployment".into(),
         Command::Scale { .. } => "scale_deployment".into(),

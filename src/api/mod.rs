@@ -17,6 +17,7 @@ pub mod objects;
 pub mod openapi;
 pub mod pods;
 pub mod problem;
+pub mod proxy;
 pub mod render;
 pub mod results;
 pub mod services;
@@ -105,6 +106,7 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(objects::delete_service)),
                 )
                 .service(resource("/labels", "PUT").route(web::put().to(objects::label_service)))
+                .service(web::resource(["/proxy", "/proxy/{tail:.*}"]).to(proxy::to_service))
                 .default_service(web::to(not_found)),
         )
         .service(
@@ -128,6 +130,7 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/portforward", "GET").route(web::get().to(exec::portforward_session)),
                 )
+                .service(web::resource(["/proxy", "/proxy/{tail:.*}"]).to(proxy::to_pod))
                 .service(resource("/labels", "PUT").route(web::put().to(objects::label_pod)))
                 .default_service(web::to(not_found)),
         )

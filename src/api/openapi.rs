@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
 
 use super::{
-    audit, clusters, commands, deployments, exec, health, identity, objects, pods, problem,
+    audit, clusters, commands, deployments, exec, health, identity, objects, pods, problem, proxy,
     services, slack,
 };
 
@@ -62,6 +62,16 @@ use super::{
         exec::exec_once,
         exec::exec_session,
         exec::portforward_session,
+        proxy::proxy_get_pod,
+        proxy::proxy_post_pod,
+        proxy::proxy_put_pod,
+        proxy::proxy_patch_pod,
+        proxy::proxy_delete_pod,
+        proxy::proxy_get_service,
+        proxy::proxy_post_service,
+        proxy::proxy_put_service,
+        proxy::proxy_patch_service,
+        proxy::proxy_delete_service,
         objects::delete_pod,
         objects::delete_pods,
         objects::label_pod,

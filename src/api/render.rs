@@ -544,6 +544,25 @@ fn describe_service(s: &ServiceView) -> String {
     fields(pairs)
 }
 
+/// A one-shot exec as kubectl prints it: the output (standard output, then standard error),
+/// shortened to `max` characters for chat, and kubectl's line for a non-zero exit.
+pub fn exec(out: &crate::gateway::session::Output, max: usize) -> String {
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    if text.chars().count() > max {
+        text = text.chars().take(max).collect();
+        text.push_str("\n… (output shortened for chat; the REST answer has it all)\n");
+    } else if out.truncated {
+        text.push_str("\n… (output past the server's limit was dropped)\n");
+    }
+    if out.timed_out {
+        text.push_str("command did not finish within the time limit\n");
+    } else if let Some(code) = out.exit_code.filter(|c| *c != 0) {
+        text.push_str(&format!("command terminated with exit code {code}\n"));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

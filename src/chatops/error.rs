@@ -7,6 +7,7 @@ pub const MAX_LEN: usize = 2048;
 /// each form's options).
 pub const SUPPORTED: &str = "get [deployments|pods|services|replicasets|nodes|all] [-l SELECTOR]; \
 describe deployment|pod|service NAME; logs POD [-c CONTAINER] [--tail N]; \
+exec POD [-c CONTAINER] -- COMMAND...; \
 create deployment NAME --image=IMAGE [--replicas=N] [--port=P]; run NAME --image=IMAGE [--port=P]; \
 expose deployment NAME --port=P [--target-port=T] [--type=T] [--name=S]; \
 scale deployment/NAME --replicas=N; set image deployment/NAME CONTAINER=IMAGE; \

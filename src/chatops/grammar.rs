@@ -45,6 +45,12 @@ pub enum Command {
         container: Option<String>,
         tail: Option<i64>,
     },
+    /// `exec POD -- CMD...`: one-shot (no terminal, no input in chat).
+    Exec {
+        pod: String,
+        container: Option<String>,
+        command: Vec<String>,
+    },
     /// `create deployment` and `run` (a Deployment, like kubegate's deploy).
     CreateDeployment {
         name: String,
@@ -159,6 +165,29 @@ enum Verb {
         /// KIND NAME or KIND/NAME.
         #[arg(required = true, num_args = 1..=2, value_name = "KIND[/NAME] [NAME]")]
         object: Vec<String>,
+    },
+    /// Run a command in a pod's container and print its output (one-shot: no -i or -t in chat).
+    Exec {
+        /// The pod (or pod/NAME).
+        pod: String,
+        /// The container; may be omitted when the pod has one.
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Input: not in chat.
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// A terminal: not in chat.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// The command, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Forward local ports to a pod: not in chat (run `kubegate port-forward` on your machine).
+    #[command(name = "port-forward")]
+    PortForward {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
     /// Print a pod's logs (the last 200 lines unless --tail says otherwise).
     Logs {
@@ -395,6 +424,31 @@ fn meaning(verb: Verb) -> Result<(Command, Waiting), ParseError> {
             let (kind, name) = named("describe", &object)?;
             changeable("describe", kind)?;
             (Command::Describe { kind, name }, Waiting::None)
+        }
+        Verb::Exec { stdin: true, .. } | Verb::Exec { tty: true, .. } => {
+            return Err(invalid(
+                "exec -i/-t needs a terminal, which chat has not: open an interactive session \
+                 (GET .../pods/NAME/exec as a WebSocket) or run the command without -i and -t",
+            ));
+        }
+        Verb::Exec {
+            pod,
+            container,
+            command,
+            ..
+        } => (
+            Command::Exec {
+                pod: pod.strip_prefix("pod/").unwrap_or(&pod).to_owned(),
+                container,
+                command,
+            },
+            Waiting::None,
+        ),
+        Verb::PortForward { .. } => {
+            return Err(invalid(
+                "port-forward opens a port on your machine, not in chat: run `kubegate \
+                 port-forward --server URL pod/NAME LOCAL:REMOTE` there",
+            ));
         }
         Verb::Logs {
             pod,
@@ -780,6 +834,14 @@ mod tests {
             }
         );
         assert_eq!(
+            cmd("exec pod/web-1 -c app -- sh -c 'echo hi'"),
+            Command::Exec {
+                pod: "web-1".into(),
+                container: Some("app".into()),
+                command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            }
+        );
+        assert_eq!(
             cmd("logs web-1 -c app --tail 20"),
             Command::Logs {
                 pod: "web-1".into(),
@@ -940,9 +1002,15 @@ mod tests {
 
     #[test]
     fn what_is_not_supported_is_refused_naming_what_is() {
+        for (line, says) in [
+            ("exec -it web-1 -- sh", "terminal"),
+            ("port-forward web-1 8080:80", "kubegate port-forward"),
+        ] {
+            let e = refused(line);
+            assert!(matches!(e, ParseError::Invalid(_)), "`{line}`: {e:?}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
         for line in [
-            "exec web-1 -- sh",
-            "port-forward web-1 8080:80",
             "proxy",
             "apply -f x.yaml",
             "get secrets",

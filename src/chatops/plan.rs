@@ -21,6 +21,12 @@ pub enum Plan {
     Read(Read),
     ReadCluster(ClusterRead),
     Change(Action),
+    /// Run a command in a pod (one-shot).
+    Exec {
+        pod: String,
+        container: Option<String>,
+        command: Vec<String>,
+    },
     /// Show this help text; nothing is read or changed.
     Help(String),
 }
@@ -34,6 +40,15 @@ impl Parsed {
                 GetResource::Nodes => Plan::ReadCluster(ClusterRead::Nodes),
             },
             Command::Describe { kind, name } => Plan::Read(Read::Get { kind, name }),
+            Command::Exec {
+                pod,
+                container,
+                command,
+            } => Plan::Exec {
+                pod,
+                container,
+                command,
+            },
             Command::Logs {
                 pod,
                 container,

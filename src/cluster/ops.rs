@@ -514,3 +514,17 @@ impl Cluster {
         self.call("portforward", client.connect(request)).await
     }
 }
+
+impl Cluster {
+    /// One request to a pod's or service's `proxy` subresource, as built by the caller; the
+    /// answer's head within the call deadline, its body streamed (whatever its status: the
+    /// pod's own answers pass through).
+    pub async fn proxy(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<kube::client::Body>, ClusterError> {
+        let client = self.client()?;
+        self.call("proxy", client.send(request.map(kube::client::Body::from)))
+            .await
+    }
+}

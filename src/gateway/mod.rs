@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 
 mod error;
+pub mod proxy;
 mod reads;
 pub mod session;
 mod state;

@@ -332,11 +332,8 @@ async fn unsupported_hostile_or_malformed_lines_are_refused_before_any_cluster_c
     let fake = app.fake("dev");
     fake.clear_requests();
     for (line, says) in [
-        (
-            "exec web-1 -- sh",
-            "`exec` is not supported; supported: get",
-        ),
-        ("port-forward web 8080:80", "supported: get"),
+        ("attach web-1", "`attach` is not supported; supported: get"),
+        ("port-forward web 8080:80", "kubegate port-forward"),
         ("apply -f x.yaml", "supported: get"),
         (
             "get pods --all-namespaces",

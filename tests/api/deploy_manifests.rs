@@ -160,6 +160,22 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
     )
     .await;
     drop(forward);
+    // The proxy forwards every method; each is its own verb to RBAC.
+    for target in [
+        format!("/pods/{pod}/proxy/"),
+        "/services/web:80/proxy/".to_owned(),
+    ] {
+        for method in [
+            reqwest::Method::GET,
+            reqwest::Method::POST,
+            reqwest::Method::PUT,
+            reqwest::Method::PATCH,
+            reqwest::Method::DELETE,
+        ] {
+            let res = app.send(method.clone(), &ns(&target), None).await;
+            assert_eq!(res.status(), 200, "{method} {target}");
+        }
+    }
     for path in [
         "/deployments",
         "/deployments/web",

@@ -572,3 +572,52 @@ async fn a_session_whose_recording_cannot_be_written_is_ended_and_an_edited_reco
         "{verified}"
     );
 }
+
+#[tokio::test]
+async fn chat_runs_a_one_shot_exec_and_sends_interactive_ones_elsewhere() {
+    let app = spawn_app().await;
+    let pod = pod_of(&app, "web", "nginx:1").await;
+    let (status, body) = app
+        .post(
+            "/v1/clusters/dev/commands",
+            json!({"command": format!("kubectl exec {pod} -- sh -c 'echo hi; echo oops >&2; exit 2'")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["operation"], "exec_in_pod");
+    assert_eq!(
+        body["output"],
+        "hi\noops\ncommand terminated with exit code 2\n"
+    );
+    assert_eq!(body["result"]["exitCode"], 2);
+    let id = body["auditId"].as_str().expect("an audit id");
+    let entries = closed(&app, id).await;
+    assert_eq!(entries[0]["action"], "exec");
+
+    for (line, says) in [
+        (format!("exec -it {pod} -- sh"), "terminal"),
+        (
+            format!("port-forward pod/{pod} 8080:80"),
+            "kubegate port-forward",
+        ),
+    ] {
+        let (status, body) = app
+            .post("/v1/clusters/dev/commands", json!({"command": line}))
+            .await;
+        assert_eq!(status, 400, "{line}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(says),
+            "{line}: {body}"
+        );
+    }
+    let viewer = hs_token(&claims("someone", &["viewer"]));
+    let res = app
+        .send_as(
+            Some(&viewer),
+            reqwest::Method::POST,
+            "/v1/clusters/dev/commands",
+            Some(json!({"command": format!("exec {pod} -- id")})),
+        )
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+}

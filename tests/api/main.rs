@@ -24,6 +24,7 @@ mod openapi;
 mod operations;
 mod pods;
 pub mod portforward;
+mod proxy;
 mod readme;
 mod real_cluster;
 mod services;

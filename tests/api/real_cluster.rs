@@ -790,3 +790,58 @@ async fn on_the_real_node_port_forward_reaches_the_containers_server() {
         .collect();
     assert_eq!(got, digest, "the file arrived intact");
 }
+
+/// On the real node: HTTP through kubegate and the API server's proxy reaches the container's
+/// own server, by pod and by service.
+#[tokio::test]
+async fn on_the_real_node_the_proxy_reaches_the_pod_and_its_service() {
+    let test = "on_the_real_node_the_proxy_reaches_the_pod_and_its_service";
+    let Some(plane) = or_skip(test) else { return };
+    if !plane.real_node {
+        eprintln!("SKIPPED {test}: the control plane's node is simulated");
+        return;
+    }
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("proxy").await;
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/web?wait=true&timeoutSeconds=60"),
+            json!({"containers": [{"name": "web", "image": plane.image(1), "ports": [{"containerPort": 8080}]}], "replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, pods) = app.get_json(&format!("{base}/pods")).await;
+    let pod = pods["items"][0]["name"].as_str().unwrap().to_owned();
+    let res = app
+        .get(&format!("{base}/pods/{pod}:8080/proxy/etc/hostname"))
+        .await;
+    let code = res.status();
+    assert_eq!(code, 200, "{}", res.text().await.unwrap());
+    assert_eq!(res.text().await.unwrap(), format!("{pod}\n"));
+
+    let (status, body) = app
+        .post(
+            &format!("{base}/deployments/web/expose"),
+            json!({"port": 80, "targetPort": 8080}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The service's endpoints come from the endpoint controller: until then the API server
+    // answers 503.
+    let text = eventually(
+        "the service's endpoint",
+        Duration::from_secs(30),
+        async || {
+            let res = app
+                .get(&format!("{base}/services/web:80/proxy/etc/hostname"))
+                .await;
+            if res.status() != 200 {
+                return None;
+            }
+            res.text().await.ok()
+        },
+    )
+    .await;
+    assert_eq!(text, format!("{pod}\n"));
+}

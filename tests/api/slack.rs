@@ -312,8 +312,11 @@ async fn unmapped_users_channel_limits_and_bad_lines_are_refused_in_the_chat_and
         "{m}"
     );
 
-    let m = slash(&app, &hook, "U_ALICE", "C_SHOP", "exec web -- sh").await;
-    assert!(message_text(&m).contains("`exec` is not supported"), "{m}");
+    let m = slash(&app, &hook, "U_ALICE", "C_SHOP", "attach web").await;
+    assert!(
+        message_text(&m).contains("`attach` is not supported"),
+        "{m}"
+    );
     // An unknown cluster: named with the clusters alice may see.
     let m = slash(
         &app,

@@ -494,3 +494,96 @@ async fn pod_port(
     }
     let _ = out.send((u8::MAX, Vec::new()));
 }
+
+/// `.../pods/{name}/proxy/{path}` and `.../services/{name}/proxy/{path}` as the API server
+/// forwards them: the object must exist (else its 404 `Status`); `NAME:PORT` names the port.
+/// The target answers with what it received as JSON (method, path, query, headers, body);
+/// `/stream` answers `first` at once and `second` once the test opens the gate
+/// (`FakeKube::open_proxy_gate`), to show the answer streams.
+pub async fn proxy(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Arc<Shared>>,
+    path: web::Path<(String, String, String, String)>,
+) -> HttpResponse {
+    let (ns, plural, name, _) = path.into_inner();
+    // The path as sent (the route's parameter is decoded).
+    // After /api/v1/namespaces/NS/KIND/NAME/proxy.
+    let tail = req
+        .path()
+        .match_indices('/')
+        .nth(7)
+        .map(|(i, _)| req.path()[i..].to_owned())
+        .unwrap_or_default();
+    if shared.recording.load(std::sync::atomic::Ordering::Relaxed) {
+        shared.requests.lock().unwrap().push(super::Recorded {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            query: HashMap::new(),
+            content_type: String::new(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
+    let kind = if plural == "pods" {
+        Kind::Pod
+    } else {
+        Kind::Service
+    };
+    let parts: Vec<&str> = name.split(':').collect();
+    let (object, port) = match parts.as_slice() {
+        [n] => (*n, ""),
+        [n, p] => (*n, *p),
+        [_, n, p] => (*n, *p),
+        _ => (name.as_str(), ""),
+    };
+    let exists = {
+        shared
+            .state
+            .lock()
+            .unwrap()
+            .get(kind, &ns, object)
+            .is_some()
+    };
+    if !exists {
+        return problem(&ApiErr::not_found(kind, object));
+    }
+    if tail == "/stream" {
+        let shared = shared.get_ref().clone();
+        let stream = futures::stream::unfold(0u8, move |step| {
+            let shared = shared.clone();
+            async move {
+                match step {
+                    0 => Some((Ok::<_, actix_web::Error>(web::Bytes::from("first\n")), 1)),
+                    1 => {
+                        shared.proxy_gate.notified().await;
+                        Some((Ok(web::Bytes::from("second\n")), 2))
+                    }
+                    _ => None,
+                }
+            }
+        });
+        return HttpResponse::Ok()
+            .content_type("text/plain")
+            .streaming(stream);
+    }
+    let headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
+        .collect();
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("x-served-by", format!("{plural}/{object}")))
+        .body(
+            json!({
+                "target": format!("{plural}/{object}"),
+                "port": port,
+                "method": req.method().as_str(),
+                "path": tail,
+                "query": req.query_string(),
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+            })
+            .to_string(),
+        )
+}

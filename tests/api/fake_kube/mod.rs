@@ -69,6 +69,8 @@ pub struct Shared {
     pub version: Value,
     /// Whether the controllers run (on by default; `FakeKube::set_controllers_running`).
     pub controllers: AtomicBool,
+    /// Holds the second half of a streamed proxy answer (`open_proxy_gate`).
+    pub proxy_gate: Notify,
 }
 
 pub struct FakeKube {
@@ -118,6 +120,7 @@ impl FakeKube {
             recording: AtomicBool::new(true),
             controllers: AtomicBool::new(true),
             faults: Mutex::new(Faults::default()),
+            proxy_gate: Notify::new(),
             notify: Notify::new(),
             version: json!({
                 "major": major, "minor": minor, "gitVersion": git_version,
@@ -137,6 +140,10 @@ impl FakeKube {
                 .route(
                     "/api/v1/namespaces/{ns}/pods/{name}/portforward",
                     web::get().to(exec::portforward),
+                )
+                .route(
+                    "/api/v1/namespaces/{ns}/{plural:pods|services}/{name}/proxy{tail:.*}",
+                    web::to(exec::proxy),
                 )
                 .default_service(web::to(http::dispatch))
         })
@@ -237,6 +244,11 @@ impl FakeKube {
     }
 
     /// How pods running `image` behave from now on.
+    /// Let a streamed proxy answer (`/stream`) send its second half.
+    pub fn open_proxy_gate(&self) {
+        self.shared.proxy_gate.notify_one();
+    }
+
     pub fn set_image_behavior(&self, image: &str, behavior: PodBehavior) {
         self.shared
             .state
