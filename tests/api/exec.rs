@@ -621,3 +621,52 @@ async fn chat_runs_a_one_shot_exec_and_sends_interactive_ones_elsewhere() {
         .await;
     assert_problem(res, 403, "forbidden").await;
 }
+
+#[tokio::test]
+async fn without_the_audit_log_no_exec_or_port_forward_reaches_the_cluster() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    let pod = pod_of(&app, "web", "nginx:1").await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE audit_event RENAME TO audit_event_away")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    fake.clear_requests();
+    let (status, body) = exec(&app, &pod, json!({"command": ["id"]})).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["type"], "urn:kubegate:problem:audit-unavailable");
+    let url = format!(
+        "{}{}",
+        app.address.replace("http://", "ws://"),
+        ns(&format!("/pods/{pod}/portforward?ports=80"))
+    );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.token).parse().unwrap(),
+    );
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 503);
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    let reached: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.ends_with("/exec") || p.ends_with("/portforward"))
+        .collect();
+    assert!(reached.is_empty(), "the cluster was asked: {reached:?}");
+    sqlx::query("ALTER TABLE audit_event_away RENAME TO audit_event")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
