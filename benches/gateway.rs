@@ -588,6 +588,12 @@ fn main() {
         }
         println!("\nkubegate RSS: idle {:.1} MiB, peak under load {:.1} MiB.", idle_rss as f64 / 1024.0, peak_rss as f64 / 1024.0);
 
+        // Interactive access: a one-shot exec's round trip, port-forward throughput and a
+        // recorded session's cost per MiB, each against the same done directly with kube-rs.
+        if wanted("exec") || wanted("port-forward") || wanted("sessions") {
+            interactive(&http, &base, &token, &fake, pid, seconds).await;
+        }
+
         // What the run left in the audit log: the chain walked end to end, and every intent
         // closed by its outcome (an audited mutation is both, chained).
         let v: serde_json::Value = http.get(format!("{base}/v1/audit/verify")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
@@ -611,4 +617,238 @@ fn main() {
         let cleanup = sqlx::PgPool::connect(&admin).await.unwrap();
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&cleanup).await;
     });
+}
+
+/// The pod of `web` on the fake.
+async fn web_pod(fake: &fake_kube::FakeKube) -> (kube::Client, String) {
+    use k8s_openapi::api::core::v1::Pod;
+    let mut config = kube::Config::new(fake.url.parse().unwrap());
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "default");
+    let list = pods.list(&Default::default()).await.unwrap();
+    let name = list.items[0].metadata.name.clone().unwrap();
+    (client, name)
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(url: &str, token: &str, protocol: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgraded")
+        .0
+}
+
+/// Echo `mib` MiB through a port-forward (port 7 of the fake pod echoes) and back: MiB/s.
+async fn echo_mib_per_s(mut socket: Ws, mib: usize, prefixed: bool) -> f64 {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let chunk = vec![0x5au8; 32 * 1024];
+    let total = mib * 1024 * 1024;
+    let started = Instant::now();
+    let (mut tx, mut rx) = socket.split();
+    let sender = tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < total {
+            let mut f = vec![0u8];
+            f.extend_from_slice(&chunk);
+            tx.send(Message::Binary(f.into())).await.unwrap();
+            sent += chunk.len();
+        }
+        tx
+    });
+    let mut back = 0usize;
+    let mut first = prefixed;
+    while back < total {
+        match rx.next().await {
+            Some(Ok(Message::Binary(d))) if d.first() == Some(&0) => {
+                let mut n = d.len() - 1;
+                if first {
+                    first = false;
+                    n = n.saturating_sub(2);
+                }
+                back += n;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the echo stopped: {other:?}"),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let mut tx = sender.await.unwrap();
+    let _ = tx.close().await;
+    socket = tx.reunite(rx).unwrap();
+    drop(socket);
+    (2 * mib) as f64 / secs
+}
+
+async fn interactive(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    fake: &fake_kube::FakeKube,
+    pid: u32,
+    seconds: u64,
+) {
+    use futures::{SinkExt, StreamExt};
+    use k8s_openapi::api::core::v1::Pod;
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (client, pod) = web_pod(fake).await;
+    let ns = format!("{base}/v1/clusters/dev/namespaces/default");
+    if wanted("exec") {
+        let (h, u, t) = (
+            http.clone(),
+            format!("{ns}/pods/{pod}/exec"),
+            token.to_owned(),
+        );
+        let via = load(1, seconds, move |_| {
+            let (h, u, t) = (h.clone(), u.clone(), t.clone());
+            async move {
+                let r = h
+                    .post(&u)
+                    .bearer_auth(&t)
+                    .json(&json!({"command": ["echo", "hi"]}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<serde_json::Value>()
+                        .await
+                        .is_ok_and(|v| v["stdout"] == "hi\n"),
+                    _ => false,
+                }
+            }
+        })
+        .await;
+        let (c, p) = (client.clone(), pod.clone());
+        let direct = load(1, seconds, move |_| {
+            let pods: kube::Api<Pod> = kube::Api::namespaced(c.clone(), "default");
+            let p = p.clone();
+            async move {
+                let Ok(mut proc) = pods
+                    .exec(&p, ["echo", "hi"], &kube::api::AttachParams::default())
+                    .await
+                else {
+                    return false;
+                };
+                let mut out = String::new();
+                let read = proc
+                    .stdout()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .await
+                    .is_ok();
+                proc.join().await.is_ok() && read && out == "hi\n"
+            }
+        })
+        .await;
+        row(
+            "one-shot exec (echo), audited and recorded",
+            1,
+            &via,
+            Some(&direct),
+        );
+    }
+    if wanted("port-forward") {
+        let url = format!(
+            "{}/pods/{pod}/portforward?ports=7",
+            ns.replace("http://", "ws://")
+        );
+        let via = echo_mib_per_s(ws(&url, token, "v4.channel.k8s.io").await, 64, true).await;
+        let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "default");
+        let mut forwarder = pods.portforward(&pod, &[7]).await.unwrap();
+        let mut stream = forwarder.take_stream(7).unwrap();
+        let started = Instant::now();
+        let total = 64 * 1024 * 1024;
+        let (mut r, mut w) = tokio::io::split(&mut stream);
+        let chunk = vec![0x5au8; 32 * 1024];
+        let writer = async {
+            use tokio::io::AsyncWriteExt;
+            let mut sent = 0;
+            while sent < total {
+                w.write_all(&chunk).await.unwrap();
+                sent += chunk.len();
+            }
+        };
+        let reader = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut back = 0;
+            while back < total {
+                back += r.read(&mut buf).await.unwrap();
+            }
+        };
+        tokio::join!(writer, reader);
+        let direct = 128.0 / started.elapsed().as_secs_f64();
+        drop(stream);
+        forwarder.abort();
+        println!(
+            "| port-forward, 64 MiB echoed (each way) | 1 | {via:.0} MiB/s through kubegate | | | | {direct:.0} MiB/s direct (kube-rs portforward) | {:.0} % of direct | | |",
+            100.0 * via / direct
+        );
+    }
+    if wanted("sessions") {
+        // A recorded interactive session printing ~8 MiB: kubegate's CPU per MiB relayed and
+        // recorded, and the chunks' rows in PostgreSQL.
+        let url = format!(
+            "{}/pods/{pod}/exec?command=sh&stdin=true&stdout=true&tty=true",
+            ns.replace("http://", "ws://")
+        );
+        let mut s = ws(&url, token, "v5.channel.k8s.io").await;
+        let before = kubegate_schedstat();
+        let started = Instant::now();
+        s.send(Message::Binary(
+            [&[0u8][..], b"seq 1200000\rexit 0\r"].concat().into(),
+        ))
+        .await
+        .unwrap();
+        let mut bytes = 0usize;
+        while let Some(Ok(m)) = s.next().await {
+            match m {
+                Message::Binary(d) if d.first() == Some(&1) => bytes += d.len() - 1,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let after = kubegate_schedstat();
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        println!(
+            "| recorded session, {mib:.1} MiB of output | 1 | {:.0} MiB/s | | | | — | — | {:.2} ms of kubegate CPU per MiB (relayed and recorded) | |",
+            mib / secs,
+            (after.0 - before.0) / 1e6 / mib
+        );
+        // Idle interactive sessions: kubegate's memory for each.
+        let idle = 200;
+        let rss_before = rss_kib(pid, "VmRSS:");
+        let mut open = Vec::new();
+        for _ in 0..idle {
+            let mut s = ws(&url, token, "v5.channel.k8s.io").await;
+            // The prompt: the session is established end to end.
+            loop {
+                if let Some(Ok(Message::Binary(d))) = s.next().await
+                    && d.len() > 1
+                {
+                    break;
+                }
+            }
+            open.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_after = rss_kib(pid, "VmRSS:");
+        println!(
+            "| {idle} idle interactive sessions | {idle} | kubegate RSS +{:.1} KiB per session | | | | — | — | | |",
+            (rss_after as f64 - rss_before as f64) / idle as f64
+        );
+        drop(open);
+    }
 }

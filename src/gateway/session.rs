@@ -712,66 +712,86 @@ pub async fn relay_portforward(
         ports,
         ..
     } = opened;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     let started = std::time::Instant::now();
     let pending = state.audit.pending(intent);
-    let mut upstream = upstream.into_stream();
-    let (mut to_pod, mut from_pod) = (0u64, 0u64);
-    let mut errors: Vec<String> = Vec::new();
-    // The first message of each channel from the pod's side is its port (not data).
-    let mut prefixed = vec![false; ports.len() * 2];
-    let end_at = tokio::time::Instant::now() + deadline;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_traffic = tokio::time::Instant::now();
-    let ended = loop {
-        tokio::select! {
-            frame = upstream.next() => {
-                last_traffic = tokio::time::Instant::now();
-                let data = match frame {
-                    Some(Ok(Message::Binary(data))) => data.to_vec(),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break "pod-closed",
-                    Some(Ok(_)) => continue,
-                };
-                if let Some((&channel, payload)) = data.split_first() {
-                    let c = usize::from(channel);
-                    let mut body = payload;
-                    if c < prefixed.len() && !prefixed[c] {
-                        prefixed[c] = true;
-                        body = payload.get(2..).unwrap_or_default();
-                    }
-                    if c % 2 == 0 {
-                        from_pod += body.len() as u64;
-                    } else if !body.is_empty() && errors.len() < 16 {
-                        errors.push(String::from_utf8_lossy(body).chars().take(512).collect());
-                    }
+    // Each direction runs on its own: a peer that writes while it waits for its own writes to
+    // be read (an echo, a bulk upload with answers) never stalls the other direction.
+    let (mut up_tx, mut up_rx) = upstream.into_stream().split();
+    let (to_pod, from_pod) = (AtomicU64::new(0), AtomicU64::new(0));
+    // Milliseconds since `started` of the last traffic either way.
+    let last_traffic = AtomicU64::new(0);
+    let touch = || last_traffic.store(started.elapsed().as_millis() as u64, Relaxed);
+    let errors = std::sync::Mutex::new(Vec::<String>::new());
+    let down = async {
+        // The first message of each channel from the pod's side is its port (not data).
+        let mut prefixed = vec![false; ports.len() * 2];
+        loop {
+            let data = match up_rx.next().await {
+                Some(Ok(Message::Binary(data))) => data.to_vec(),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return "pod-closed",
+                Some(Ok(_)) => continue,
+            };
+            touch();
+            if let Some((&channel, payload)) = data.split_first() {
+                let c = usize::from(channel);
+                let mut body = payload;
+                if c < prefixed.len() && !prefixed[c] {
+                    prefixed[c] = true;
+                    body = payload.get(2..).unwrap_or_default();
                 }
-                if to_client.send(data).await.is_err() {
-                    break "client-closed";
+                if c % 2 == 0 {
+                    from_pod.fetch_add(body.len() as u64, Relaxed);
+                } else if !body.is_empty() {
+                    let mut e = errors.lock().expect("errors");
+                    if e.len() < 16 {
+                        e.push(String::from_utf8_lossy(body).chars().take(512).collect());
+                    }
                 }
             }
-            frame = from_client.recv() => {
-                last_traffic = tokio::time::Instant::now();
-                let Some(frame) = frame else { break "client-closed" };
-                if let Some((&channel, payload)) = frame.split_first()
-                    && channel % 2 == 0
-                {
-                    to_pod += payload.len() as u64;
-                }
-                if upstream.send(Message::Binary(frame.into())).await.is_err() {
-                    break "pod-closed";
-                }
-            }
-            _ = tick.tick() => {
-                if tokio::time::Instant::now() >= end_at {
-                    break "timed-out";
-                }
-                if last_traffic.elapsed() >= idle {
-                    break "idle";
-                }
+            if to_client.send(data).await.is_err() {
+                return "client-closed";
             }
         }
     };
+    let up = async {
+        loop {
+            let Some(frame) = from_client.recv().await else {
+                return "client-closed";
+            };
+            touch();
+            if let Some((&channel, payload)) = frame.split_first()
+                && channel % 2 == 0
+            {
+                to_pod.fetch_add(payload.len() as u64, Relaxed);
+            }
+            if up_tx.send(Message::Binary(frame.into())).await.is_err() {
+                return "pod-closed";
+            }
+        }
+    };
+    let watch = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if started.elapsed() >= deadline {
+                return "timed-out";
+            }
+            let quiet = started.elapsed().as_millis() as u64 - last_traffic.load(Relaxed);
+            if Duration::from_millis(quiet) >= idle {
+                return "idle";
+            }
+        }
+    };
+    let ended = tokio::select! {
+        why = down => why,
+        why = up => why,
+        why = watch => why,
+    };
+    let (to_pod, from_pod) = (to_pod.load(Relaxed), from_pod.load(Relaxed));
+    let errors = errors.into_inner().expect("errors");
     drop(to_client);
-    let _ = upstream.close(None).await;
+    let _ = up_tx.close().await;
     let result = json!({
         "ended": ended,
         "ports": ports,
