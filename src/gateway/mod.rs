@@ -73,51 +73,9 @@ pub async fn execute(
     }
     let base = base_entry(audit_id, principal, &req, ctx.as_deref());
 
-    // Refused before any cluster call: invalid or not allowed. One entry, then the error.
-    let decision = match admit(state, principal, &req) {
-        Ok(d) => d,
-        Err(e) => {
-            let outcome = if matches!(e, Error::Forbidden { .. }) {
-                "denied"
-            } else {
-                "invalid"
-            };
-            let entry = finished(
-                Entry {
-                    stage: "rejected".into(),
-                    outcome: outcome.into(),
-                    decision: Some(e.to_string()),
-                    ..base
-                },
-                &e,
-            );
-            if let Err(ae) = state.audit.append(vec![entry]).await {
-                tracing::error!(error = %ae, "could not audit a refused request");
-            }
-            return Err(e);
-        }
-    };
+    let admitted = admit(state, principal, &req);
+    let intent = commit_intent(state, principal, &req.target, base, admitted).await?;
     let cluster = state.cluster(principal, &req.target.cluster)?;
-
-    // Write-ahead: the intent is committed before the cluster hears anything; if it cannot be
-    // written, nothing happens.
-    let intent = Entry {
-        stage: "intent".into(),
-        outcome: "pending".into(),
-        // The grant that allowed it; acting for someone, the person's and the bot's.
-        decision: if principal.delegated_by.is_some() {
-            Some(decision.reason.clone())
-        } else {
-            decision.grant.as_ref().map(|g| g.describe())
-        },
-        ..base.clone()
-    };
-    if let Err(e) = state.audit.append(vec![intent.clone()]).await {
-        tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the action");
-        return Err(Error::AuditUnavailable {
-            detail: "the audit log cannot be written".into(),
-        });
-    }
     // From here the intent is open: should this request be dropped before its outcome is queued
     // (the server stopping before the action ends), `pending` closes it as outcome_unknown.
     let pending = state.audit.pending(intent);
@@ -187,6 +145,61 @@ pub async fn execute(
         outcome,
         rollout,
     })
+}
+
+/// What every door does before a cluster hears anything. A request `admitted` did not pass
+/// (invalid, not allowed) is refused with one entry; an unknown cluster is refused as is; then
+/// the intent is committed (write-ahead: if it cannot be written, nothing happens) and returned.
+async fn commit_intent(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    base: Entry,
+    admitted: Result<crate::auth::Decision, Error>,
+) -> Result<Entry, Error> {
+    let decision = match admitted {
+        Ok(d) => d,
+        Err(e) => {
+            let outcome = if matches!(e, Error::Forbidden { .. }) {
+                "denied"
+            } else {
+                "invalid"
+            };
+            let entry = finished(
+                Entry {
+                    stage: "rejected".into(),
+                    outcome: outcome.into(),
+                    decision: Some(e.to_string()),
+                    ..base
+                },
+                &e,
+            );
+            if let Err(ae) = state.audit.append(vec![entry]).await {
+                tracing::error!(error = %ae, "could not audit a refused request");
+            }
+            return Err(e);
+        }
+    };
+    state.cluster(principal, &target.cluster)?;
+    let audit_id = base.audit_id;
+    let intent = Entry {
+        stage: "intent".into(),
+        outcome: "pending".into(),
+        // The grant that allowed it; acting for someone, the person's and the bot's.
+        decision: if principal.delegated_by.is_some() {
+            Some(decision.reason.clone())
+        } else {
+            decision.grant.as_ref().map(|g| g.describe())
+        },
+        ..base
+    };
+    if let Err(e) = state.audit.append(vec![intent.clone()]).await {
+        tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the request");
+        return Err(Error::AuditUnavailable {
+            detail: "the audit log cannot be written".into(),
+        });
+    }
+    Ok(intent)
 }
 
 /// After a wait, the Deployment as the rollout's verdict found it, not as the change left it.

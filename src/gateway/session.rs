@@ -155,46 +155,8 @@ pub async fn open_exec(
     } else {
         Err(Error::from(errors))
     };
-    let decision = match admitted {
-        Ok(d) => d,
-        Err(e) => {
-            let outcome = if matches!(e, Error::Forbidden { .. }) {
-                "denied"
-            } else {
-                "invalid"
-            };
-            let entry = finished(
-                Entry {
-                    stage: "rejected".into(),
-                    outcome: outcome.into(),
-                    decision: Some(e.to_string()),
-                    ..base
-                },
-                &e,
-            );
-            if let Err(ae) = state.audit.append(vec![entry]).await {
-                tracing::error!(error = %ae, "could not audit a refused exec");
-            }
-            return Err(e);
-        }
-    };
+    let intent = super::commit_intent(state, principal, &req.target, base, admitted).await?;
     let cluster = state.cluster(principal, &req.target.cluster)?;
-    let intent = Entry {
-        stage: "intent".into(),
-        outcome: "pending".into(),
-        decision: if principal.delegated_by.is_some() {
-            Some(decision.reason.clone())
-        } else {
-            decision.grant.as_ref().map(|g| g.describe())
-        },
-        ..base
-    };
-    if let Err(e) = state.audit.append(vec![intent.clone()]).await {
-        tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the exec");
-        return Err(Error::AuditUnavailable {
-            detail: "the audit log cannot be written".into(),
-        });
-    }
     if req.dry_run {
         state
             .audit
@@ -623,46 +585,8 @@ pub async fn open_portforward(
     } else {
         Err(Error::from(errors))
     };
-    let decision = match admitted {
-        Ok(d) => d,
-        Err(e) => {
-            let outcome = if matches!(e, Error::Forbidden { .. }) {
-                "denied"
-            } else {
-                "invalid"
-            };
-            let entry = finished(
-                Entry {
-                    stage: "rejected".into(),
-                    outcome: outcome.into(),
-                    decision: Some(e.to_string()),
-                    ..base
-                },
-                &e,
-            );
-            if let Err(ae) = state.audit.append(vec![entry]).await {
-                tracing::error!(error = %ae, "could not audit a refused port-forward");
-            }
-            return Err(e);
-        }
-    };
+    let intent = super::commit_intent(state, principal, &req.target, base, admitted).await?;
     let cluster = state.cluster(principal, &req.target.cluster)?;
-    let intent = Entry {
-        stage: "intent".into(),
-        outcome: "pending".into(),
-        decision: if principal.delegated_by.is_some() {
-            Some(decision.reason.clone())
-        } else {
-            decision.grant.as_ref().map(|g| g.describe())
-        },
-        ..base
-    };
-    if let Err(e) = state.audit.append(vec![intent.clone()]).await {
-        tracing::error!(error = %e, %audit_id, "audit intent not written; refusing the port-forward");
-        return Err(Error::AuditUnavailable {
-            detail: "the audit log cannot be written".into(),
-        });
-    }
     tracing::info!(subject = %principal.subject, cluster = %req.target.cluster, namespace = %req.target.namespace, pod = %req.pod, ports = ?req.ports, %audit_id, "port-forward");
     match cluster
         .portforward(&req.target.namespace, &req.pod, &req.ports)
