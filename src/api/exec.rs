@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
@@ -250,9 +251,10 @@ pub async fn exec_session(
 
 /// Move binary messages between a client's WebSocket and a relay: the client's frames to
 /// `to_relay` (until the client closes), the relay's frames to the client (until the relay ends,
-/// then the WebSocket is closed).
+/// then the WebSocket is closed). Each direction runs on its own, so a client that reads only
+/// after its writes are taken (or the reverse) never stalls the other way.
 pub(super) async fn pump(
-    mut client: actix_ws::Session,
+    client: actix_ws::Session,
     messages: actix_ws::MessageStream,
     to_relay: mpsc::Sender<Vec<u8>>,
     mut for_client: mpsc::Receiver<Vec<u8>>,
@@ -260,34 +262,40 @@ pub(super) async fn pump(
     let mut messages = messages
         .max_frame_size(1024 * 1024)
         .aggregate_continuations();
-    let mut to_relay = Some(to_relay);
+    let mut ponger = client.clone();
+    let inbound = async move {
+        while let Some(message) = messages.recv().await {
+            match message {
+                Ok(actix_ws::AggregatedMessage::Binary(data)) => {
+                    if to_relay.send(data.to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(actix_ws::AggregatedMessage::Ping(p)) => {
+                    let _ = ponger.pong(&p).await;
+                }
+                Ok(actix_ws::AggregatedMessage::Text(_))
+                | Ok(actix_ws::AggregatedMessage::Pong(_)) => {}
+                Ok(actix_ws::AggregatedMessage::Close(_)) | Err(_) => break,
+            }
+        }
+        // Dropping `to_relay` tells the relay the client has gone.
+    };
+    let mut writer = client.clone();
+    let outbound = async move {
+        let mut open = true;
+        while let Some(frame) = for_client.recv().await {
+            if open && writer.binary(frame).await.is_err() {
+                open = false;
+            }
+        }
+    };
+    let (inbound, outbound) = (inbound.fuse(), outbound.fuse());
+    futures::pin_mut!(inbound, outbound);
     loop {
-        tokio::select! {
-            frame = for_client.recv() => match frame {
-                Some(frame) => {
-                    if client.binary(frame).await.is_err() {
-                        to_relay = None;
-                    }
-                }
-                None => break,
-            },
-            message = messages.recv(), if to_relay.is_some() => match message {
-                Some(Ok(actix_ws::AggregatedMessage::Binary(data))) => {
-                    if let Some(tx) = &to_relay
-                        && tx.send(data.to_vec()).await.is_err()
-                    {
-                        to_relay = None;
-                    }
-                }
-                Some(Ok(actix_ws::AggregatedMessage::Ping(p))) => {
-                    let _ = client.pong(&p).await;
-                }
-                Some(Ok(actix_ws::AggregatedMessage::Text(_)))
-                | Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
-                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | Some(Err(_)) | None => {
-                    to_relay = None;
-                }
-            },
+        futures::select! {
+            () = inbound => {}
+            () = outbound => break,
         }
     }
     let _ = client.close(None).await;

@@ -420,36 +420,41 @@ pub async fn portforward(
             tokio::spawn(pod_port(name.clone(), port, data, in_rx, out_tx.clone()));
         }
         drop(out_tx);
-        loop {
-            tokio::select! {
-                out = out_rx.recv() => match out {
-                    // An empty message with the channel's own number: that port is done.
-                    Some((channel, data)) if data.is_empty() && channel == u8::MAX => {
-                        open -= 1;
-                        if open == 0 { break; }
+        // Each direction on its own, as the kubelet's goroutines do.
+        let mut writer = session.clone();
+        let writing = async move {
+            while let Some((channel, data)) = out_rx.recv().await {
+                // An empty message with the channel u8::MAX: that port is done.
+                if data.is_empty() && channel == u8::MAX {
+                    open -= 1;
+                    if open == 0 {
+                        break;
                     }
-                    Some((channel, data)) => {
-                        let mut f = vec![channel];
-                        f.extend_from_slice(&data);
-                        if session.binary(f).await.is_err() { return; }
-                    }
-                    None => break,
-                },
-                msg = messages.recv() => match msg {
-                    Some(Ok(actix_ws::AggregatedMessage::Binary(d))) => {
-                        if let Some((&channel, rest)) = d.split_first()
-                            && channel % 2 == 0
-                            && let Some(tx) = inputs.get(usize::from(channel / 2))
-                        {
-                            let _ = tx.send(rest.to_vec());
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => return,
+                    continue;
+                }
+                let mut f = vec![channel];
+                f.extend_from_slice(&data);
+                if writer.binary(f).await.is_err() {
+                    return;
                 }
             }
+            let _ = writer.close(None).await;
+        };
+        let reading = async move {
+            while let Some(Ok(msg)) = messages.recv().await {
+                if let actix_ws::AggregatedMessage::Binary(d) = msg
+                    && let Some((&channel, rest)) = d.split_first()
+                    && channel % 2 == 0
+                    && let Some(tx) = inputs.get(usize::from(channel / 2))
+                {
+                    let _ = tx.send(rest.to_vec());
+                }
+            }
+        };
+        tokio::select! {
+            () = writing => {}
+            () = reading => {}
         }
-        let _ = session.close(None).await;
     });
     response
 }
