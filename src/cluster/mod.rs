@@ -10,6 +10,7 @@ mod ops;
 mod reads;
 mod registry;
 pub mod rollout;
+mod stream;
 
 pub use actions::{
     ActionError, ChangeNote, DeploymentChange, Progress, RollbackOutcome, RolloutReport, Verdict,
@@ -17,3 +18,4 @@ pub use actions::{
 pub use error::ClusterError;
 pub use ops::{FIELD_MANAGER, selector_string};
 pub use registry::{Cluster, ClusterRegistry, ClusterSource, Probe, ServerVersion};
+pub use stream::Upstream;

@@ -428,7 +428,7 @@ impl Cluster {
         command: &[String],
         stdin: bool,
         tty: bool,
-    ) -> Result<kube::client::Connection, ClusterError> {
+    ) -> Result<super::stream::Upstream, ClusterError> {
         let client = self.client()?;
         // The API server's own refusals of a pod that is not running are about nodes and
         // streams; say it plainly first (kubectl: "container not found" / "pod is not running").
@@ -449,7 +449,8 @@ impl Cluster {
             .map_err(|e| ClusterError::BadRequest {
                 message: e.to_string(),
             })?;
-        self.call("exec", client.connect(request)).await
+        self.call("exec", super::stream::connect(&client, request))
+            .await
     }
 }
 
@@ -501,7 +502,7 @@ impl Cluster {
         ns: &str,
         pod: &str,
         ports: &[u16],
-    ) -> Result<kube::client::Connection, ClusterError> {
+    ) -> Result<super::stream::Upstream, ClusterError> {
         let client = self.client()?;
         let found: Pod = self.get(ns, pod).await?;
         not_running(&found, None)
@@ -511,7 +512,8 @@ impl Cluster {
             .map_err(|e| ClusterError::BadRequest {
                 message: e.to_string(),
             })?;
-        self.call("portforward", client.connect(request)).await
+        self.call("portforward", super::stream::connect(&client, request))
+            .await
     }
 }
 

@@ -116,7 +116,7 @@ pub type ToClient = mpsc::Sender<Vec<u8>>;
 pub struct Opened {
     pub audit_id: uuid::Uuid,
     intent: Entry,
-    upstream: kube::client::Connection,
+    upstream: crate::cluster::Upstream,
 }
 
 /// Validate, authorize (`exec`), commit the intent, connect to the pod. A dry run stops after
@@ -233,7 +233,9 @@ fn exec_error(e: ClusterError) -> Error {
 }
 
 /// Relay a session until it ends, recording it; then write its outcome. `output_limit`: bytes
-/// passed on per stream (one-shot), `None` for all of them.
+/// passed on per stream (one-shot), `None` for all of them. Each direction runs on its own (a
+/// command that reads while it writes, like `cat`, never waits on the other direction), and
+/// the recording is written beside them.
 pub async fn relay(
     state: &super::AppState,
     opened: Opened,
@@ -243,6 +245,7 @@ pub async fn relay(
     idle: Duration,
     output_limit: Option<usize>,
 ) -> Ended {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     let Opened {
         audit_id,
         intent,
@@ -251,126 +254,141 @@ pub async fn relay(
     let started = std::time::Instant::now();
     let pending = state.audit.pending(intent);
     let closes_streams = upstream.supports_stream_close();
-    let mut upstream = upstream.into_stream();
-    let mut recorder = Recorder::new(state.db.clone(), audit_id, state.sessions.record_input);
+    let (mut up_tx, mut up_rx) = upstream.into_stream().split();
+    let recorder = Recorder::new(state.db.clone(), audit_id, state.sessions.record_input);
     let mut ended = Ended::default();
-    let mut passed = [0usize; 3];
     let mut client_open = true;
-    let end_at = tokio::time::Instant::now() + deadline;
-    let mut flush_tick = tokio::time::interval(Duration::from_millis(100));
-    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_traffic = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            frame = upstream.next() => {
-                last_traffic = tokio::time::Instant::now();
-                let data = match frame {
-                    Some(Ok(Message::Binary(data))) => data.to_vec(),
-                    Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
-                    Some(Ok(Message::Close(_))) | None => {
-                        ended.reason = if ended.status.is_some() { "exited" } else { "cluster-closed" };
-                        break;
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, %audit_id, "exec stream from the cluster broke");
-                        ended.reason = if ended.status.is_some() { "exited" } else { "cluster-closed" };
-                        break;
-                    }
-                };
-                let Some((&channel, payload)) = data.split_first() else { continue };
-                let mut forward = true;
-                match channel {
-                    STDOUT | STDERR => {
-                        let i = usize::from(channel);
-                        if let Some(limit) = output_limit {
-                            let room = limit.saturating_sub(passed[i]);
-                            if payload.len() > room {
-                                ended.truncated = true;
-                                if room == 0 { continue; }
-                                let kept = &payload[..room];
-                                passed[i] += kept.len();
-                                recorder.output(if channel == STDOUT { 'o' } else { 'e' }, kept);
-                                let mut frame = vec![channel];
-                                frame.extend_from_slice(kept);
-                                if client_open && to_client.send(frame).await.is_err() { client_open = false; }
+    let exited = AtomicBool::new(false);
+    // Milliseconds since `started` of the last traffic either way.
+    let last_traffic = AtomicU64::new(0);
+    let touch = || last_traffic.store(started.elapsed().as_millis() as u64, Relaxed);
+    let down = async {
+        let mut passed = [0usize; 3];
+        loop {
+            let mut data = match up_rx.next().await {
+                Some(Ok(Message::Binary(data))) => data.to_vec(),
+                Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, %audit_id, "exec stream from the cluster broke");
+                    break;
+                }
+            };
+            touch();
+            let Some((&channel, payload)) = data.split_first() else {
+                continue;
+            };
+            let mut cut = None;
+            match channel {
+                STDOUT | STDERR => {
+                    let i = usize::from(channel);
+                    let mut kept = payload;
+                    if let Some(limit) = output_limit {
+                        let room = limit.saturating_sub(passed[i]);
+                        if payload.len() > room {
+                            ended.truncated = true;
+                            if room == 0 {
                                 continue;
                             }
-                        }
-                        passed[i] += payload.len();
-                        recorder.output(if channel == STDOUT { 'o' } else { 'e' }, payload);
-                    }
-                    STATUS => {
-                        if let Ok(status) = serde_json::from_slice::<Value>(payload) {
-                            ended.exit_code = exit_code(&status);
-                            if status["status"] != "Success" && ended.exit_code.is_none() {
-                                ended.failure = Some(status["message"].as_str().unwrap_or("the command could not run").to_owned());
-                            }
-                            ended.status = Some(status);
+                            kept = &payload[..room];
+                            cut = Some(1 + room);
                         }
                     }
-                    _ => forward = channel != CLOSE,
+                    passed[i] += kept.len();
+                    recorder.output(if channel == STDOUT { 'o' } else { 'e' }, kept);
                 }
-                if forward && client_open && to_client.send(data).await.is_err() {
-                    client_open = false;
-                }
-            }
-            frame = from_client.recv(), if client_open => {
-                last_traffic = tokio::time::Instant::now();
-                let Some(frame) = frame else {
-                    client_open = false;
-                    if ended.status.is_none() {
-                        ended.reason = "client-closed";
-                        break;
-                    }
-                    continue;
-                };
-                let Some((&channel, payload)) = frame.split_first() else { continue };
-                match channel {
-                    STDIN => recorder.input(payload),
-                    RESIZE => {
-                        if let Ok(size) = serde_json::from_slice::<Value>(payload) {
-                            let dim = |k: &str| size[k].as_u64().and_then(|v| u16::try_from(v).ok());
-                            if let (Some(w), Some(h)) = (dim("Width"), dim("Height")) {
-                                recorder.resize(w, h);
-                            }
+                STATUS => {
+                    if let Ok(status) = serde_json::from_slice::<Value>(payload) {
+                        ended.exit_code = exit_code(&status);
+                        if status["status"] != "Success" && ended.exit_code.is_none() {
+                            ended.failure = Some(
+                                status["message"]
+                                    .as_str()
+                                    .unwrap_or("the command could not run")
+                                    .to_owned(),
+                            );
                         }
+                        ended.status = Some(status);
+                        exited.store(true, Relaxed);
                     }
-                    CLOSE if !closes_streams => continue,
-                    _ => {}
                 }
-                if upstream.send(Message::Binary(frame.into())).await.is_err() {
-                    ended.reason = "cluster-closed";
-                    break;
-                }
+                CLOSE => continue,
+                _ => {}
             }
-            _ = flush_tick.tick() => {
-                if tokio::time::Instant::now() >= end_at {
-                    ended.reason = "timed-out";
-                    break;
-                }
-                if last_traffic.elapsed() >= idle {
-                    ended.reason = "idle";
-                    break;
-                }
+            if let Some(n) = cut {
+                data.truncate(n);
             }
+            if client_open && to_client.send(data).await.is_err() {
+                client_open = false;
+            }
+            recorder.room().await;
         }
-        if recorder.due()
-            && let Err(e) = recorder.flush().await
-        {
-            tracing::error!(error = %e, %audit_id, "session recording not written; ending the session");
-            ended.reason = "recording-failed";
-            break;
+        if exited.load(Relaxed) {
+            "exited"
+        } else {
+            "cluster-closed"
         }
-    }
-    let recorded = if ended.reason == "recording-failed" {
-        Err(())
-    } else {
-        recorder.flush().await.map_err(|e| {
-            tracing::error!(error = %e, %audit_id, "session recording not written");
-        })
     };
-    if recorded.is_err() {
+    let up = async {
+        loop {
+            let Some(frame) = from_client.recv().await else {
+                if exited.load(Relaxed) {
+                    // The command has ended: the cluster closes the stream.
+                    return std::future::pending().await;
+                }
+                return "client-closed";
+            };
+            touch();
+            let Some((&channel, payload)) = frame.split_first() else {
+                continue;
+            };
+            match channel {
+                STDIN => recorder.input(payload),
+                RESIZE => {
+                    if let Ok(size) = serde_json::from_slice::<Value>(payload) {
+                        let dim = |k: &str| size[k].as_u64().and_then(|v| u16::try_from(v).ok());
+                        if let (Some(w), Some(h)) = (dim("Width"), dim("Height")) {
+                            recorder.resize(w, h);
+                        }
+                    }
+                }
+                CLOSE if !closes_streams => continue,
+                _ => {}
+            }
+            if up_tx.send(Message::Binary(frame.into())).await.is_err() {
+                return "cluster-closed";
+            }
+        }
+    };
+    let watch = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if started.elapsed() >= deadline {
+                return "timed-out";
+            }
+            let quiet = started.elapsed().as_millis() as u64 - last_traffic.load(Relaxed);
+            if Duration::from_millis(quiet) >= idle {
+                return "idle";
+            }
+        }
+    };
+    let session = async {
+        let why = tokio::select! {
+            why = down => why,
+            why = up => why,
+            why = watch => why,
+            () = recorder.failed() => "recording-failed",
+        };
+        recorder.stop();
+        why
+    };
+    let (reason, written) = tokio::join!(session, recorder.keep_writing());
+    ended.reason = reason;
+    if let Err(e) = written {
+        tracing::error!(error = %e, %audit_id, "session recording not written; the session is ended");
         ended.reason = "recording-failed";
     }
     // The client learns why kubegate ended a session that had not ended by itself.
@@ -391,7 +409,7 @@ pub async fn relay(
         }
     }
     drop(to_client);
-    let _ = upstream.close(None).await;
+    let _ = up_tx.close().await;
     let mut result = json!({
         "ended": ended.reason,
         "exitCode": ended.exit_code,
@@ -528,7 +546,7 @@ pub struct PortForwardRequest {
 pub struct OpenedForward {
     pub audit_id: uuid::Uuid,
     intent: Entry,
-    upstream: kube::client::Connection,
+    upstream: crate::cluster::Upstream,
     ports: Vec<u16>,
 }
 
