@@ -38,7 +38,8 @@ impl Application {
         db::warm(&db).await;
         let metrics = Arc::new(Metrics::new());
         let clusters = ClusterRegistry::load(&config, Some(metrics.clone())).await?;
-        let audit = AuditLog::start(db.clone(), Some(metrics.clone()));
+        let audit = AuditLog::start(db.clone(), Some(metrics.clone()))
+            .with_sync_outcomes(config.audit_outcome == crate::config::AuditOutcome::Sync);
         // Intents older than any action can last were left by a crash: close them as unknown,
         // now and, for those still recent, later (`keep_recovering`).
         let longest = config.max_wait + config.cluster_timeout * 4 + Duration::from_secs(60);

@@ -122,6 +122,18 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_AUDIT_RECOVERY_AFTER", value_parser = parse_duration)]
     pub audit_recovery_after: Option<Duration>,
 
+    /// When an action's outcome is committed to the audit log: `sync`, before its answer is sent
+    /// (an answer's auditId always has its outcome; costs one commit, shared by every request
+    /// waiting at that moment), or `async`, just after (a little less latency; a crash in
+    /// between leaves the intent to be closed as outcome_unknown).
+    #[arg(
+        long,
+        env = "KUBEGATE_AUDIT_OUTCOME",
+        default_value = "sync",
+        value_enum
+    )]
+    pub audit_outcome: AuditOutcome,
+
     /// Largest accepted JSON request body, in bytes; larger bodies get 413.
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -429,6 +441,13 @@ pub enum InClusterMode {
     Auto,
     Always,
     Never,
+}
+
+/// When an action's outcome is committed (`KUBEGATE_AUDIT_OUTCOME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditOutcome {
+    Sync,
+    Async,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,6 +22,8 @@ pub struct AuditLog {
     pub(super) metrics: Option<Arc<Metrics>>,
     /// Actions under way: intent written, outcome not yet queued (see `Pending`).
     pub(super) under_way: Arc<std::sync::atomic::AtomicUsize>,
+    /// Outcomes committed before answers (`with_sync_outcomes`).
+    pub(super) sync_outcomes: bool,
 }
 
 /// An action whose intent is written and whose outcome is not queued yet (`AuditLog::pending`).
@@ -34,12 +36,23 @@ pub struct Pending<'a> {
 }
 
 impl Pending<'_> {
-    /// Queue the action's outcome, made from its intent (see `AuditLog::record`).
+    /// Record the action's outcome, made from its intent (see `AuditLog::record`). With
+    /// synchronous outcomes (the default) this waits for its commit, so the answer that follows
+    /// is already in the log; the writer commits it together with whatever else is waiting. If
+    /// the log cannot be written at that moment the outcome stays queued (tried again every
+    /// second) and this returns anyway: the change has been made, and its answer must not claim
+    /// otherwise.
     pub async fn finish(mut self, outcome_of: impl FnOnce(Entry) -> Entry) {
         let intent = self.intent.take().expect("finished once");
+        let audit_id = intent.audit_id;
         // Dropped while waiting for room in a full queue, the outcome is lost and the intent left
         // open, for recovery (`keep_recovering`) to close.
         self.log.record(vec![outcome_of(intent)]).await;
+        if self.log.sync_outcomes
+            && let Err(e) = self.log.flush().await
+        {
+            tracing::warn!(error = %e.0, %audit_id, "the outcome's commit is not confirmed (it stays queued until written); answering anyway");
+        }
     }
 }
 
@@ -74,7 +87,16 @@ impl AuditLog {
             pool,
             metrics,
             under_way: Arc::default(),
+            sync_outcomes: true,
         }
+    }
+
+    /// Whether an action's outcome is committed before its answer (`true`, the default) or
+    /// queued while the answer goes out (`false`: less latency, and a crash in between leaves
+    /// the intent to be closed as `outcome_unknown`).
+    pub fn with_sync_outcomes(mut self, sync: bool) -> Self {
+        self.sync_outcomes = sync;
+        self
     }
 
     /// Append entries (in order); returns their sequence numbers once committed.

@@ -108,9 +108,9 @@ pub async fn execute(
         Err(e) => Err(e),
     };
 
-    // The action happened (or failed) already, and nothing waits on its record: the outcome is
-    // queued behind the intent and the answer goes out without waiting for its commit (audit
-    // reads and shutdown flush the queue; see `AuditLog::record` for failed writes).
+    // The action happened (or failed) already: its outcome goes behind the intent, committed
+    // before the answer unless outcomes are async (`Pending::finish`; `AuditLog::record` for
+    // failed writes).
     let outcome_of = |intent: Entry| match &result {
         Ok((outcome, rollout)) => Entry {
             stage: "outcome".into(),

@@ -901,8 +901,12 @@ async fn an_append_still_running_when_its_answer_is_lost_is_written_once() {
 }
 
 #[tokio::test]
-async fn the_answer_does_not_wait_for_the_outcome_but_audit_reads_do() {
-    let app = spawn_app().await;
+async fn with_async_outcomes_the_answer_does_not_wait_for_the_outcome_but_audit_reads_do() {
+    let app = spawn_app_with(Options {
+        config: Box::new(|c| c.audit_outcome = kubegate::config::AuditOutcome::Async),
+        ..Default::default()
+    })
+    .await;
     let fake = app.fake("dev");
     app.deploy_web().await;
     let mut holder = superuser(&app).await;
@@ -1113,4 +1117,39 @@ async fn when_postgresql_becomes_unreachable_mutations_answer_503_and_the_cluste
         (status, body["database"]["reachable"].as_bool()),
         (503, Some(false))
     );
+}
+
+/// Outcome rows of `audit_id` in the database itself (audit reads would flush the queue first).
+async fn outcomes_stored(pool: &sqlx::PgPool, audit_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM audit_event WHERE audit_id = $1::uuid AND stage = 'outcome'",
+    )
+    .bind(audit_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_answered_change_already_has_its_outcome_in_the_log() {
+    // Every outcome's insert takes 300 ms: an answer that did not wait for it comes first.
+    let slow_outcomes = "CREATE FUNCTION slow_outcome() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.stage = 'outcome' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER slow_outcome BEFORE INSERT ON audit_event \
+         FOR EACH ROW EXECUTE FUNCTION slow_outcome()";
+    let app = spawn_app().await;
+    app.deploy_web().await;
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    sqlx::raw_sql(slow_outcomes).execute(&pool).await.unwrap();
+    let path = ns("/deployments/web/replicas");
+    let answers = join_all((1..=4).map(|r| app.put(&path, json!({"replicas": r})))).await;
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+        let id = body["auditId"].as_str().unwrap();
+        assert_eq!(
+            outcomes_stored(&pool, id).await,
+            1,
+            "answered before its outcome: {id}"
+        );
+    }
 }

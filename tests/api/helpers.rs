@@ -223,6 +223,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_wait: Duration::from_secs(20),
         audit_recovery_after: None,
         audit_reads: false,
+        audit_outcome: kubegate::config::AuditOutcome::Sync,
         watch_cache: true,
         watch_cache_idle: Duration::from_secs(600),
         otel_endpoint: None,
