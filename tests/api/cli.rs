@@ -1,5 +1,5 @@
 //! The `kubegate` binary itself: its configuration reference, start-up validation, and graceful
-//! shutdown on SIGTERM.
+//! shutdown on SIGTERM; what a SIGKILL under load leaves in the audit log.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -66,12 +66,23 @@ fn an_invalid_setting_stops_startup_with_a_message_naming_it() {
 /// "kubegate listening".
 async fn start_kubegate(fake: &FakeKube, extra: &[(&str, &str)]) -> Served {
     let db = TestDatabase::create().await;
+    let url = db.url.clone();
+    start_kubegate_on(fake, Some(db), &url, extra).await
+}
+
+/// `start_kubegate` on the database at `database_url` (kept alive by `db` when given).
+async fn start_kubegate_on(
+    fake: &FakeKube,
+    db: Option<TestDatabase>,
+    database_url: &str,
+    extra: &[(&str, &str)],
+) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
     std::fs::write(&kubeconfig, FakeKube::kubeconfig(&[("dev", fake)])).unwrap();
     let mut child = tokio::process::Command::new(BIN)
         .arg("serve")
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", database_url)
         .env("KUBECONFIG", &kubeconfig)
         .env("KUBEGATE_LISTEN", "127.0.0.1:0")
         .env("KUBEGATE_IN_CLUSTER", "never")
@@ -121,7 +132,7 @@ struct Served {
     address: String,
     /// Its JSON log lines since it started listening.
     log: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-    _db: TestDatabase,
+    _db: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
@@ -253,7 +264,7 @@ async fn on_sigterm_queued_audit_outcomes_are_written_before_the_process_exits()
 
     // While the cluster is slow, once the scale's intent is committed, another session takes the
     // chain head: the answer comes, its outcome stays queued.
-    let url = kubegate._db.url.clone();
+    let url = kubegate._db.as_ref().unwrap().url.clone();
     let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
     fake.set_latency(Duration::from_millis(500));
@@ -307,7 +318,7 @@ async fn an_action_the_shutdown_cuts_short_is_recorded_as_outcome_unknown_before
             .json(&serde_json::json!({"replicas": 3}))
             .send(),
     );
-    let mut watcher = sqlx::PgConnection::connect(&kubegate._db.url)
+    let mut watcher = sqlx::PgConnection::connect(&kubegate._db.as_ref().unwrap().url)
         .await
         .unwrap();
     crate::helpers::wait_for_an_intent(&mut watcher, "scale").await;
@@ -448,4 +459,169 @@ async fn traces_are_exported_to_an_otlp_collector() {
         "the request's span, with its request id"
     );
     assert!(has("/v1/clusters/dev/namespaces"), "its path");
+}
+
+#[tokio::test]
+async fn killed_under_load_every_answered_change_has_its_outcome_and_the_rest_are_closed() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    let fake = FakeKube::start().await;
+    let db = TestDatabase::create().await;
+    let database_url = db.url.clone();
+    let mut kubegate = start_kubegate_on(
+        &fake,
+        Some(db),
+        &database_url,
+        &[("KUBEGATE_RATE_LIMIT", "0"), ("KUBEGATE_WORKERS", "2")],
+    )
+    .await;
+    let (base, token) = kubegate.deploy_web(&fake).await;
+    // Each write that carries an outcome takes 100 ms more to commit: an answer that did not
+    // wait for its outcome would have plenty of time to get out before the kill.
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_outcomes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF EXISTS (SELECT 1 FROM written WHERE stage = 'outcome') THEN PERFORM pg_sleep(0.1); \
+         END IF; RETURN NULL; END $$; \
+         CREATE TRIGGER slow_outcomes AFTER INSERT ON audit_event REFERENCING NEW TABLE AS written \
+         FOR EACH STATEMENT EXECUTE FUNCTION slow_outcomes()",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // 64 clients scale in a loop, each on its own connection, until kubegate is gone.
+    let answered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let cut_off = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..64)
+        .map(|i| {
+            let (url, token) = (format!("{base}/replicas"), token.clone());
+            let (answered, cut_off) = (answered.clone(), cut_off.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0.. {
+                    let sent = http
+                        .put(&url)
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({"replicas": 1 + (i + n) % 3}))
+                        .send()
+                        .await;
+                    let Ok(res) = sent else {
+                        cut_off.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    };
+                    // An answer's body that was cut off is no answer either.
+                    let status = res.status();
+                    let Ok(body) = res.json::<serde_json::Value>().await else {
+                        cut_off.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    };
+                    assert!(status.is_success(), "{status} {body}");
+                    answered
+                        .lock()
+                        .unwrap()
+                        .push(body["auditId"].as_str().unwrap().to_owned());
+                }
+            })
+        })
+        .collect();
+    eventually(
+        "500 answered scales",
+        Duration::from_secs(120),
+        async || (answered.lock().unwrap().len() >= 500).then_some(()),
+    )
+    .await;
+    kubegate.child.start_kill().unwrap(); // SIGKILL: no shutdown of any kind
+    kubegate.child.wait().await.unwrap();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let answered: HashSet<String> = answered.lock().unwrap().iter().cloned().collect();
+    // PostgreSQL finishes (commits or rolls back) what the dead process had under way.
+    eventually(
+        "the killed kubegate's sessions ended",
+        Duration::from_secs(30),
+        async || {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'kubegate'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    let stages = |stage: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT audit_id::text FROM audit_event WHERE stage = $1 AND action = 'scale'",
+            )
+            .bind(stage)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let outcomes: HashSet<String> = stages("outcome").await.into_iter().collect();
+    let intents: HashSet<String> = stages("intent").await.into_iter().collect();
+    let missing: Vec<&String> = answered.difference(&outcomes).collect();
+    assert!(
+        missing.is_empty(),
+        "answered without an outcome: {missing:?}"
+    );
+    let duplicated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT audit_id, stage FROM audit_event \
+         GROUP BY audit_id, stage HAVING count(*) > 1) d",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicated, 0, "an entry written twice");
+    // Left open: only requests that got no answer, at most one per client.
+    let open: HashSet<String> = intents.difference(&outcomes).cloned().collect();
+    assert!(open.is_disjoint(&answered));
+    let cut_off = cut_off.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        open.len() <= cut_off,
+        "{} intents open, {cut_off} requests unanswered",
+        open.len()
+    );
+
+    // The next start closes them as outcome_unknown, and the chain holds.
+    let again = start_kubegate_on(
+        &fake,
+        None,
+        &database_url,
+        &[("KUBEGATE_AUDIT_RECOVERY_AFTER", "1s")],
+    )
+    .await;
+    eventually(
+        "the open intents closed as outcome_unknown",
+        Duration::from_secs(30),
+        async || {
+            let closed: Vec<String> = sqlx::query_scalar(
+                "SELECT audit_id::text FROM audit_event WHERE stage = 'outcome_unknown'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let closed: HashSet<String> = closed.into_iter().collect();
+            (closed == open).then_some(())
+        },
+    )
+    .await;
+    drop(again);
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify"])
+        .env("DATABASE_URL", &database_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
