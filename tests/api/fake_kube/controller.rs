@@ -188,11 +188,66 @@ fn name_of(o: &Value) -> String {
 fn scale_rs(state: &mut State, ns: &str, rs: &Value, replicas: i64, d: &Value) -> bool {
     let desired = int(&d["spec"]["replicas"]);
     let (surge, _) = fenceposts(d);
-    state.internal_update(Kind::ReplicaSet, ns, &name_of(rs), MANAGER, |o| {
+    let before = int(&rs["spec"]["replicas"]);
+    let changed = state.internal_update(Kind::ReplicaSet, ns, &name_of(rs), MANAGER, |o| {
         o["spec"]["replicas"] = json!(replicas);
         o["metadata"]["annotations"][DESIRED] = json!(desired.to_string());
         o["metadata"]["annotations"][MAX] = json!((desired + surge).to_string());
-    })
+    });
+    if before != replicas {
+        let way = if replicas > before { "up" } else { "down" };
+        event(
+            state,
+            Kind::Deployment,
+            d,
+            "Normal",
+            "ScalingReplicaSet",
+            &format!(
+                "Scaled {way} replica set {} from {before} to {replicas}",
+                name_of(rs)
+            ),
+            "deployment-controller",
+        );
+    }
+    changed
+}
+
+/// Record an event about `obj`, as the component that saw it would (core/v1 Event).
+pub fn event(
+    state: &mut State,
+    kind: Kind,
+    obj: &Value,
+    type_: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
+    let ns = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let name = name_of(obj);
+    let stamp = now();
+    let mut source = json!({"component": component});
+    if component == "kubelet" {
+        source["host"] = obj["spec"]["nodeName"].clone();
+    }
+    let _ = state.internal_create(
+        Kind::Event,
+        &ns,
+        json!({
+            "metadata": {"name": format!("{name}.{}", random_suffix(10))},
+            "involvedObject": {
+                "kind": kind.kind(), "namespace": ns, "name": name,
+                "uid": obj["metadata"]["uid"], "apiVersion": kind.api_version(),
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+            },
+            "reason": reason, "message": message, "type": type_,
+            "count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "source": source, "reportingComponent": component, "reportingInstance": "",
+        }),
+        component,
+    );
 }
 
 fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
@@ -285,6 +340,22 @@ fn sync_deployment(state: &mut State, ns: &str, name: &str) -> bool {
                 Ok(created) => {
                     changed = true;
                     created_new = Some(name_of(&created));
+                    if replicas > 0 {
+                        let message = format!(
+                            "Scaled up replica set {} from 0 to {replicas}",
+                            name_of(&created)
+                        );
+                        let kind = Kind::Deployment;
+                        event(
+                            state,
+                            kind,
+                            &d,
+                            "Normal",
+                            "ScalingReplicaSet",
+                            &message,
+                            "deployment-controller",
+                        );
+                    }
                     Some(created)
                 }
                 Err(_) => None,
@@ -722,6 +793,92 @@ fn pod_ready(pod: &Value) -> bool {
     })
 }
 
+/// The events of a pod's creation, as the replica set controller, the scheduler and the kubelet
+/// record them for the way its containers behave.
+fn pod_events(state: &mut State, rs: &Value, pod: &Value, behavior: &PodBehavior) {
+    let pod_name = name_of(pod);
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let created = format!("Created pod: {pod_name}");
+    event(
+        state,
+        Kind::ReplicaSet,
+        rs,
+        "Normal",
+        "SuccessfulCreate",
+        &created,
+        "replicaset-controller",
+    );
+    let container = &pod["spec"]["containers"][0];
+    let (cname, image) = (
+        container["name"].as_str().unwrap_or(""),
+        container["image"].as_str().unwrap_or(""),
+    );
+    let kubelet: Vec<(&str, &str, String)> = match behavior {
+        PodBehavior::Unschedulable => {
+            let why = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
+            event(
+                state,
+                Kind::Pod,
+                pod,
+                "Warning",
+                "FailedScheduling",
+                why,
+                "default-scheduler",
+            );
+            return;
+        }
+        PodBehavior::Waiting(r) if r == "ErrImagePull" || r == "ImagePullBackOff" => vec![
+            ("Normal", "Pulling", format!("Pulling image \"{image}\"")),
+            (
+                "Warning",
+                "Failed",
+                format!(
+                    "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
+                ),
+            ),
+            ("Warning", "Failed", "Error: ErrImagePull".to_owned()),
+            (
+                "Normal",
+                "BackOff",
+                format!("Back-off pulling image \"{image}\""),
+            ),
+        ],
+        PodBehavior::Waiting(r) if r == "CrashLoopBackOff" => vec![
+            ("Normal", "Started", format!("Started container {cname}")),
+            (
+                "Warning",
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {cname} in pod {pod_name}_{ns}({})",
+                    pod["metadata"]["uid"].as_str().unwrap_or("")
+                ),
+            ),
+        ],
+        _ => vec![
+            (
+                "Normal",
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            ),
+            ("Normal", "Created", format!("Created container: {cname}")),
+            ("Normal", "Started", format!("Started container {cname}")),
+        ],
+    };
+    let assigned = format!("Successfully assigned {ns}/{pod_name} to fake-node-1");
+    event(
+        state,
+        Kind::Pod,
+        pod,
+        "Normal",
+        "Scheduled",
+        &assigned,
+        "default-scheduler",
+    );
+    for (type_, reason, message) in kubelet {
+        event(state, Kind::Pod, pod, type_, reason, &message, "kubelet");
+    }
+}
+
 fn sync_replicaset(
     state: &mut State,
     ns: &str,
@@ -763,6 +920,7 @@ fn sync_replicaset(
             let Ok(created) = state.internal_create(Kind::Pod, ns, pod, MANAGER) else {
                 continue;
             };
+            pod_events(state, &rs, &created, &behavior);
             let ip = format!("10.244.0.{}", state.rv % 250 + 2);
             let status = pod_status(&created, &behavior, false, &ip);
             state.internal_update(Kind::Pod, ns, &pod_name, "kubelet", |o| {

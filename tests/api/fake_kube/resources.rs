@@ -14,15 +14,17 @@ pub enum Kind {
     ReplicaSet,
     Pod,
     Service,
+    Event,
 }
 
-pub const ALL: [Kind; 6] = [
+pub const ALL: [Kind; 7] = [
     Kind::Namespace,
     Kind::Node,
     Kind::Deployment,
     Kind::ReplicaSet,
     Kind::Pod,
     Kind::Service,
+    Kind::Event,
 ];
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::ReplicaSet => "replicasets",
             Kind::Pod => "pods",
             Kind::Service => "services",
+            Kind::Event => "events",
         }
     }
     pub fn kind(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Pod => "Pod",
             Kind::Service => "Service",
+            Kind::Event => "Event",
         }
     }
     pub fn group(self) -> &'static str {
@@ -73,6 +77,7 @@ impl Kind {
             Kind::ReplicaSet => &["rs"],
             Kind::Pod => &["po"],
             Kind::Service => &["svc"],
+            Kind::Event => &["ev"],
         }
     }
     /// `deployments.apps`, `pods`: how the API server names the resource in messages.
@@ -100,6 +105,7 @@ impl Kind {
             Kind::Deployment | Kind::ReplicaSet => &["status", "scale"],
             Kind::Pod => &["status", "log"],
             Kind::Service | Kind::Namespace | Kind::Node => &["status"],
+            Kind::Event => &[],
         }
     }
 }
@@ -173,6 +179,7 @@ pub fn default(kind: Kind, obj: &mut Value) {
                 }
             }
         }
+        Kind::Event => {}
         Kind::Namespace => {
             set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
             set_default(obj, &["status", "phase"], json!("Active"));
@@ -339,7 +346,7 @@ pub fn validate(kind: Kind, obj: &Value, old: Option<&Value>) -> Causes {
         }
         Kind::Pod => validate_pod_spec(&obj["spec"], "spec", &mut causes),
         Kind::Service => validate_service(obj, old, &mut causes),
-        Kind::Namespace | Kind::Node => {}
+        Kind::Namespace | Kind::Node | Kind::Event => {}
     }
     causes
 }

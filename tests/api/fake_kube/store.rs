@@ -1160,7 +1160,10 @@ pub fn parse_field_selector(
                     path,
                     "spec.nodeName" | "status.phase" | "spec.restartPolicy"
                 ))
-            || (kind == Kind::Service && path == "spec.type");
+            || (kind == Kind::Service && path == "spec.type")
+            || (kind == Kind::Event
+                && (path.starts_with("involvedObject.")
+                    || matches!(path, "type" | "reason" | "source")));
         if !supported {
             return Err(ApiErr::bad_request(format!(
                 "field label not supported: {path}"
