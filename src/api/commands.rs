@@ -20,7 +20,7 @@ use crate::action::Target;
 use crate::auth::Principal;
 use crate::chatops::{self, Command, Parsed, Plan};
 use crate::gateway::session::{self, ExecRequest};
-use crate::gateway::{self, AppState};
+use crate::gateway::{self, AppState, EventFilter, Read};
 
 /// `POST /v1/clusters/{cluster}/commands`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -146,7 +146,22 @@ pub async fn execute(
         Plan::Help(text) => (text.clone(), serde_json::Value::String(text)),
         Plan::Read(read) => {
             let found = FoundView::from(gateway::read(state, principal, &target, read).await?);
-            (render::read(command, &found, &namespace), json(&found))
+            let mut text = render::read(command, &found, &namespace);
+            let mut result = json(&found);
+            // `describe` ends with the object's events, as kubectl's does.
+            if let Command::Describe { kind, name } = command {
+                let events = Read::Events {
+                    object: Some((*kind, name.clone())),
+                    filter: EventFilter::default(),
+                };
+                if let FoundView::Events(list) =
+                    FoundView::from(gateway::read(state, principal, &target, events).await?)
+                {
+                    text = format!("{text}\n{}", render::events_section(&list));
+                    result["events"] = json(&list.items);
+                }
+            }
+            (text, result)
         }
         Plan::ReadCluster(read) => {
             let found = gateway::read_cluster(state, principal, cluster, read).await?;
@@ -243,6 +258,7 @@ fn operation(command: &Command) -> String {
             GetResource::Kind(k) => format!("list_{}", k.plural()),
             GetResource::Nodes => "list_nodes".into(),
             GetResource::All => "list_all".into(),
+            GetResource::Events => "list_events".into(),
         },
         Command::Describe { kind, .. } => format!("get_{}", kind.singular()),
         Command::Logs { .. } => "get_pod_logs".into(),

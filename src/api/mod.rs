@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod commands;
 pub mod common;
 pub mod deployments;
+pub mod events;
 pub mod exec;
 pub mod extract;
 pub mod health;
@@ -93,6 +94,11 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/deployments/{name}").configure(deployment_scoped))
         .service(resource("/replicasets", "GET").route(web::get().to(objects::list_replicasets)))
         .service(
+            resource("/replicasets/{name}/events", "GET")
+                .route(web::get().to(events::list_replicaset_events)),
+        )
+        .service(resource("/events", "GET").route(web::get().to(events::list_events)))
+        .service(
             resource("/services", "GET, DELETE")
                 .route(web::get().to(objects::list_services))
                 .route(web::delete().to(objects::delete_services)),
@@ -106,6 +112,9 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(objects::delete_service)),
                 )
                 .service(resource("/labels", "PUT").route(web::put().to(objects::label_service)))
+                .service(
+                    resource("/events", "GET").route(web::get().to(events::list_service_events)),
+                )
                 .service(web::resource(["/proxy", "/proxy/{tail:.*}"]).to(proxy::to_service))
                 .default_service(web::to(not_found)),
         )
@@ -122,6 +131,7 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(objects::delete_pod)),
                 )
                 .service(resource("/logs", "GET").route(web::get().to(pods::get_pod_logs)))
+                .service(resource("/events", "GET").route(web::get().to(events::list_pod_events)))
                 .service(
                     resource("/exec", "GET, POST")
                         .route(web::get().to(exec::exec_session))
@@ -146,6 +156,7 @@ fn deployment_scoped(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(objects::delete_deployment)),
     )
     .service(resource("/rollout", "GET").route(web::get().to(deployments::get_deployment_rollout)))
+    .service(resource("/events", "GET").route(web::get().to(events::list_deployment_events)))
     .service(resource("/replicas", "PUT").route(web::put().to(deployments::scale_deployment)))
     .service(resource("/image", "PUT").route(web::put().to(deployments::set_deployment_image)))
     .service(resource("/restart", "POST").route(web::post().to(deployments::restart_deployment)))

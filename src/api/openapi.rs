@@ -9,8 +9,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
 
 use super::{
-    audit, clusters, commands, deployments, exec, health, identity, objects, pods, problem, proxy,
-    services, slack,
+    audit, clusters, commands, deployments, events, exec, health, identity, objects, pods, problem,
+    proxy, services, slack,
 };
 
 #[derive(OpenApi)]
@@ -75,6 +75,11 @@ use super::{
         objects::delete_pod,
         objects::delete_pods,
         objects::label_pod,
+        events::list_events,
+        events::list_deployment_events,
+        events::list_replicaset_events,
+        events::list_service_events,
+        events::list_pod_events,
         commands::run_command,
         slack::slack_command,
     ),
@@ -88,6 +93,7 @@ use super::{
         (name = "deployments", description = "Deploy, scale, set image, restart, rollout status, history and undo, labels; ReplicaSets"),
         (name = "services", description = "Expose Deployments, create, update and delete Services"),
         (name = "pods", description = "Pods, their logs, deletion and labels"),
+        (name = "events", description = "Events of a namespace and of an object (kubectl get events, describe)"),
         (name = "commands", description = "kubectl command lines for chatops, run as the REST operations above"),
     )
 )]

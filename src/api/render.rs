@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use super::clusters::{ClusterView, NodeList};
 use super::results::Answer;
 use super::views::{
-    DeploymentList, DeploymentView, FoundView, PodList, PodView, ReplicaSetList, RevisionList,
-    RolloutView, ServiceList, ServiceView,
+    DeploymentList, DeploymentView, EventList, FoundView, PodList, PodView, ReplicaSetList,
+    RevisionList, RolloutView, ServiceList, ServiceView,
 };
 use crate::action::Kind;
 use crate::chatops::Command;
@@ -52,7 +52,67 @@ pub fn read(command: &Command, found: &FoundView, namespace: &str) -> String {
             Command::RolloutHistory { name } => history(name, r),
             _ => history("", r),
         },
+        FoundView::Events(l) => event_table(l, namespace),
     }
+}
+
+/// `kubectl get events` (kubectl's printEvent): LAST SEEN, TYPE, REASON, OBJECT, MESSAGE.
+fn event_table(l: &EventList, namespace: &str) -> String {
+    if l.items.is_empty() {
+        return format!("No resources found in {namespace} namespace.");
+    }
+    let rows = l
+        .items
+        .iter()
+        .map(|e| {
+            vec![
+                age(e.last_seen.as_deref()),
+                e.type_.clone(),
+                e.reason.clone(),
+                format!("{}/{}", e.object.kind.to_lowercase(), e.object.name),
+                e.message.trim().to_owned(),
+            ]
+        })
+        .collect();
+    table(&["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], rows)
+}
+
+/// The Events section `kubectl describe` ends with (its DescribeEvents): `<none>`, or a table
+/// whose Age reads `LAST (xCOUNT over FIRST)` for a repeated event.
+pub fn events_section(l: &EventList) -> String {
+    if l.items.is_empty() {
+        return "Events:  <none>".into();
+    }
+    let mut rows = vec![vec![
+        "----".to_owned(),
+        "------".to_owned(),
+        "----".to_owned(),
+        "----".to_owned(),
+        "-------".to_owned(),
+    ]];
+    rows.extend(l.items.iter().map(|e| {
+        let first = age(e.first_seen.as_deref().or(e.last_seen.as_deref()));
+        let when = if e.count > 1 {
+            format!(
+                "{} (x{} over {first})",
+                age(e.last_seen.as_deref()),
+                e.count
+            )
+        } else {
+            first
+        };
+        let from = e.source.split(", ").next().unwrap_or_default().to_owned();
+        vec![
+            e.type_.clone(),
+            e.reason.clone(),
+            when,
+            from,
+            e.message.trim().to_owned(),
+        ]
+    }));
+    let t = padded_table(&["Type", "Reason", "Age", "From", "Message"], rows, 2);
+    let indented: Vec<String> = t.lines().map(|l| format!("  {l}")).collect();
+    format!("Events:\n{}", indented.join("\n"))
 }
 
 /// What kubectl prints for `version` and `cluster-info`.
@@ -128,6 +188,11 @@ fn deleted(kind: Kind, names: &[String], dry: &str, namespace: &str) -> String {
 
 /// kubectl's tables: columns padded to the widest cell plus three spaces, the last not padded.
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    padded_table(header, rows, 3)
+}
+
+/// A table whose columns are padded by `gap` spaces (`describe` writes with a gap of two).
+fn padded_table(header: &[&str], rows: Vec<Vec<String>>, gap: usize) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -143,7 +208,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
                 if i == last {
                     c
                 } else {
-                    let pad = widths[i] + 3 - c.chars().count();
+                    let pad = widths[i] + gap - c.chars().count();
                     format!("{c}{}", " ".repeat(pad))
                 }
             })

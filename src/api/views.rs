@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -597,6 +597,87 @@ pub enum FoundView {
     Logs(String),
     Rollout(Box<RolloutView>),
     Revisions(RevisionList),
+    Events(EventList),
+}
+
+/// What an event is about.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kind": "Pod", "name": "web-5d8c7b9f4c-x2k9p"}))]
+pub struct EventObject {
+    pub kind: String,
+    pub name: String,
+}
+
+/// An event (`kubectl get events`, the Events of `kubectl describe`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Event)]
+#[schema(example = json!({"type": "Warning", "reason": "Failed", "message": "Failed to pull image \"nginx:nope\": not found", "object": {"kind": "Pod", "name": "web-5d8c7b9f4c-x2k9p"}, "count": 3, "firstSeen": "2026-11-26T09:30:01Z", "lastSeen": "2026-11-26T09:31:12Z", "source": "kubelet, node-1"}))]
+pub struct EventView {
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub object: EventObject,
+    /// How many times it happened (1 for a single one).
+    pub count: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Who reported it: `component, host` as kubectl shows FROM.
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
+pub struct EventList {
+    /// Oldest last seen first.
+    pub items: Vec<EventView>,
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        let source = e.source.clone().unwrap_or_default();
+        let component = source
+            .component
+            .filter(|c| !c.is_empty())
+            .or_else(|| e.reporting_component.clone().filter(|c| !c.is_empty()))
+            .unwrap_or_default();
+        let host = source
+            .host
+            .filter(|h| !h.is_empty())
+            .or_else(|| e.reporting_instance.clone().filter(|h| !h.is_empty()));
+        let first = e
+            .first_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| e.event_time.as_ref().map(|t| t.0));
+        Self {
+            type_: e.type_.clone().unwrap_or_else(|| "Normal".into()),
+            reason: e.reason.clone().unwrap_or_default(),
+            message: e.message.clone().unwrap_or_default(),
+            object: EventObject {
+                kind: e.involved_object.kind.clone().unwrap_or_default(),
+                name: e.involved_object.name.clone().unwrap_or_default(),
+            },
+            // Events of the newer API carry no count, or a series with one.
+            count: e
+                .series
+                .as_ref()
+                .and_then(|s| s.count)
+                .or(e.count)
+                .filter(|c| *c > 0)
+                .unwrap_or(1),
+            first_seen: first.map(|t| t.to_string()),
+            last_seen: crate::gateway::last_seen(e).map(|t| t.to_string()),
+            source: match host {
+                Some(h) => format!("{component}, {h}"),
+                None => component,
+            },
+        }
+    }
 }
 
 impl From<Found> for FoundView {
@@ -646,6 +727,9 @@ impl From<Found> for FoundView {
                     .iter()
                     .map(|r| revision_view(r, current.as_deref()))
                     .collect(),
+            }),
+            Found::Events(events) => Self::Events(EventList {
+                items: events.iter().map(EventView::from).collect(),
             }),
         }
     }

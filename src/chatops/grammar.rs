@@ -118,6 +118,8 @@ pub enum GetResource {
     Nodes,
     /// `get all`: pods, services, deployments and replicasets.
     All,
+    /// `get events`: the namespace's events.
+    Events,
 }
 
 /// kubectl, the subset kubegate runs.
@@ -152,15 +154,16 @@ struct Line {
 
 #[derive(Debug, Subcommand)]
 enum Verb {
-    /// List deployments, replicasets, services, pods, nodes, or all of a namespace.
+    /// List deployments, replicasets, services, pods, nodes, events, or all of a namespace.
     Get {
-        /// deployments (deploy), replicasets (rs), services (svc), pods (po), nodes (no) or all.
+        /// deployments (deploy), replicasets (rs), services (svc), pods (po), nodes (no), events
+        /// (ev) or all.
         resource: String,
         /// Only objects whose labels match (`app=web,tier!=db`).
         #[arg(short = 'l', long)]
         selector: Option<String>,
     },
-    /// Show a deployment, pod or service in detail.
+    /// Show a deployment, pod or service in detail, with its events.
     Describe {
         /// KIND NAME or KIND/NAME.
         #[arg(required = true, num_args = 1..=2, value_name = "KIND[/NAME] [NAME]")]
@@ -413,10 +416,14 @@ fn meaning(verb: Verb) -> Result<(Command, Waiting), ParseError> {
                 (Some(k), _) => GetResource::Kind(k),
                 (None, "nodes" | "node" | "no") => GetResource::Nodes,
                 (None, "all") => GetResource::All,
+                (None, "events" | "event" | "ev") => GetResource::Events,
                 (None, other) => return Err(ParseError::Unsupported(format!("get {other}"))),
             };
             if resource == GetResource::Nodes && selector.is_some() {
                 return Err(invalid("`get nodes` takes no -l here"));
+            }
+            if resource == GetResource::Events && selector.is_some() {
+                return Err(invalid("`get events` takes no -l here"));
             }
             (Command::Get { resource, selector }, Waiting::None)
         }
@@ -810,6 +817,8 @@ mod tests {
             ("get rs", GetResource::Kind(Kind::ReplicaSet)),
             ("get nodes", GetResource::Nodes),
             ("get all", GetResource::All),
+            ("get events", GetResource::Events),
+            ("get ev", GetResource::Events),
         ] {
             assert_eq!(
                 cmd(line),

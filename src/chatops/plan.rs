@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::grammar::{Command, GetResource, Parsed};
 use crate::action::{Action, DEFAULT_MAX_AFFECTED, DeploySpec, ExposeSpec};
-use crate::gateway::{ClusterRead, LogOptions, Read};
+use crate::gateway::{ClusterRead, EventFilter, LogOptions, Read};
 
 /// The lines of a log a chat answer shows when `--tail` is not given.
 pub const DEFAULT_TAIL: i64 = 200;
@@ -38,6 +38,10 @@ impl Parsed {
                 GetResource::Kind(kind) => Plan::Read(Read::List { kind, selector }),
                 GetResource::All => Plan::Read(Read::All { selector }),
                 GetResource::Nodes => Plan::ReadCluster(ClusterRead::Nodes),
+                GetResource::Events => Plan::Read(Read::Events {
+                    object: None,
+                    filter: EventFilter::default(),
+                }),
             },
             Command::Describe { kind, name } => Plan::Read(Read::Get { kind, name }),
             Command::Exec {

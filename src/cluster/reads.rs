@@ -1,6 +1,6 @@
-//! Read-only calls of cluster-scoped objects: namespaces, nodes.
+//! Read-only calls of cluster-scoped objects (namespaces, nodes) and of events.
 
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -22,5 +22,13 @@ impl Cluster {
             .call("list", api.list(&ListParams::default()))
             .await?
             .items)
+    }
+
+    /// A namespace's events (core/v1, which the API server also serves as events.k8s.io/v1),
+    /// those matching `fields` (a field selector such as `involvedObject.uid=…,type=Warning`).
+    pub async fn list_events(&self, ns: &str, fields: &str) -> Result<Vec<Event>, ClusterError> {
+        let api: Api<Event> = Api::namespaced(self.client()?, ns);
+        let params = ListParams::default().fields(fields);
+        Ok(self.call("list", api.list(&params)).await?.items)
     }
 }

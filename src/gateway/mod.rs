@@ -18,8 +18,8 @@ mod state;
 
 pub use error::{Error, problem_type};
 pub use reads::{
-    ClusterFound, ClusterRead, Found, LogOptions, Read, follow_logs, read, read_cluster,
-    watch_rollout,
+    ClusterFound, ClusterRead, EventFilter, Found, LogOptions, Read, follow_logs, last_seen, read,
+    read_cluster, watch_rollout,
 };
 pub use state::AppState;
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use kube::api::LogParams;
 
 use super::error::Error;
@@ -39,6 +39,25 @@ pub enum Read {
     },
     /// `kubectl rollout history`.
     Revisions { name: String },
+    /// `kubectl get events`, and the Events of `kubectl describe KIND NAME` (`object`: found by
+    /// its uid, so the events of a former object of the same name are left out).
+    Events {
+        object: Option<(Kind, String)>,
+        filter: EventFilter,
+    },
+}
+
+/// Which events: the filters of `GET .../events`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// `Normal` or `Warning`.
+    pub type_: Option<String>,
+    /// The kind (as Kubernetes spells it: `Pod`, `Deployment`) of the object they are about.
+    pub kind: Option<String>,
+    /// The name of the object they are about.
+    pub name: Option<String>,
+    /// Only those last seen within this many seconds.
+    pub since_seconds: Option<i64>,
 }
 
 /// What `kubectl logs` takes.
@@ -82,6 +101,8 @@ pub enum Found {
         history: Vec<Revision>,
         current: Option<String>,
     },
+    /// Events, oldest last seen first (as `kubectl describe` lists them).
+    Events(Vec<Event>),
 }
 
 /// A read of a cluster itself.
@@ -149,7 +170,66 @@ pub async fn read(
                 current,
             }
         }
+        Read::Events { object, filter } => Found::Events(events(c, ns, object, &filter).await?),
     })
+}
+
+/// The events `read` asks for, oldest last seen first.
+async fn events(
+    c: &Cluster,
+    ns: &str,
+    object: Option<(Kind, String)>,
+    filter: &EventFilter,
+) -> Result<Vec<Event>, Error> {
+    let mut fields = Vec::new();
+    if let Some((kind, name)) = object {
+        // The object first: a missing one is a 404, not an empty list.
+        let uid = match kind {
+            Kind::Deployment => c.get::<Deployment>(ns, &name).await?.metadata.uid,
+            Kind::ReplicaSet => c.get::<ReplicaSet>(ns, &name).await?.metadata.uid,
+            Kind::Service => c.get::<Service>(ns, &name).await?.metadata.uid,
+            Kind::Pod => c.get::<Pod>(ns, &name).await?.metadata.uid,
+        };
+        fields.push(format!("involvedObject.name={name}"));
+        if let Some(uid) = uid {
+            fields.push(format!("involvedObject.uid={uid}"));
+        }
+    }
+    if let Some(kind) = &filter.kind {
+        fields.push(format!("involvedObject.kind={kind}"));
+    }
+    if let Some(name) = &filter.name {
+        fields.push(format!("involvedObject.name={name}"));
+    }
+    if let Some(t) = &filter.type_ {
+        fields.push(format!("type={t}"));
+    }
+    let mut events = c.list_events(ns, &fields.join(",")).await?;
+    if let Some(s) = filter.since_seconds {
+        let after = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s);
+        events.retain(|e| last_seen(e).is_none_or(|t| t >= after));
+    }
+    // Ties (the same second) in the order the API server stored them.
+    events.sort_by_key(|e| {
+        let stored = e.metadata.resource_version.as_deref();
+        (last_seen(e), stored.and_then(|v| v.parse::<u64>().ok()))
+    });
+    Ok(events)
+}
+
+/// When an event was last seen: `lastTimestamp`, else its series' last observation, else
+/// `eventTime`, else its creation.
+pub fn last_seen(e: &Event) -> Option<jiff::Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| {
+            e.series
+                .as_ref()
+                .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+        })
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// `kubectl logs -f`: the log as it grows, until the pod ends or the reader goes.
@@ -267,6 +347,38 @@ fn check(target: &Target, read: &Read) -> Result<(), Error> {
             if let Err(m) = Kind::Deployment.check_name(name) {
                 e.add("name", m);
             }
+        }
+        Read::Events { object, filter } => {
+            if let Some((kind, name)) = object
+                && let Err(m) = kind.check_name(name)
+            {
+                e.add("name", m);
+            }
+            if let Some(t) = filter.type_.as_deref() {
+                e.check(
+                    matches!(t, "Normal" | "Warning"),
+                    "type",
+                    "must be Normal or Warning",
+                );
+            }
+            if let Some(k) = filter.kind.as_deref() {
+                e.check(
+                    !k.is_empty()
+                        && k.len() <= 63
+                        && k.starts_with(|c: char| c.is_ascii_uppercase())
+                        && k.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "kind",
+                    "a kind as Kubernetes spells it, such as Pod or Deployment",
+                );
+            }
+            if let Some(Err(m)) = filter.name.as_deref().map(validate::dns1123_subdomain) {
+                e.add("name", m);
+            }
+            e.check(
+                filter.since_seconds.is_none_or(|s| s >= 1),
+                "sinceSeconds",
+                "must be at least 1",
+            );
         }
     }
     if e.is_empty() { Ok(()) } else { Err(e.into()) }

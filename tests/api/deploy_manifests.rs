@@ -141,6 +141,10 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
         .as_str()
         .unwrap()
         .to_owned();
+    let rs = fake.list(crate::fake_kube::Kind::ReplicaSet, "default")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     ok(app
         .put(
             &ns(&format!("/pods/{pod}/labels")),
@@ -188,6 +192,11 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
         "/pods",
         &format!("/pods/{pod}"),
         &format!("/pods/{pod}/logs?tailLines=1"),
+        "/events",
+        &format!("/pods/{pod}/events"),
+        "/deployments/web/events",
+        "/services/web/events",
+        &format!("/replicasets/{rs}/events"),
     ] {
         let status = app.get(&ns(path)).await.status().as_u16();
         assert!(

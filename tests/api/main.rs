@@ -12,6 +12,7 @@ mod control_plane;
 mod deploy_manifests;
 mod deployments;
 mod errors;
+mod events;
 pub mod exec;
 mod fake_kube;
 mod fake_kube_behaviour;

@@ -415,6 +415,8 @@ async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation(
             None,
         ),
         (reqwest::Method::GET, format!("{base}/replicasets"), None),
+        (reqwest::Method::GET, format!("{base}/events"), None),
+        (reqwest::Method::GET, format!("{web}/events"), None),
         (
             reqwest::Method::PUT,
             format!("{base}/services/db"),
@@ -844,4 +846,105 @@ async fn on_the_real_node_the_proxy_reaches_the_pod_and_its_service() {
     )
     .await;
     assert_eq!(text, format!("{pod}\n"));
+}
+
+#[tokio::test]
+async fn events_are_those_kubectl_get_events_shows() {
+    use std::collections::BTreeSet;
+    let test = "events_are_those_kubectl_get_events_shows";
+    let Some(plane) = or_skip(test) else { return };
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("events").await;
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/web"),
+            json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The controllers and the scheduler record theirs as they act.
+    let pod = eventually(
+        "the pod scheduled and its events recorded",
+        Duration::from_secs(60),
+        async || {
+            let (_, pods) = app.get_json(&format!("{base}/pods")).await;
+            let pod = pods["items"][0]["name"].as_str()?.to_owned();
+            let (_, events) = app.get_json(&format!("{base}/pods/{pod}/events")).await;
+            let scheduled = events["items"].as_array()?.iter().any(|e| {
+                e["reason"] == "Scheduled"
+                    && e["source"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("default-scheduler"))
+            });
+            scheduled.then_some(pod)
+        },
+    )
+    .await;
+    let (status, d) = app
+        .get_json(&format!("{base}/deployments/web/events"))
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert!(
+        d["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "ScalingReplicaSet"
+                && e["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("deployment-controller"))
+                && e["message"].as_str().unwrap().ends_with("from 0 to 1")),
+        "{d}"
+    );
+
+    // What kubegate lists, kubectl lists too (it may have more by then, never other).
+    let (status, ours) = app.get_json(&format!("{base}/events")).await;
+    assert_eq!(status, 200, "{ours}");
+    let key = |kind: &Value, name: &Value, reason: &Value, message: &Value| {
+        format!(
+            "{}/{} {} {}",
+            kind.as_str().unwrap_or(""),
+            name.as_str().unwrap_or(""),
+            reason.as_str().unwrap_or(""),
+            message.as_str().unwrap_or("").trim()
+        )
+    };
+    let ours: BTreeSet<String> = ours["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            key(
+                &e["object"]["kind"],
+                &e["object"]["name"],
+                &e["reason"],
+                &e["message"],
+            )
+        })
+        .collect();
+    assert!(
+        ours.iter()
+            .any(|k| k.starts_with(&format!("Pod/{pod} Scheduled"))),
+        "{ours:?}"
+    );
+    if kubectl_installed() {
+        let theirs: Value =
+            serde_json::from_str(&kubectl(plane, &ns, "get events -o json").await).unwrap();
+        let theirs: BTreeSet<String> = theirs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                key(
+                    &e["involvedObject"]["kind"],
+                    &e["involvedObject"]["name"],
+                    &e["reason"],
+                    &e["message"],
+                )
+            })
+            .collect();
+        let missing: Vec<&String> = ours.difference(&theirs).collect();
+        assert!(missing.is_empty(), "kubegate's, not kubectl's: {missing:?}");
+    }
 }
