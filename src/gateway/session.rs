@@ -361,20 +361,13 @@ pub async fn relay(
             }
         }
     };
-    let watch = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if started.elapsed() >= deadline {
-                return "timed-out";
-            }
-            let quiet = started.elapsed().as_millis() as u64 - last_traffic.load(Relaxed);
-            if Duration::from_millis(quiet) >= idle {
-                return "idle";
-            }
-        }
-    };
+    let watch = limits(
+        started,
+        deadline,
+        idle,
+        &last_traffic,
+        Duration::from_millis(100),
+    );
     let session = async {
         let why = tokio::select! {
             why = down => why,
@@ -433,6 +426,30 @@ pub async fn relay(
         })
         .await;
     ended
+}
+
+/// Ends a session (looking `every` so often): `timed-out` at `deadline` after `started`, `idle`
+/// once `idle` has passed since `last_traffic` (milliseconds after `started`).
+async fn limits(
+    started: std::time::Instant,
+    deadline: Duration,
+    idle: Duration,
+    last_traffic: &std::sync::atomic::AtomicU64,
+    every: Duration,
+) -> &'static str {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if started.elapsed() >= deadline {
+            return "timed-out";
+        }
+        let since = last_traffic.load(std::sync::atomic::Ordering::Relaxed);
+        let quiet = (started.elapsed().as_millis() as u64).saturating_sub(since);
+        if Duration::from_millis(quiet) >= idle {
+            return "idle";
+        }
+    }
 }
 
 /// The exit code a status carries: 0 for Success, the `ExitCode` cause of a NonZeroExitCode.
@@ -712,19 +729,13 @@ pub async fn relay_portforward(
             }
         }
     };
-    let watch = async {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            if started.elapsed() >= deadline {
-                return "timed-out";
-            }
-            let quiet = started.elapsed().as_millis() as u64 - last_traffic.load(Relaxed);
-            if Duration::from_millis(quiet) >= idle {
-                return "idle";
-            }
-        }
-    };
+    let watch = limits(
+        started,
+        deadline,
+        idle,
+        &last_traffic,
+        Duration::from_secs(1),
+    );
     let ended = tokio::select! {
         why = down => why,
         why = up => why,
