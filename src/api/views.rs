@@ -165,16 +165,19 @@ impl From<&Deployment> for DeploymentView {
     }
 }
 
-/// A pod that keeps the rollout from progressing, seen before kubectl would say so.
+/// A pod that keeps the rollout from progressing (or a ReplicaSet that cannot create its
+/// pods), seen before kubectl would say so.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"pod": "web-7c9d6f5b8-kq2mz", "container": "web", "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nginx:1.27-typo\""}))]
 pub struct PodIssueView {
+    /// The pod; for `FailedCreate`, the ReplicaSet whose pods cannot be created.
     pub pod: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// `ImagePullBackOff`, `ErrImagePull`, `ErrImageNeverPull`, `CrashLoopBackOff`,
-    /// `CreateContainerConfigError`, `CreateContainerError`, `InvalidImageName` (each ends a
-    /// wait as failed) or `Unschedulable` (reported; the wait goes on).
+    /// `CreateContainerConfigError`, `CreateContainerError`, `InvalidImageName`, `FailedCreate`
+    /// (a quota or an admission check refuses the pods) (each ends a wait as failed) or
+    /// `Unschedulable` (reported; the wait goes on).
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -209,9 +212,10 @@ pub struct RolloutView {
     /// How a wait ended: `succeeded`, `failed`, `timeout` or `deleted` (absent without a wait).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
-    /// Why it failed: `ProgressDeadlineExceeded`, or a pod's waiting reason (`ErrImagePull`,
-    /// `ImagePullBackOff`, `CrashLoopBackOff`, ...); a pod the scheduler cannot place is listed in
-    /// `issues` but does not end a wait.
+    /// Why it failed: `ProgressDeadlineExceeded`, a pod's waiting reason (`ErrImagePull`,
+    /// `ImagePullBackOff`, `CrashLoopBackOff`, ...), or `FailedCreate` (pods refused by a quota or
+    /// an admission check); a pod the scheduler cannot place is listed in `issues` but does not
+    /// end a wait.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub generation: i64,

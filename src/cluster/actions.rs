@@ -703,6 +703,7 @@ impl Cluster {
             if let Some(rs) = rollout::current_replica_set(&deployment, &rss) {
                 let pods: Vec<Pod> = self.pods_of(ns, rs, fresh).await?;
                 issues = rollout::pod_issues(&pods);
+                issues.extend(rollout::replica_failure(rs));
             }
         }
         Ok(RolloutReport {

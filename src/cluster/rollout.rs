@@ -341,6 +341,26 @@ impl PodIssue {
     }
 }
 
+/// A ReplicaSet that cannot create its pods (a quota exceeded, an admission webhook or Pod
+/// Security refusing them): the `ReplicaFailure` condition its controller sets, with the API
+/// server's words (the same as its `FailedCreate` warning event). Named by the ReplicaSet, as
+/// there is no pod; it ends a wait, as nothing will change until someone acts.
+pub fn replica_failure(rs: &ReplicaSet) -> Option<PodIssue> {
+    let c = rs
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
+    Some(PodIssue {
+        pod: rs.metadata.name.clone().unwrap_or_default(),
+        container: None,
+        reason: c.reason.clone().unwrap_or_else(|| "FailedCreate".into()),
+        message: c.message.clone(),
+    })
+}
+
 pub fn pod_issues(pods: &[Pod]) -> Vec<PodIssue> {
     let mut issues = Vec::new();
     for pod in pods {

@@ -948,3 +948,56 @@ async fn events_are_those_kubectl_get_events_shows() {
         assert!(missing.is_empty(), "kubegate's, not kubectl's: {missing:?}");
     }
 }
+
+#[tokio::test]
+async fn a_rollout_whose_pods_a_quota_refuses_fails_at_once_with_the_api_servers_words() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let test = "a_rollout_whose_pods_a_quota_refuses_fails_at_once_with_the_api_servers_words";
+    let Some(plane) = or_skip(test) else { return };
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("quota").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(plane.client().await, &ns);
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}},
+    }))
+    .unwrap();
+    quotas.create(&Default::default(), &quota).await.unwrap();
+    let base = format!("/v1/clusters/real/namespaces/{ns}");
+    // Without the answer, the wait would last until the progress deadline (10 minutes).
+    let (status, body) = app
+        .put(
+            &format!("{base}/deployments/web?wait=true&timeoutSeconds=120"),
+            json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let rollout = &body["rollout"];
+    assert_eq!(rollout["verdict"], "failed", "{body}");
+    assert_eq!(rollout["reason"], "FailedCreate", "{body}");
+    let issue = &rollout["issues"][0];
+    assert!(
+        issue["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded quota: no-pods"),
+        "{body}"
+    );
+    // The same words in the ReplicaSet's warning event.
+    let rs = issue["pod"].as_str().unwrap();
+    let (_, events) = app
+        .get_json(&format!("{base}/replicasets/{rs}/events?type=Warning"))
+        .await;
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "FailedCreate"
+                && e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("exceeded quota: no-pods")),
+        "{events}"
+    );
+}
