@@ -131,6 +131,7 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(objects::delete_pod)),
                 )
                 .service(resource("/logs", "GET").route(web::get().to(pods::get_pod_logs)))
+                .service(resource("/describe", "GET").route(web::get().to(pods::describe_pod)))
                 .service(resource("/events", "GET").route(web::get().to(events::list_pod_events)))
                 .service(
                     resource("/exec", "GET, POST")

@@ -59,6 +59,7 @@ use super::{
         objects::list_pods,
         objects::get_pod,
         pods::get_pod_logs,
+        pods::describe_pod,
         exec::exec_once,
         exec::exec_session,
         exec::portforward_session,

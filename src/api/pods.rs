@@ -1,16 +1,19 @@
-//! Pods' logs (`kubectl logs`, with follow). Listing, getting, deleting and labelling pods are
-//! shared with the other kinds (`objects`).
+//! Pods' logs (`kubectl logs`, with follow) and `kubectl describe pod`. Listing, getting,
+//! deleting and labelling pods are shared with the other kinds (`objects`).
 
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use futures::AsyncReadExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::common::ObjectPath;
 use super::problem::{ApiError, Problem};
+use super::views::{Condition, EventView, ObjectRef, PodDescription, PodView};
+use crate::action::Kind;
 use crate::auth::Principal;
-use crate::gateway::{self, AppState, Found, LogOptions, Read};
+use crate::gateway::{self, AppState, EventFilter, Found, LogOptions, Read};
 
 /// Options of `GET .../pods/{name}/logs` (`kubectl logs`).
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -91,4 +94,89 @@ pub async fn get_pod_logs(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .streaming(stream))
+}
+
+/// The controller among an object's owners: (kind, name).
+fn controller_of(meta: &ObjectMeta) -> Option<ObjectRef> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| ObjectRef {
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+        })
+}
+
+/// A pod in detail (`kubectl describe pod`): its containers (with how each one's previous
+/// instance ended), its conditions, who controls it (ReplicaSet, then Deployment), its events.
+#[utoipa::path(
+    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/pods/{name}/describe", tag = "pods", operation_id = "describe_pod",
+    params(ObjectPath),
+    responses(
+        (status = 200, description = "The pod in detail", body = PodDescription),
+        (status = 404, description = "Unknown cluster or pod", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid namespace or name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn describe_pod(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<PodDescription>, ApiError> {
+    let target = path.target();
+    let read = |read| gateway::read(&state, &principal, &target, read);
+    let get = Read::Get {
+        kind: Kind::Pod,
+        name: path.name.clone(),
+    };
+    let Found::Pod(pod) = read(get).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a pod read found no pod"
+        )));
+    };
+    let events = Read::Events {
+        object: Some((Kind::Pod, path.name.clone())),
+        filter: EventFilter::default(),
+    };
+    let Found::Events(events) = read(events).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "an events read found no events"
+        )));
+    };
+    let mut owners = Vec::new();
+    if let Some(owner) = controller_of(&pod.metadata) {
+        let replica_set = (owner.kind == "ReplicaSet").then(|| owner.name.clone());
+        owners.push(owner);
+        // A ReplicaSet already gone ends the chain there.
+        if let Some(name) = replica_set
+            && let Ok(Found::ReplicaSet(rs)) = read(Read::Get {
+                kind: Kind::ReplicaSet,
+                name,
+            })
+            .await
+        {
+            owners.extend(controller_of(&rs.metadata));
+        }
+    }
+    let conditions = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| Condition {
+            condition_type: c.type_,
+            status: c.status,
+            reason: c.reason,
+            message: c.message,
+            last_update_time: None,
+        })
+        .collect();
+    Ok(web::Json(PodDescription {
+        pod: PodView::from(&*pod),
+        conditions,
+        owners,
+        events: events.iter().map(EventView::from).collect(),
+    }))
 }

@@ -571,7 +571,15 @@ fn describe_pod(p: &PodView) -> String {
             c.reason
                 .as_ref()
                 .map(|r| format!("\n      Reason:       {r}"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &c.last_termination
+                    .as_ref()
+                    .map(|t| format!(
+                        "\n    Last State:     Terminated\n      Reason:       {}\n      Exit Code:    {}",
+                        t.reason.as_deref().unwrap_or(""),
+                        t.exit_code
+                    ))
+                    .unwrap_or_default(),
             if c.ready { "True" } else { "False" },
             c.restart_count
         ));

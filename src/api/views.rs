@@ -472,6 +472,21 @@ pub struct ContainerView {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How the previous instance ended (`kubectl describe`'s Last State), after a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_termination: Option<Termination>,
+}
+
+/// How a container ended.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"reason": "OOMKilled", "exitCode": 137, "finishedAt": "2026-11-26T09:31:12Z"}))]
+pub struct Termination {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }
 
 /// A pod (`kubectl get pods -o wide`).
@@ -541,6 +556,14 @@ impl From<&Pod> for PodView {
                     state: state_name.into(),
                     reason,
                     message,
+                    last_termination: cs
+                        .and_then(|c| c.last_state.as_ref())
+                        .and_then(|l| l.terminated.as_ref())
+                        .map(|t| Termination {
+                            reason: t.reason.clone(),
+                            exit_code: t.exit_code,
+                            finished_at: t.finished_at.as_ref().map(rfc3339),
+                        }),
                 }
             })
             .collect();
@@ -604,10 +627,10 @@ pub enum FoundView {
     Events(EventList),
 }
 
-/// What an event is about.
+/// An object, by kind and name.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"kind": "Pod", "name": "web-5d8c7b9f4c-x2k9p"}))]
-pub struct EventObject {
+pub struct ObjectRef {
     pub kind: String,
     pub name: String,
 }
@@ -623,7 +646,7 @@ pub struct EventView {
     pub type_: String,
     pub reason: String,
     pub message: String,
-    pub object: EventObject,
+    pub object: ObjectRef,
     /// How many times it happened (1 for a single one).
     pub count: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -662,7 +685,7 @@ impl From<&Event> for EventView {
             type_: e.type_.clone().unwrap_or_else(|| "Normal".into()),
             reason: e.reason.clone().unwrap_or_default(),
             message: e.message.clone().unwrap_or_default(),
-            object: EventObject {
+            object: ObjectRef {
                 kind: e.involved_object.kind.clone().unwrap_or_default(),
                 name: e.involved_object.name.clone().unwrap_or_default(),
             },
@@ -682,6 +705,19 @@ impl From<&Event> for EventView {
             },
         }
     }
+}
+
+/// A pod in detail (`kubectl describe pod`): the pod, its conditions, who owns it, its events.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"pod": {"name": "web-5d8c7b9f4c-x2k9p", "namespace": "shop", "phase": "Running", "status": "Running", "readyContainers": 1, "totalContainers": 1, "restarts": 1, "containers": [{"name": "web", "image": "nginx:1.27", "ready": true, "restartCount": 1, "state": "running", "lastTermination": {"reason": "OOMKilled", "exitCode": 137}}], "labels": {"app": "web"}}, "conditions": [{"type": "Ready", "status": "True"}], "owners": [{"kind": "ReplicaSet", "name": "web-5d8c7b9f4c"}, {"kind": "Deployment", "name": "web"}], "events": []}))]
+pub struct PodDescription {
+    pub pod: PodView,
+    /// PodScheduled, Initialized, ContainersReady, Ready, with their reasons when not True.
+    pub conditions: Vec<Condition>,
+    /// Who controls it, nearest first: its ReplicaSet, then that ReplicaSet's Deployment.
+    pub owners: Vec<ObjectRef>,
+    /// Its events, oldest last seen first.
+    pub events: Vec<EventView>,
 }
 
 impl From<Found> for FoundView {

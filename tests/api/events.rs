@@ -252,3 +252,72 @@ async fn chat_gets_events_and_describe_ends_with_them() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn describe_pod_joins_the_pod_its_conditions_its_owners_and_its_events() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    fake.set_image_behavior("crashy:1", PodBehavior::Waiting("CrashLoopBackOff".into()));
+    let (s, body) = app
+        .put(&ns("/deployments/web"), deploy_body("crashy:1", Some(1)))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    fake.settle().await;
+    let (_, pods) = app.get_json(&ns("/pods")).await;
+    let pod = pods["items"][0]["name"].as_str().unwrap().to_owned();
+    let (_, rs) = app.get_json(&ns("/replicasets")).await;
+    let rs = rs["items"][0]["name"].as_str().unwrap().to_owned();
+
+    let (status, d) = app.get_json(&ns(&format!("/pods/{pod}/describe"))).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["pod"]["name"], pod.as_str());
+    let container = &d["pod"]["containers"][0];
+    assert_eq!(container["reason"], "CrashLoopBackOff");
+    assert_eq!(container["restartCount"], 3);
+    assert_eq!(container["lastTermination"]["reason"], "Error");
+    assert_eq!(container["lastTermination"]["exitCode"], 1);
+    assert_eq!(
+        d["owners"],
+        json!([{"kind": "ReplicaSet", "name": rs}, {"kind": "Deployment", "name": "web"}])
+    );
+    assert!(
+        d["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "False"),
+        "{d}"
+    );
+    let backoff = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "BackOff")
+        .expect("the kubelet's back-off");
+    assert_eq!(backoff["type"], "Warning");
+    assert!(
+        backoff["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Back-off restarting failed container web in pod"),
+        "{backoff}"
+    );
+
+    // Chat's describe shows the last state too.
+    let (_, out) = app
+        .post(
+            "/v1/clusters/dev/commands",
+            json!({"command": format!("kubectl describe pod {pod}")}),
+        )
+        .await;
+    let text = out["output"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "\n    Last State:     Terminated\n      Reason:       Error\n      Exit Code:    1"
+        ),
+        "{text}"
+    );
+
+    let missing = app.get(&ns("/pods/nothere/describe")).await;
+    assert_problem(missing, 404, "not-found").await;
+}

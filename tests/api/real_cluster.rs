@@ -587,6 +587,27 @@ async fn on_the_real_node_a_container_that_exits_restarts_and_its_previous_log_i
         .await
         .unwrap();
     assert!(previous.contains("boom"), "{previous}");
+
+    // describe: how the previous instance ended, who owns the pod, and the kubelet's back-off.
+    let (status, d) = app.get_json(&format!("{base}/pods/{pod}/describe")).await;
+    assert_eq!(status, 200, "{d}");
+    let last = &d["pod"]["containers"][0]["lastTermination"];
+    assert_eq!(last["exitCode"], 1, "{d}");
+    assert_eq!(last["reason"], "Error", "{d}");
+    assert_eq!(d["owners"][0]["kind"], "ReplicaSet", "{d}");
+    assert_eq!(
+        d["owners"][1],
+        json!({"kind": "Deployment", "name": "crash"}),
+        "{d}"
+    );
+    let kubelet: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"].as_str().unwrap_or("").starts_with("kubelet"))
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(kubelet.contains(&"Started"), "{d}");
 }
 
 /// On the real node: exec runs in the container itself, one-shot (output, exit code, stdin) and
