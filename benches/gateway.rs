@@ -382,7 +382,8 @@ fn main() {
             .env("KUBEGATE_LISTEN", format!("127.0.0.1:{port}"))
             .env("KUBEGATE_IN_CLUSTER", "never")
             .env("KUBEGATE_JWT_HS_SECRET", SECRET)
-            .env("KUBEGATE_RATE_LIMIT", "0")
+            // Off unless BENCH_RATE_LIMIT sets it (to measure what the limit itself costs).
+            .env("KUBEGATE_RATE_LIMIT", std::env::var("BENCH_RATE_LIMIT").unwrap_or_else(|_| "0".into()))
             .env("KUBEGATE_DATABASE_MAX_CONNECTIONS", "20")
             .env("KUBEGATE_LOG", "warn")
             .stdout(std::process::Stdio::null())

@@ -52,9 +52,16 @@ impl Application {
             Some(path) => Some(Arc::new(CheckpointKey::from_pem_file(path)?)),
             None => None,
         };
-        let limits =
-            crate::auth::limits::RateLimits::new(config.rate_limit, &config.rate_limit_roles);
+        let limits = crate::auth::limits::RateLimits::new(
+            config.rate_limit,
+            &config.rate_limit_roles,
+            config.rate_limit_shared,
+        );
         let auth = Arc::new(Auth::from_config(&config.auth, limits)?);
+        if config.rate_limit_shared {
+            let (auth, pool, synced) = (auth.clone(), db.clone(), metrics.rate_limit_syncs.clone());
+            tokio::spawn(async move { auth.limits.keep_sharing(pool, synced).await });
+        }
         metrics.register(Box::new(auth.authenticator.verifications.clone()));
         metrics.register(Box::new(auth.policy_reloads.clone()));
         auth.watch_policy(config.auth.policy_reload_interval);

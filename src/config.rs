@@ -151,6 +151,12 @@ pub struct Config {
     #[arg(long, env = "KUBEGATE_RATE_LIMIT", default_value_t = 50)]
     pub rate_limit: u32,
 
+    /// Keep one rate-limit budget across the replicas sharing the database (each exchanges its
+    /// callers' usage every 100 ms); false: each replica counts alone (N replicas, N times the
+    /// rate).
+    #[arg(long, env = "KUBEGATE_RATE_LIMIT_SHARED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limit_shared: bool,
+
     /// Per-role rates overriding KUBEGATE_RATE_LIMIT, e.g. `viewer=100,deployer=20`; a caller
     /// gets the highest rate among its roles.
     #[arg(long, env = "KUBEGATE_RATE_LIMIT_ROLES", value_delimiter = ',', value_parser = parse_role_rate)]

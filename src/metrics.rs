@@ -21,6 +21,7 @@ pub struct Metrics {
     pub audit_outcomes_unknown: IntCounterVec,
     pub idempotent_replays: IntCounter,
     pub rate_limited: IntCounter,
+    pub rate_limit_syncs: IntCounter,
 }
 
 const LATENCY: &[f64] = &[
@@ -83,6 +84,11 @@ impl Metrics {
         let rate_limited =
             IntCounter::new("rate_limited_total", "Requests refused by a rate limit")
                 .expect("metric");
+        let rate_limit_syncs = IntCounter::new(
+            "rate_limit_syncs_total",
+            "Exchanges of rate-limit usage with the other replicas",
+        )
+        .expect("metric");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(cluster_calls.clone()),
@@ -92,6 +98,7 @@ impl Metrics {
             Box::new(audit_outcomes_unknown.clone()),
             Box::new(idempotent_replays.clone()),
             Box::new(rate_limited.clone()),
+            Box::new(rate_limit_syncs.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
@@ -105,6 +112,7 @@ impl Metrics {
             audit_outcomes_unknown,
             idempotent_replays,
             rate_limited,
+            rate_limit_syncs,
         }
     }
 

@@ -402,3 +402,67 @@ async fn a_doomed_rollout_ends_the_stream_early_and_wait_agrees() {
         .await;
     assert_eq!(status, 404, "problems come before the stream");
 }
+
+#[tokio::test]
+async fn replicas_sharing_a_database_keep_one_rate_budget() {
+    // Two replicas of one kubegate: 1 request a second per subject, bursts of 2.
+    let a = spawn_app_with(Options {
+        config: Box::new(|c| c.rate_limit = 1),
+        ..Default::default()
+    })
+    .await;
+    let b = spawn_app_with(Options {
+        database_url: Some(a.database_url.clone()),
+        config: Box::new(|c| c.rate_limit = 1),
+        ..Default::default()
+    })
+    .await;
+    let eve = hs_token(&claims("eve", &["viewer"]));
+    let get = async |app: &crate::helpers::TestApp| {
+        app.send_as(Some(&eve), reqwest::Method::GET, &ns("/deployments"), None)
+            .await
+            .status()
+            .as_u16()
+    };
+    // Eve spends her burst on replica A.
+    assert_eq!((get(&a).await, get(&a).await), (200, 200));
+    // A publishes it; then B completes two exchanges (so one began after the publication).
+    let pool = sqlx::PgPool::connect(&a.database_url).await.unwrap();
+    crate::helpers::eventually("A's usage published", Duration::from_secs(10), async || {
+        let used: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(used), 0) FROM rate_usage WHERE bucket LIKE '%#eve'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (used >= 2).then_some(())
+    })
+    .await;
+    let syncs = async || {
+        let text = b
+            .send_as(None, reqwest::Method::GET, "/metrics", None)
+            .await
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("kubegate_rate_limit_syncs_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = syncs().await;
+    crate::helpers::eventually("B's exchanges", Duration::from_secs(10), async || {
+        (syncs().await >= before + 2.0).then_some(())
+    })
+    .await;
+    // B knows: of two requests now, at most one passes (one, only if a second went by and
+    // refilled a request); alone, B would have allowed both.
+    let on_b = [get(&b).await, get(&b).await];
+    assert!(on_b.contains(&429), "{on_b:?}");
+    // Someone else still has a whole budget on B.
+    let fred = hs_token(&claims("fred", &["viewer"]));
+    let res = b
+        .send_as(Some(&fred), reqwest::Method::GET, &ns("/deployments"), None)
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+}

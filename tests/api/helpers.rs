@@ -224,6 +224,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         audit_recovery_after: None,
         audit_reads: false,
         audit_outcome: kubegate::config::AuditOutcome::Sync,
+        rate_limit_shared: true,
         watch_cache: true,
         watch_cache_idle: Duration::from_secs(600),
         otel_endpoint: None,
