@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::fake_kube::{Fault, Kind};
 use crate::helpers::{
-    Options, TestApp, admin_url, claims, deploy_body, hold_the_audit_head_after_an_intent,
-    hs_token, ns, spawn_app, spawn_app_with,
+    Options, TestApp, admin_url, claims, deploy_body, eventually,
+    hold_the_audit_head_after_an_intent, hs_token, ns, spawn_app, spawn_app_with,
 };
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
@@ -1152,4 +1152,92 @@ async fn an_answered_change_already_has_its_outcome_in_the_log() {
             "answered before its outcome: {id}"
         );
     }
+}
+
+#[tokio::test]
+async fn postgresql_restarting_under_load_leaves_every_answered_change_with_its_outcome() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    let (proxy, app) = deployed_behind_a_cuttable_proxy(Duration::from_secs(2)).await;
+    let app = Arc::new(app);
+    let answered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..64)
+        .map(|i| {
+            let (app, answered, refused, stop) =
+                (app.clone(), answered.clone(), refused.clone(), stop.clone());
+            tokio::spawn(async move {
+                let path = ns("/deployments/web/replicas");
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let (status, body) = app.put(&path, json!({"replicas": 1 + (i + n) % 3})).await;
+                    match status {
+                        200 => answered
+                            .lock()
+                            .unwrap()
+                            .push(body["auditId"].as_str().unwrap().to_owned()),
+                        // The intent could not be committed: nothing happened.
+                        503 => {
+                            assert_eq!(body["type"], "urn:kubegate:problem:audit-unavailable");
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        other => panic!("{other} {body}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    // PostgreSQL restarts three times (every connection drops) while the load goes on.
+    for round in 1..=3 {
+        eventually(
+            "answers between restarts",
+            Duration::from_secs(60),
+            async || (answered.lock().unwrap().len() >= 150 * round).then_some(()),
+        )
+        .await;
+        proxy.reset_connections();
+    }
+    eventually(
+        "answers after the last restart",
+        Duration::from_secs(60),
+        async || (answered.lock().unwrap().len() >= 600).then_some(()),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+
+    // Read straight from the database once kubegate's queue is empty (an audit read flushes it).
+    assert_eq!(verify(&app).await["intact"], true);
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let outcomes: HashSet<String> = sqlx::query_scalar(
+        "SELECT audit_id::text FROM audit_event WHERE stage = 'outcome' AND action = 'scale'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let answered: HashSet<String> = answered.lock().unwrap().iter().cloned().collect();
+    let missing = answered.difference(&outcomes).count();
+    assert_eq!(missing, 0, "answered changes without an outcome");
+    let duplicated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT audit_id, stage FROM audit_event \
+         GROUP BY audit_id, stage HAVING count(*) > 1) d",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicated, 0, "an entry written twice");
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_event i WHERE stage = 'intent' AND NOT EXISTS \
+         (SELECT 1 FROM audit_event o WHERE o.audit_id = i.audit_id AND o.stage <> 'intent')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "every intent has its outcome");
 }
