@@ -10,9 +10,16 @@ use crate::control_plane::or_skip;
 use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
 
 /// Deploy, expose (each type), scale, set image, rollout status, history, undo to the previous
-/// and to a revision, restart, labels, pods, the progress stream, a chat line, deletes by name
-/// and by selector: the answers a caller relies on.
-async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str, image: impl Fn(u8) -> String) {
+/// and to a revision, restart, labels, pods, events, logs (and following them, where a node runs
+/// containers: `logs`), the progress stream, chat lines, deletes by name and by selector: the
+/// answers a caller relies on.
+async fn everyday_operations(
+    app: &TestApp,
+    cluster: &str,
+    ns: &str,
+    image: impl Fn(u8) -> String,
+    logs: bool,
+) {
     let base = format!("/v1/clusters/{cluster}/namespaces/{ns}");
     let web = format!("{base}/deployments/web");
     let wait = "wait=true&timeoutSeconds=60";
@@ -172,6 +179,56 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str, image: impl
         .filter(|p| p["phase"] == "Running")
         .collect();
     assert!(running.len() >= 3, "{pods}");
+    let pod = running[0]["name"].as_str().unwrap().to_owned();
+
+    // Events: the deployment controller's scaling, the scheduler's placing of a pod.
+    let (s, b) = app.get_json(&format!("{web}/events")).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "ScalingReplicaSet"
+                && e["source"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("deployment-controller")),
+        "{b}"
+    );
+    let (s, b) = app.get_json(&format!("{base}/pods/{pod}/events")).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "Scheduled"
+                && e["source"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("default-scheduler")),
+        "{b}"
+    );
+    if logs {
+        let res = app
+            .get(&format!("{base}/pods/{pod}/logs?tailLines=5"))
+            .await;
+        assert_eq!(res.status(), 200);
+        assert!(
+            !res.text().await.unwrap().is_empty(),
+            "a running container's log"
+        );
+        let mut follow = app
+            .get(&format!("{base}/pods/{pod}/logs?follow=true&tailLines=1"))
+            .await;
+        assert_eq!(follow.status(), 200);
+        let first = tokio::time::timeout(Duration::from_secs(20), follow.chunk())
+            .await
+            .expect("a followed log starts at once")
+            .unwrap();
+        assert!(first.is_some_and(|c| !c.is_empty()));
+    }
     let (s, b) = app
         .delete(&format!("{base}/pods?labelSelector=app%3Dweb&dryRun=true"))
         .await;
@@ -200,6 +257,16 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str, image: impl
         .await;
     assert_eq!(s, 200, "{b}");
     assert!(b["output"].as_str().unwrap().contains("web    3/3"), "{b}");
+    let (s, b) = app
+        .post(
+            &format!("/v1/clusters/{cluster}/commands"),
+            json!({"command": format!("get events -n {ns}")}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let text = b["output"].as_str().unwrap();
+    assert!(text.starts_with("LAST SEEN   TYPE"), "{text}");
+    assert!(text.contains("ScalingReplicaSet"), "{text}");
 
     let (s, b) = app.delete(&format!("{base}/services/db")).await;
     assert_eq!((s, &b["deleted"]), (200, &json!(["db"])), "{b}");
@@ -224,7 +291,7 @@ async fn everyday_operations(app: &TestApp, cluster: &str, ns: &str, image: impl
 #[tokio::test]
 async fn the_everyday_operations_on_the_fake_api_server() {
     let app = spawn_app().await;
-    everyday_operations(&app, "dev", "default", |tag| format!("nginx:{tag}")).await;
+    everyday_operations(&app, "dev", "default", |tag| format!("nginx:{tag}"), true).await;
 }
 
 #[tokio::test]
@@ -239,5 +306,6 @@ async fn the_everyday_operations_on_a_real_control_plane() {
     })
     .await;
     let ns = plane.namespace("ops").await;
-    everyday_operations(&app, "real", &ns, |tag| plane.image(tag)).await;
+    // Logs need containers: the real node has them, the simulated one has not.
+    everyday_operations(&app, "real", &ns, |tag| plane.image(tag), plane.real_node).await;
 }
