@@ -321,3 +321,59 @@ async fn describe_pod_joins_the_pod_its_conditions_its_owners_and_its_events() {
     let missing = app.get(&ns("/pods/nothere/describe")).await;
     assert_problem(missing, 404, "not-found").await;
 }
+
+#[tokio::test]
+async fn pods_the_api_server_refuses_fail_the_rollout_at_once_with_its_words() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    let why = "exceeded quota: no-pods, requested: pods=1, used: pods=0, limited: pods=0";
+    fake.set_image_behavior("nginx:quota", PodBehavior::Forbidden(why.into()));
+    let (s, body) = app
+        .put(
+            &ns("/deployments/web?wait=true&timeoutSeconds=60"),
+            deploy_body("nginx:quota", Some(1)),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let rollout = &body["rollout"];
+    assert_eq!(rollout["verdict"], "failed", "{body}");
+    assert_eq!(rollout["reason"], "FailedCreate", "{body}");
+    let issue = &rollout["issues"][0];
+    assert!(
+        issue["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("is forbidden: {why}")),
+        "{body}"
+    );
+    let rs = issue["pod"].as_str().unwrap().to_owned();
+    assert!(rs.starts_with("web-"), "named by its ReplicaSet: {body}");
+
+    // The progress stream ends the same way; the ReplicaSet's warning says it too.
+    let events = crate::bots::sse_events(
+        &app,
+        &ns("/deployments/web/rollout?watch=true&timeoutSeconds=60"),
+    )
+    .await;
+    let (event, result) = events.last().unwrap();
+    assert_eq!(event, "result");
+    assert_eq!(
+        (&result["verdict"], &result["reason"]),
+        (&json!("failed"), &json!("FailedCreate")),
+        "{events:?}"
+    );
+    let (_, warnings) = app
+        .get_json(&ns(&format!("/replicasets/{rs}/events?type=Warning")))
+        .await;
+    assert_eq!(
+        reasons(&warnings),
+        ["ReplicaSet/FailedCreate"],
+        "{warnings}"
+    );
+    assert!(
+        warnings["items"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error creating: pods \"web-")
+    );
+}

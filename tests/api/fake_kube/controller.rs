@@ -728,7 +728,7 @@ fn pod_status(pod: &Value, behavior: &PodBehavior, ready_now: bool, ip: &str) ->
             };
             (phase, false, Some((reason.clone(), msg)))
         }
-        PodBehavior::Unschedulable => unreachable!(),
+        PodBehavior::Unschedulable | PodBehavior::Forbidden(_) => unreachable!(),
     };
     let crash = matches!(behavior, PodBehavior::Waiting(r) if r == "CrashLoopBackOff");
     let statuses: Vec<Value> = containers
@@ -897,6 +897,7 @@ fn sync_replicaset(
         .collect();
     let want = int(&rs["spec"]["replicas"]);
     let mut changed = false;
+    let mut failure: Option<String> = None;
     let have = pods.len() as i64;
     if have < want {
         for _ in have..want {
@@ -914,6 +915,25 @@ fn sync_replicaset(
                 pod["metadata"]["annotations"] = json!(a);
             }
             let behavior = behavior_of(state, &pod);
+            if let PodBehavior::Forbidden(why) = &behavior {
+                // The replica set controller's FailedCreate: a warning event, once, and the
+                // ReplicaFailure condition (set below).
+                let message = format!("pods \"{pod_name}\" is forbidden: {why}");
+                if failure.is_none() && !has_replica_failure(&rs) {
+                    let said = format!("Error creating: {message}");
+                    event(
+                        state,
+                        Kind::ReplicaSet,
+                        &rs,
+                        "Warning",
+                        "FailedCreate",
+                        &said,
+                        "replicaset-controller",
+                    );
+                }
+                failure = Some(message);
+                break;
+            }
             if behavior != PodBehavior::Unschedulable {
                 pod["spec"]["nodeName"] = json!("fake-node-1");
             }
@@ -1002,10 +1022,25 @@ fn sync_replicaset(
             status[k] = json!(v);
         }
     }
+    if let Some(message) = failure {
+        // Kept as it was while the failure lasts (its message names the pod first refused).
+        status["conditions"] = if has_replica_failure(&rs) {
+            rs["status"]["conditions"].clone()
+        } else {
+            json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                    "message": message, "lastTransitionTime": now()}])
+        };
+    }
     changed |= state.internal_update(Kind::ReplicaSet, ns, name, MANAGER, |o| {
         o["status"] = status
     });
     changed
+}
+
+fn has_replica_failure(rs: &Value) -> bool {
+    rs["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "ReplicaFailure"))
 }
 
 fn sync_due_pods(state: &mut State) -> bool {

@@ -148,6 +148,9 @@ pub enum PodBehavior {
     Waiting(String),
     /// The scheduler finds no node.
     Unschedulable,
+    /// The API server refuses the pods (a quota, an admission check), with this reason: the
+    /// ReplicaSet cannot create them.
+    Forbidden(String),
 }
 
 pub type Key = (Kind, String, String);
