@@ -9,11 +9,14 @@ use utoipa::ToSchema;
 use super::common::{MutationQuery, ObjectPath, run};
 use super::problem::{ApiError, Problem};
 use super::results::{Answer, DeploymentResult, RollbackResult};
-use super::views::{RevisionDetail, RevisionList, RolloutView, revision_view};
-use crate::action::{Action, DeploySpec, Target};
+use super::views::{
+    DeploymentDescription, DeploymentView, EventView, ReplicaSetView, RevisionDetail, RevisionList,
+    RolloutView, revision_view,
+};
+use crate::action::{Action, DeploySpec, Kind, Target};
 use crate::auth::Principal;
 use crate::cluster::{RolloutReport, rollout};
-use crate::gateway::{self, AppState, Found, Read};
+use crate::gateway::{self, AppState, EventFilter, Found, Read};
 
 /// `PUT .../deployments/{name}/replicas`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -433,5 +436,71 @@ pub async fn get_deployment_revision(
     Ok(web::Json(RevisionDetail {
         summary: revision_view(r, current.as_deref()),
         template: rollout::template_without_hash(&r.replica_set),
+    }))
+}
+
+/// A Deployment in detail (`kubectl describe deployment`): the Deployment with its conditions,
+/// its new and old ReplicaSets, and its events (scaling, failed rollouts).
+#[utoipa::path(
+    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}/describe", tag = "deployments",
+    params(ObjectPath),
+    responses(
+        (status = 200, description = "The Deployment in detail", body = DeploymentDescription),
+        (status = 404, description = "Unknown cluster or Deployment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid namespace or name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn describe_deployment(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<DeploymentDescription>, ApiError> {
+    let target = path.target();
+    let read = |read| gateway::read(&state, &principal, &target, read);
+    let get = Read::Get {
+        kind: Kind::Deployment,
+        name: path.name.clone(),
+    };
+    let Found::Deployment(d) = read(get).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a deployment read found no deployment"
+        )));
+    };
+    let deployment = DeploymentView::from(&*d);
+    let rss = Read::List {
+        kind: Kind::ReplicaSet,
+        selector: Some(deployment.selector.clone()).filter(|s| !s.is_empty()),
+    };
+    let Found::ReplicaSets(rss) = read(rss).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a replicaset read found no replicasets"
+        )));
+    };
+    let events = Read::Events {
+        object: Some((Kind::Deployment, path.name.clone())),
+        filter: EventFilter::default(),
+    };
+    let Found::Events(events) = read(events).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "an events read found no events"
+        )));
+    };
+    let owner = format!("Deployment/{}", deployment.name);
+    let (mut new_replica_set, mut old_replica_sets) = (None, Vec::new());
+    for rs in rss.iter().map(ReplicaSetView::from) {
+        if rs.owner.as_deref() != Some(owner.as_str()) {
+            continue;
+        }
+        if rs.revision.is_some() && rs.revision == deployment.revision {
+            new_replica_set = Some(rs);
+        } else if rs.desired > 0 || rs.current > 0 {
+            old_replica_sets.push(rs);
+        }
+    }
+    Ok(web::Json(DeploymentDescription {
+        deployment,
+        new_replica_set,
+        old_replica_sets,
+        events: events.iter().map(EventView::from).collect(),
     }))
 }

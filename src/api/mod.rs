@@ -158,6 +158,7 @@ fn deployment_scoped(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/rollout", "GET").route(web::get().to(deployments::get_deployment_rollout)))
     .service(resource("/events", "GET").route(web::get().to(events::list_deployment_events)))
+    .service(resource("/describe", "GET").route(web::get().to(deployments::describe_deployment)))
     .service(resource("/replicas", "PUT").route(web::put().to(deployments::scale_deployment)))
     .service(resource("/image", "PUT").route(web::put().to(deployments::set_deployment_image)))
     .service(resource("/restart", "POST").route(web::post().to(deployments::restart_deployment)))

@@ -47,6 +47,7 @@ use super::{
         deployments::get_deployment_rollout,
         deployments::list_deployment_revisions,
         deployments::get_deployment_revision,
+        deployments::describe_deployment,
         objects::list_replicasets,
         objects::label_deployment,
         objects::list_services,

@@ -720,6 +720,22 @@ pub struct PodDescription {
     pub events: Vec<EventView>,
 }
 
+/// A Deployment in detail (`kubectl describe deployment`): the Deployment, its ReplicaSets as
+/// kubectl names them, its events.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"deployment": {"name": "web", "namespace": "shop", "revision": 2, "replicas": {"desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0}, "images": [{"container": "web", "image": "nginx:1.27"}], "selector": "app=web", "strategy": {"type": "RollingUpdate"}, "paused": false, "generation": 2, "observedGeneration": 2, "conditions": [], "labels": {}, "annotations": {}}, "newReplicaSet": {"name": "web-5d8c7b9f4c", "revision": 2, "desired": 3, "current": 3, "ready": 3, "available": 3, "owner": "Deployment/web", "images": [], "labels": {}}, "oldReplicaSets": [], "events": []}))]
+pub struct DeploymentDescription {
+    pub deployment: DeploymentView,
+    /// The ReplicaSet of the current template (kubectl's NewReplicaSet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_replica_set: Option<ReplicaSetView>,
+    /// Older ReplicaSets that still want or have pods (kubectl's OldReplicaSets).
+    pub old_replica_sets: Vec<ReplicaSetView>,
+    /// Its events, oldest last seen first.
+    pub events: Vec<EventView>,
+}
+
 impl From<Found> for FoundView {
     fn from(found: Found) -> Self {
         match found {

@@ -196,6 +196,7 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
         &format!("/pods/{pod}/events"),
         &format!("/pods/{pod}/describe"),
         "/deployments/web/events",
+        "/deployments/web/describe",
         "/services/web/events",
         &format!("/replicasets/{rs}/events"),
     ] {

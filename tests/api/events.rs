@@ -377,3 +377,49 @@ async fn pods_the_api_server_refuses_fail_the_rollout_at_once_with_its_words() {
             .starts_with("Error creating: pods \"web-")
     );
 }
+
+#[tokio::test]
+async fn describe_deployment_names_its_new_and_old_replica_sets_and_its_events() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    app.deploy_web().await;
+    fake.settle().await;
+    // A new image whose pods never become ready: the rollout stays half done.
+    fake.set_image_behavior("nginx:stuck", PodBehavior::NeverReady);
+    let (s, body) = app
+        .put(
+            &ns("/deployments/web/image"),
+            json!({"image": "nginx:stuck"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    fake.settle().await;
+
+    let (status, d) = app.get_json(&ns("/deployments/web/describe")).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["deployment"]["revision"], 2, "{d}");
+    let new = &d["newReplicaSet"];
+    assert_eq!(new["revision"], 2, "{d}");
+    assert_eq!(new["images"][0]["image"], "nginx:stuck", "{d}");
+    let old = d["oldReplicaSets"].as_array().unwrap();
+    assert_eq!(old.len(), 1, "the first revision still runs: {d}");
+    assert_eq!(old[0]["images"][0]["image"], "nginx:1");
+    assert_eq!(old[0]["desired"], 1);
+    let scaled: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "ScalingReplicaSet")
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        scaled.iter().any(|m| m.starts_with(&format!(
+            "Scaled up replica set {} from 0 to 1",
+            new["name"].as_str().unwrap()
+        ))),
+        "{scaled:?}"
+    );
+
+    let missing = app.get(&ns("/deployments/nothere/describe")).await;
+    assert_problem(missing, 404, "not-found").await;
+}
