@@ -10,8 +10,8 @@ use super::common::{MutationQuery, ObjectPath, run};
 use super::problem::{ApiError, Problem};
 use super::results::{Answer, DeploymentResult, RollbackResult};
 use super::views::{
-    DeploymentDescription, DeploymentView, EventView, ReplicaSetView, RevisionDetail, RevisionList,
-    RolloutView, revision_view,
+    DeploymentDescription, DeploymentView, EventView, PodView, ReplicaSetDescription,
+    ReplicaSetView, RevisionDetail, RevisionList, RolloutView, revision_view,
 };
 use crate::action::{Action, DeploySpec, Kind, Target};
 use crate::auth::Principal;
@@ -501,6 +501,67 @@ pub async fn describe_deployment(
         deployment,
         new_replica_set,
         old_replica_sets,
+        events: events.iter().map(EventView::from).collect(),
+    }))
+}
+
+/// A ReplicaSet in detail (`kubectl describe replicaset`): the ReplicaSet, the pods its selector
+/// matches, and its events (pods created and deleted, pods the API server refused).
+#[utoipa::path(
+    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/replicasets/{name}/describe", tag = "deployments",
+    params(ObjectPath),
+    responses(
+        (status = 200, description = "The ReplicaSet in detail", body = ReplicaSetDescription),
+        (status = 404, description = "Unknown cluster or ReplicaSet", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid namespace or name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn describe_replicaset(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<ReplicaSetDescription>, ApiError> {
+    let target = path.target();
+    let read = |read| gateway::read(&state, &principal, &target, read);
+    let get = Read::Get {
+        kind: Kind::ReplicaSet,
+        name: path.name.clone(),
+    };
+    let Found::ReplicaSet(rs) = read(get).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a replicaset read found no replicaset"
+        )));
+    };
+    let selector = rs
+        .spec
+        .as_ref()
+        .map(|s| crate::cluster::selector_string(&s.selector))
+        .filter(|s| !s.is_empty());
+    // A ReplicaSet without a selector selects nothing (not every pod).
+    let pods = match selector {
+        Some(selector) => match read(Read::List {
+            kind: Kind::Pod,
+            selector: Some(selector),
+        })
+        .await?
+        {
+            Found::Pods(pods) => pods,
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    let events = Read::Events {
+        object: Some((Kind::ReplicaSet, path.name.clone())),
+        filter: EventFilter::default(),
+    };
+    let Found::Events(events) = read(events).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "an events read found no events"
+        )));
+    };
+    Ok(web::Json(ReplicaSetDescription {
+        replica_set: ReplicaSetView::from(&*rs),
+        pods: pods.iter().map(PodView::from).collect(),
         events: events.iter().map(EventView::from).collect(),
     }))
 }

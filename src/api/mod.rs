@@ -97,6 +97,10 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
             resource("/replicasets/{name}/events", "GET")
                 .route(web::get().to(events::list_replicaset_events)),
         )
+        .service(
+            resource("/replicasets/{name}/describe", "GET")
+                .route(web::get().to(deployments::describe_replicaset)),
+        )
         .service(resource("/events", "GET").route(web::get().to(events::list_events)))
         .service(
             resource("/services", "GET, DELETE")
@@ -114,6 +118,9 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                 .service(resource("/labels", "PUT").route(web::put().to(objects::label_service)))
                 .service(
                     resource("/events", "GET").route(web::get().to(events::list_service_events)),
+                )
+                .service(
+                    resource("/describe", "GET").route(web::get().to(services::describe_service)),
                 )
                 .service(web::resource(["/proxy", "/proxy/{tail:.*}"]).to(proxy::to_service))
                 .default_service(web::to(not_found)),

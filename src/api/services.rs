@@ -1,14 +1,15 @@
-//! Services: expose a Deployment, create or update one (including ExternalName). Listing,
-//! getting, deleting and labelling them are shared with the other kinds (`objects`).
+//! Services: expose a Deployment, create or update one (including ExternalName), describe one.
+//! Listing, getting, deleting and labelling them are shared with the other kinds (`objects`).
 
 use actix_web::{HttpResponse, web};
 
 use super::common::{MutationQuery, ObjectPath, run};
 use super::problem::{ApiError, Problem};
 use super::results::{Answer, ServiceResult};
-use crate::action::{Action, ExposeSpec, ServiceSpec};
+use super::views::{EventView, ServiceDescription, service_view};
+use crate::action::{Action, ExposeSpec, Kind, ServiceSpec};
 use crate::auth::Principal;
-use crate::gateway::AppState;
+use crate::gateway::{self, AppState, EventFilter, Found, Read};
 
 /// Expose a Deployment as a Service (`kubectl expose deployment`).
 #[utoipa::path(
@@ -76,4 +77,46 @@ pub async fn put_service(
     )
     .await?;
     Ok(Answer::of(e, query.dry_run).response())
+}
+
+/// A Service in detail (`kubectl describe service`): the Service with its ready endpoints and
+/// load balancer addresses, and its events.
+#[utoipa::path(
+    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/services/{name}/describe", tag = "services",
+    params(ObjectPath),
+    responses(
+        (status = 200, description = "The Service in detail", body = ServiceDescription),
+        (status = 404, description = "Unknown cluster or Service", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid namespace or name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn describe_service(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<ObjectPath>,
+) -> Result<web::Json<ServiceDescription>, ApiError> {
+    let target = path.target();
+    let read = |read| gateway::read(&state, &principal, &target, read);
+    let get = Read::Get {
+        kind: Kind::Service,
+        name: path.name.clone(),
+    };
+    let Found::Service { service, pods } = read(get).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a service read found no service"
+        )));
+    };
+    let events = Read::Events {
+        object: Some((Kind::Service, path.name.clone())),
+        filter: EventFilter::default(),
+    };
+    let Found::Events(events) = read(events).await? else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "an events read found no events"
+        )));
+    };
+    Ok(web::Json(ServiceDescription {
+        service: service_view(&service, &pods),
+        events: events.iter().map(EventView::from).collect(),
+    }))
 }

@@ -736,6 +736,28 @@ pub struct DeploymentDescription {
     pub events: Vec<EventView>,
 }
 
+/// A Service in detail (`kubectl describe service`): the Service with its ready endpoints, and
+/// its events.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"service": {"name": "web", "namespace": "shop", "type": "ClusterIP", "clusterIp": "10.96.0.12", "ports": [{"port": 80, "targetPort": "80", "protocol": "TCP"}], "selector": {"app": "web"}, "readyEndpoints": 1, "loadBalancerIngress": [], "labels": {}}, "events": []}))]
+pub struct ServiceDescription {
+    pub service: ServiceView,
+    /// Its events, oldest last seen first.
+    pub events: Vec<EventView>,
+}
+
+/// A ReplicaSet in detail (`kubectl describe replicaset`): the ReplicaSet, its pods, its events.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"replicaSet": {"name": "web-5d8c7b9f4c", "revision": 2, "desired": 1, "current": 1, "ready": 1, "available": 1, "owner": "Deployment/web", "images": [], "labels": {}}, "pods": [], "events": []}))]
+pub struct ReplicaSetDescription {
+    pub replica_set: ReplicaSetView,
+    /// The pods its selector matches.
+    pub pods: Vec<PodView>,
+    /// Its events (pods created and deleted, refusals), oldest last seen first.
+    pub events: Vec<EventView>,
+}
+
 impl From<Found> for FoundView {
     fn from(found: Found) -> Self {
         match found {

@@ -198,6 +198,8 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
         "/deployments/web/events",
         "/deployments/web/describe",
         "/services/web/events",
+        "/services/web/describe",
+        &format!("/replicasets/{rs}/describe"),
         &format!("/replicasets/{rs}/events"),
     ] {
         let status = app.get(&ns(path)).await.status().as_u16();

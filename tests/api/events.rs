@@ -423,3 +423,43 @@ async fn describe_deployment_names_its_new_and_old_replica_sets_and_its_events()
     let missing = app.get(&ns("/deployments/nothere/describe")).await;
     assert_problem(missing, 404, "not-found").await;
 }
+
+#[tokio::test]
+async fn describe_service_and_replicaset_join_their_events() {
+    let app = spawn_app().await;
+    let fake = app.fake("dev");
+    app.deploy_web().await;
+    let (s, body) = app
+        .post(&ns("/deployments/web/expose"), json!({"port": 80}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    fake.settle().await;
+
+    let (status, d) = app.get_json(&ns("/services/web/describe")).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["service"]["name"], "web");
+    assert_eq!(d["service"]["readyEndpoints"], 1, "{d}");
+    assert_eq!(d["events"], json!([]), "nothing happened to it: {d}");
+
+    let (_, rs) = app.get_json(&ns("/replicasets")).await;
+    let rs = rs["items"][0]["name"].as_str().unwrap().to_owned();
+    let (status, d) = app
+        .get_json(&ns(&format!("/replicasets/{rs}/describe")))
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["replicaSet"]["name"], rs.as_str());
+    assert_eq!(d["replicaSet"]["owner"], "Deployment/web");
+    let pods = d["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 1, "{d}");
+    assert_eq!(
+        d["events"][0]["message"],
+        format!("Created pod: {}", pods[0]["name"].as_str().unwrap())
+    );
+
+    for missing in [
+        "/services/nothere/describe",
+        "/replicasets/nothere/describe",
+    ] {
+        assert_problem(app.get(&ns(missing)).await, 404, "not-found").await;
+    }
+}

@@ -701,7 +701,7 @@ async fn on_the_real_node_exec_runs_in_the_container_as_kubectl_exec_does() {
     let mut seen = Vec::new();
     let mut status = None;
     let mut asked_to_exit = false;
-    while let Some(message) = tokio::time::timeout(Duration::from_secs(20), ws.next())
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(60), ws.next())
         .await
         .expect("the session answers")
     {
