@@ -165,13 +165,7 @@ pub async fn describe_pod(
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default()
         .into_iter()
-        .map(|c| Condition {
-            condition_type: c.type_,
-            status: c.status,
-            reason: c.reason,
-            message: c.message,
-            last_update_time: None,
-        })
+        .map(Condition::from)
         .collect();
     Ok(web::Json(PodDescription {
         pod: PodView::from(&*pod),

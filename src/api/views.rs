@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Event, Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet};
+use k8s_openapi::api::core::v1::{Event, Pod, PodCondition, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -47,6 +47,31 @@ pub struct Condition {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_update_time: Option<String>,
+}
+
+impl From<DeploymentCondition> for Condition {
+    fn from(c: DeploymentCondition) -> Self {
+        Self {
+            condition_type: c.type_,
+            status: c.status,
+            reason: c.reason,
+            message: c.message,
+            last_update_time: c.last_update_time.as_ref().map(rfc3339),
+        }
+    }
+}
+
+/// A pod's condition (pods record no update time, only transitions).
+impl From<PodCondition> for Condition {
+    fn from(c: PodCondition) -> Self {
+        Self {
+            condition_type: c.type_,
+            status: c.status,
+            reason: c.reason,
+            message: c.message,
+            last_update_time: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -149,13 +174,7 @@ impl From<&Deployment> for DeploymentView {
                 .conditions
                 .unwrap_or_default()
                 .into_iter()
-                .map(|c| Condition {
-                    condition_type: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                    last_update_time: c.last_update_time.as_ref().map(rfc3339),
-                })
+                .map(Condition::from)
                 .collect(),
             change_cause: annotations.get(CHANGE_CAUSE).cloned(),
             labels: d.metadata.labels.clone().unwrap_or_default(),

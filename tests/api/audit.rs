@@ -1224,14 +1224,11 @@ async fn postgresql_restarting_under_load_leaves_every_answered_change_with_its_
     let answered: HashSet<String> = answered.lock().unwrap().iter().cloned().collect();
     let missing = answered.difference(&outcomes).count();
     assert_eq!(missing, 0, "answered changes without an outcome");
-    let duplicated: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT audit_id, stage FROM audit_event \
-         GROUP BY audit_id, stage HAVING count(*) > 1) d",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(duplicated, 0, "an entry written twice");
+    assert_eq!(
+        crate::helpers::entries_written_twice(&pool).await,
+        0,
+        "an entry written twice"
+    );
     let open: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_event i WHERE stage = 'intent' AND NOT EXISTS \
          (SELECT 1 FROM audit_event o WHERE o.audit_id = i.audit_id AND o.stage <> 'intent')",

@@ -572,14 +572,11 @@ async fn killed_under_load_every_answered_change_has_its_outcome_and_the_rest_ar
         missing.is_empty(),
         "answered without an outcome: {missing:?}"
     );
-    let duplicated: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT audit_id, stage FROM audit_event \
-         GROUP BY audit_id, stage HAVING count(*) > 1) d",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(duplicated, 0, "an entry written twice");
+    assert_eq!(
+        crate::helpers::entries_written_twice(&pool).await,
+        0,
+        "an entry written twice"
+    );
     // Left open: only requests that got no answer, at most one per client.
     let open: HashSet<String> = intents.difference(&outcomes).cloned().collect();
     assert!(open.is_disjoint(&answered));

@@ -535,3 +535,14 @@ pub async fn hold_the_audit_head_after_an_intent(
         .await
         .unwrap();
 }
+
+/// How many (audit id, stage) pairs the log holds more than once: an entry written twice.
+pub async fn entries_written_twice(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT audit_id, stage FROM audit_event \
+         GROUP BY audit_id, stage HAVING count(*) > 1) d",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
