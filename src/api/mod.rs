@@ -102,6 +102,7 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(deployments::describe_replicaset)),
         )
         .service(resource("/events", "GET").route(web::get().to(events::list_events)))
+        .service(resource("/all", "GET").route(web::get().to(objects::list_all)))
         .service(
             resource("/services", "GET, DELETE")
                 .route(web::get().to(objects::list_services))

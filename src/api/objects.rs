@@ -13,8 +13,8 @@ use super::common::{
 use super::problem::{ApiError, Problem};
 use super::results::{Answer, DeleteResult, LabelsResult};
 use super::views::{
-    DeploymentList, DeploymentView, FoundView, PodList, PodView, ReplicaSetList, ServiceList,
-    ServiceView,
+    AllView, DeploymentList, DeploymentView, FoundView, PodList, PodView, ReplicaSetList,
+    ServiceList, ServiceView,
 };
 use crate::action::{Action, Kind, LabelChange};
 use crate::auth::Principal;
@@ -319,3 +319,27 @@ label_endpoint!(
     path "/v1/clusters/{cluster}/namespaces/{namespace}/pods/{name}/labels",
     missing "Unknown cluster or pod"
 );
+
+/// Everything `kubectl get all` lists in a namespace: pods, services, deployments, replicasets,
+/// statefulsets, daemonsets, jobs, cronjobs and horizontalpodautoscalers.
+#[utoipa::path(
+    get, path = "/v1/clusters/{cluster}/namespaces/{namespace}/all", tag = "workloads",
+    params(NamespacePath, ListQuery),
+    responses(
+        (status = 200, description = "A list of each kind", body = AllView),
+        (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid namespace or selector", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_all(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<NamespacePath>,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<FoundView>, ApiError> {
+    let read = Read::All {
+        selector: query.label_selector.clone(),
+    };
+    let found = gateway::read(&state, &principal, &path.target(), read).await?;
+    Ok(web::Json(found.into()))
+}

@@ -79,6 +79,7 @@ use super::{
         objects::delete_pod,
         objects::delete_pods,
         objects::label_pod,
+        objects::list_all,
         events::list_events,
         events::list_deployment_events,
         events::list_replicaset_events,
@@ -97,6 +98,7 @@ use super::{
         (name = "deployments", description = "Deploy, scale, set image, restart, rollout status, history and undo, labels; ReplicaSets"),
         (name = "services", description = "Expose Deployments, create, update and delete Services"),
         (name = "pods", description = "Pods, their logs, deletion and labels"),
+        (name = "workloads", description = "Everything kubectl get all lists in a namespace"),
         (name = "events", description = "Events of a namespace and of an object (kubectl get events, describe)"),
         (name = "commands", description = "kubectl command lines for chatops, run as the REST operations above"),
     )

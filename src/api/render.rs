@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use super::clusters::{ClusterView, NodeList};
 use super::results::Answer;
 use super::views::{
-    DeploymentList, DeploymentView, EventList, FoundView, PodList, PodView, ReplicaSetList,
-    RevisionList, RolloutView, ServiceList, ServiceView,
+    AutoscalerView, CronJobView, DaemonSetView, DeploymentList, DeploymentView, EventList,
+    FoundView, JobView, PodList, PodView, ReplicaSetList, RevisionList, RolloutView, ServiceList,
+    ServiceView, StatefulSetView,
 };
 use crate::action::Kind;
 use crate::chatops::Command;
@@ -21,11 +22,17 @@ pub fn read(command: &Command, found: &FoundView, namespace: &str) -> String {
         FoundView::Pods(l) => pod_table(l, namespace, false),
         FoundView::Services(l) => service_table(l, namespace, false),
         FoundView::All(all) => {
+            // In the order kubectl prints them.
             let sections: Vec<String> = [
                 pod_table(&all.pods, namespace, true),
                 service_table(&all.services, namespace, true),
+                daemonset_table(&all.daemon_sets),
                 deployment_table(&all.deployments, namespace, true),
                 replicaset_table(&all.replica_sets, namespace, true),
+                statefulset_table(&all.stateful_sets),
+                autoscaler_table(&all.horizontal_pod_autoscalers),
+                cronjob_table(&all.cron_jobs),
+                job_table(&all.jobs),
             ]
             .into_iter()
             .filter(|s| !s.is_empty())
@@ -433,6 +440,136 @@ fn replicaset_table(l: &ReplicaSetList, ns: &str, all: bool) -> String {
         all,
         "replicaset.apps",
     )
+}
+
+/// A `get all` section (kubectl prints none for an empty kind).
+fn section(header: &[&str], prefix: &str, rows: Vec<Vec<String>>) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    listing(rows, header, "", true, prefix)
+}
+
+fn daemonset_table(items: &[DaemonSetView]) -> String {
+    let rows = items
+        .iter()
+        .map(|d| {
+            let selector = if d.node_selector.is_empty() {
+                "<none>".to_owned()
+            } else {
+                map_text(&d.node_selector)
+            };
+            vec![
+                d.name.clone(),
+                d.desired.to_string(),
+                d.current.to_string(),
+                d.ready.to_string(),
+                d.up_to_date.to_string(),
+                d.available.to_string(),
+                selector,
+                age(d.created_at.as_deref()),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "NODE SELECTOR",
+        "AGE",
+    ];
+    section(&header, "daemonset.apps", rows)
+}
+
+fn statefulset_table(items: &[StatefulSetView]) -> String {
+    let rows = items
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                format!("{}/{}", s.ready, s.desired),
+                age(s.created_at.as_deref()),
+            ]
+        })
+        .collect();
+    section(&["NAME", "READY", "AGE"], "statefulset.apps", rows)
+}
+
+fn autoscaler_table(items: &[AutoscalerView]) -> String {
+    let rows = items
+        .iter()
+        .map(|h| {
+            vec![
+                h.name.clone(),
+                h.reference.clone(),
+                h.targets.clone(),
+                h.min_replicas.to_string(),
+                h.max_replicas.to_string(),
+                h.replicas.to_string(),
+                age(h.created_at.as_deref()),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "REFERENCE",
+        "TARGETS",
+        "MINPODS",
+        "MAXPODS",
+        "REPLICAS",
+        "AGE",
+    ];
+    section(&header, "horizontalpodautoscaler.autoscaling", rows)
+}
+
+fn cronjob_table(items: &[CronJobView]) -> String {
+    let rows = items
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.schedule.clone(),
+                c.time_zone.clone().unwrap_or_else(|| "<none>".into()),
+                if c.suspend { "True" } else { "False" }.to_owned(),
+                c.active.to_string(),
+                match &c.last_schedule {
+                    Some(t) => age(Some(t)),
+                    None => "<none>".into(),
+                },
+                age(c.created_at.as_deref()),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST SCHEDULE",
+        "AGE",
+    ];
+    section(&header, "cronjob.batch", rows)
+}
+
+fn job_table(items: &[JobView]) -> String {
+    let rows = items
+        .iter()
+        .map(|j| {
+            vec![
+                j.name.clone(),
+                j.status.clone(),
+                j.completions.clone(),
+                j.duration_seconds.map(human_duration).unwrap_or_default(),
+                age(j.created_at.as_deref()),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"];
+    section(&header, "job.batch", rows)
 }
 
 fn node_table(l: &NodeList) -> String {

@@ -3,8 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, Deployment, DeploymentCondition, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec, MetricStatus};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod, PodCondition, PodTemplateSpec, Service};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -616,14 +621,276 @@ impl From<&Pod> for PodView {
     }
 }
 
-/// `kubectl get all`: a list of each kind.
-#[derive(Debug, Serialize)]
+/// `kubectl get all`: a list of each kind it shows.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"pods": {"items": []}, "services": {"items": []}, "deployments": {"items": []}, "replicaSets": {"items": []}, "statefulSets": [], "daemonSets": [], "jobs": [], "cronJobs": [], "horizontalPodAutoscalers": []}))]
 pub struct AllView {
     pub pods: PodList,
     pub services: ServiceList,
     pub deployments: DeploymentList,
     pub replica_sets: ReplicaSetList,
+    pub stateful_sets: Vec<StatefulSetView>,
+    pub daemon_sets: Vec<DaemonSetView>,
+    pub jobs: Vec<JobView>,
+    pub cron_jobs: Vec<CronJobView>,
+    pub horizontal_pod_autoscalers: Vec<AutoscalerView>,
+}
+
+/// A StatefulSet (`kubectl get statefulsets`: READY is `ready/desired`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "db", "desired": 3, "ready": 3, "createdAt": "2026-11-26T09:30:01Z"}))]
+pub struct StatefulSetView {
+    pub name: String,
+    pub desired: i32,
+    pub ready: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// A DaemonSet (`kubectl get daemonsets`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "agent", "desired": 1, "current": 1, "ready": 1, "upToDate": 1, "available": 1, "nodeSelector": {}, "createdAt": "2026-11-26T09:30:01Z"}))]
+pub struct DaemonSetView {
+    pub name: String,
+    pub desired: i32,
+    pub current: i32,
+    pub ready: i32,
+    pub up_to_date: i32,
+    pub available: i32,
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// A Job (`kubectl get jobs`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "migrate", "status": "Complete", "completions": "1/1", "durationSeconds": 12, "createdAt": "2026-11-26T09:30:01Z"}))]
+pub struct JobView {
+    pub name: String,
+    /// kubectl's STATUS: `Complete`, `Failed`, `Terminating`, `Suspended`, `FailureTarget`,
+    /// `SuccessCriteriaMet` or `Running`.
+    pub status: String,
+    /// kubectl's COMPLETIONS: `succeeded/completions` (`succeeded/1 of parallelism` without).
+    pub completions: String,
+    /// From its start to its completion (or to now while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// A CronJob (`kubectl get cronjobs`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "backup", "schedule": "0 3 * * *", "suspend": false, "active": 0, "lastSchedule": "2026-11-26T03:00:00Z", "createdAt": "2026-11-20T09:30:01Z"}))]
+pub struct CronJobView {
+    pub name: String,
+    pub schedule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    pub suspend: bool,
+    /// Jobs it has running now.
+    pub active: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_schedule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// A HorizontalPodAutoscaler (`kubectl get hpa`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "web", "reference": "Deployment/web", "targets": "cpu: 20%/80%", "minReplicas": 2, "maxReplicas": 10, "replicas": 3, "createdAt": "2026-11-26T09:30:01Z"}))]
+pub struct AutoscalerView {
+    pub name: String,
+    /// What it scales: `KIND/NAME`.
+    pub reference: String,
+    /// kubectl's TARGETS: each metric's current value over its target.
+    pub targets: String,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub replicas: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+impl From<&StatefulSet> for StatefulSetView {
+    fn from(s: &StatefulSet) -> Self {
+        let status = s.status.clone().unwrap_or_default();
+        Self {
+            name: s.metadata.name.clone().unwrap_or_default(),
+            desired: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            ready: status.ready_replicas.unwrap_or(0),
+            created_at: s.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+impl From<&DaemonSet> for DaemonSetView {
+    fn from(d: &DaemonSet) -> Self {
+        let status = d.status.clone().unwrap_or_default();
+        Self {
+            name: d.metadata.name.clone().unwrap_or_default(),
+            desired: status.desired_number_scheduled,
+            current: status.current_number_scheduled,
+            ready: status.number_ready,
+            up_to_date: status.updated_number_scheduled.unwrap_or(0),
+            available: status.number_available.unwrap_or(0),
+            node_selector: d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|s| s.node_selector.clone())
+                .unwrap_or_default(),
+            created_at: d.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+impl From<&Job> for JobView {
+    fn from(j: &Job) -> Self {
+        let status = j.status.clone().unwrap_or_default();
+        let has = |t: &str| {
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == t && c.status == "True")
+        };
+        // kubectl's printJob, in its order.
+        let shown = if has("Complete") {
+            "Complete"
+        } else if has("Failed") {
+            "Failed"
+        } else if j.metadata.deletion_timestamp.is_some() {
+            "Terminating"
+        } else if has("Suspended") {
+            "Suspended"
+        } else if has("FailureTarget") {
+            "FailureTarget"
+        } else if has("SuccessCriteriaMet") {
+            "SuccessCriteriaMet"
+        } else {
+            "Running"
+        };
+        let spec = j.spec.clone().unwrap_or_default();
+        let succeeded = status.succeeded.unwrap_or(0);
+        let completions = match (spec.completions, spec.parallelism.unwrap_or(1)) {
+            (Some(c), _) => format!("{succeeded}/{c}"),
+            (None, p) if p > 1 => format!("{succeeded}/1 of {p}"),
+            (None, _) => format!("{succeeded}/1"),
+        };
+        let duration_seconds = status.start_time.as_ref().map(|start| {
+            let end = status
+                .completion_time
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or_else(jiff::Timestamp::now);
+            end.as_second() - start.0.as_second()
+        });
+        Self {
+            name: j.metadata.name.clone().unwrap_or_default(),
+            status: shown.into(),
+            completions,
+            duration_seconds,
+            created_at: j.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+impl From<&CronJob> for CronJobView {
+    fn from(c: &CronJob) -> Self {
+        let spec = c.spec.clone().unwrap_or_default();
+        let status = c.status.clone().unwrap_or_default();
+        Self {
+            name: c.metadata.name.clone().unwrap_or_default(),
+            schedule: spec.schedule,
+            time_zone: spec.time_zone,
+            suspend: spec.suspend.unwrap_or(false),
+            active: status.active.map(|a| a.len()).unwrap_or(0),
+            last_schedule: status.last_schedule_time.as_ref().map(rfc3339),
+            created_at: c.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+impl From<&HorizontalPodAutoscaler> for AutoscalerView {
+    fn from(h: &HorizontalPodAutoscaler) -> Self {
+        let spec = h.spec.clone().unwrap_or_default();
+        let status = h.status.clone().unwrap_or_default();
+        Self {
+            name: h.metadata.name.clone().unwrap_or_default(),
+            reference: format!(
+                "{}/{}",
+                spec.scale_target_ref.kind, spec.scale_target_ref.name
+            ),
+            targets: hpa_targets(
+                &spec.metrics.unwrap_or_default(),
+                &status.current_metrics.unwrap_or_default(),
+            ),
+            min_replicas: spec.min_replicas.unwrap_or(1),
+            max_replicas: spec.max_replicas,
+            replicas: status.current_replicas.unwrap_or(0),
+            created_at: h.metadata.creation_timestamp.as_ref().map(rfc3339),
+        }
+    }
+}
+
+/// kubectl's formatHPAMetrics for resource metrics (`cpu: 20%/80%`, `<unknown>` before the
+/// first reading); other metric kinds show `<unknown>/<target>`; more than two end
+/// `+ N more...`; none, `<none>`.
+fn hpa_targets(specs: &[MetricSpec], current: &[MetricStatus]) -> String {
+    if specs.is_empty() {
+        return "<none>".into();
+    }
+    let quantity = |q: &Option<Quantity>| q.as_ref().map(|q| q.0.clone());
+    let mut shown: Vec<String> = specs
+        .iter()
+        .map(|m| {
+            let Some(r) = &m.resource else {
+                let target = quantity(
+                    &m.pods
+                        .as_ref()
+                        .and_then(|p| p.target.average_value.clone())
+                        .or_else(|| m.external.as_ref().and_then(|e| e.target.value.clone()))
+                        .or_else(|| m.object.as_ref().and_then(|o| o.target.value.clone())),
+                )
+                .unwrap_or_else(|| "<unknown>".into());
+                return format!("<unknown>/{target}");
+            };
+            let now = current
+                .iter()
+                .filter_map(|c| c.resource.as_ref())
+                .find(|c| c.name == r.name);
+            match r.target.average_utilization {
+                Some(target) => {
+                    let now = now
+                        .and_then(|c| c.current.average_utilization)
+                        .map(|u| format!("{u}%"))
+                        .unwrap_or_else(|| "<unknown>".into());
+                    format!("{}: {now}/{target}%", r.name)
+                }
+                None => {
+                    let now = now
+                        .and_then(|c| quantity(&c.current.average_value))
+                        .unwrap_or_else(|| "<unknown>".into());
+                    let target =
+                        quantity(&r.target.average_value).unwrap_or_else(|| "<unknown>".into());
+                    format!("{}: {now}/{target}", r.name)
+                }
+            }
+        })
+        .collect();
+    if shown.len() > 2 {
+        let more = shown.len() - 2;
+        shown.truncate(2);
+        return format!("{} + {more} more...", shown.join(", "));
+    }
+    shown.join(", ")
 }
 
 /// The answer to a read, as its REST operation documents it (`list_pods` a `PodList`, ...): one
@@ -803,7 +1070,25 @@ impl From<Found> for FoundView {
                 services,
                 deployments,
                 replica_sets,
+                workloads,
             } => Self::All(Box::new(AllView {
+                stateful_sets: workloads
+                    .stateful_sets
+                    .iter()
+                    .map(StatefulSetView::from)
+                    .collect(),
+                daemon_sets: workloads
+                    .daemon_sets
+                    .iter()
+                    .map(DaemonSetView::from)
+                    .collect(),
+                jobs: workloads.jobs.iter().map(JobView::from).collect(),
+                cron_jobs: workloads.cron_jobs.iter().map(CronJobView::from).collect(),
+                horizontal_pod_autoscalers: workloads
+                    .autoscalers
+                    .iter()
+                    .map(AutoscalerView::from)
+                    .collect(),
                 services: ServiceList {
                     items: services.iter().map(|s| service_view(s, &pods)).collect(),
                 },

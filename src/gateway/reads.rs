@@ -6,7 +6,9 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use kube::api::LogParams;
 
@@ -28,7 +30,8 @@ pub enum Read {
     },
     /// `kubectl get KIND NAME`, `kubectl describe KIND NAME`.
     Get { kind: Kind, name: String },
-    /// `kubectl get all [-l SELECTOR]`: pods, services, deployments and replicasets.
+    /// `kubectl get all [-l SELECTOR]`: pods, services, deployments, replicasets, statefulsets,
+    /// daemonsets, jobs, cronjobs and horizontalpodautoscalers.
     All { selector: Option<String> },
     /// `kubectl logs POD` (a one-off text; see [`follow_logs`] for a stream).
     Logs { pod: String, options: LogOptions },
@@ -93,6 +96,8 @@ pub enum Found {
         services: Vec<Service>,
         deployments: Vec<Deployment>,
         replica_sets: Vec<ReplicaSet>,
+        /// What `get all` lists beyond the kinds kubegate acts on.
+        workloads: Box<OtherWorkloads>,
     },
     Logs(String),
     Rollout(Box<RolloutReport>),
@@ -103,6 +108,16 @@ pub enum Found {
     },
     /// Events, oldest last seen first (as `kubectl describe` lists them).
     Events(Vec<Event>),
+}
+
+/// The kinds `kubectl get all` lists that kubegate only reads.
+#[derive(Debug, Default)]
+pub struct OtherWorkloads {
+    pub stateful_sets: Vec<StatefulSet>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub jobs: Vec<Job>,
+    pub cron_jobs: Vec<CronJob>,
+    pub autoscalers: Vec<HorizontalPodAutoscaler>,
 }
 
 /// A read of a cluster itself.
@@ -142,11 +157,25 @@ pub async fn read(
                 c.read_list::<Deployment>(ns, sel),
                 c.read_list::<ReplicaSet>(ns, sel),
             )?;
+            let (stateful_sets, daemon_sets, jobs, cron_jobs, autoscalers) = futures::try_join!(
+                c.list_plain::<StatefulSet>(ns, sel),
+                c.list_plain::<DaemonSet>(ns, sel),
+                c.list_plain::<Job>(ns, sel),
+                c.list_plain::<CronJob>(ns, sel),
+                c.list_plain::<HorizontalPodAutoscaler>(ns, sel),
+            )?;
             Found::All {
                 pods,
                 services,
                 deployments,
                 replica_sets,
+                workloads: Box::new(OtherWorkloads {
+                    stateful_sets,
+                    daemon_sets,
+                    jobs,
+                    cron_jobs,
+                    autoscalers,
+                }),
             }
         }
         Read::Logs { pod, options } => Found::Logs(c.logs(ns, &pod, &options.params()).await?),

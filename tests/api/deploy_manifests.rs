@@ -193,6 +193,7 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
         &format!("/pods/{pod}"),
         &format!("/pods/{pod}/logs?tailLines=1"),
         "/events",
+        "/all",
         &format!("/pods/{pod}/events"),
         &format!("/pods/{pod}/describe"),
         "/deployments/web/events",

@@ -31,3 +31,4 @@ mod real_cluster;
 mod services;
 mod slack;
 mod watch_cache;
+mod workloads;

@@ -1022,3 +1022,123 @@ async fn a_rollout_whose_pods_a_quota_refuses_fails_at_once_with_the_api_servers
         "{events}"
     );
 }
+
+#[tokio::test]
+async fn get_all_names_what_kubectl_get_all_names() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use std::collections::BTreeSet;
+    let test = "get_all_names_what_kubectl_get_all_names";
+    let Some(plane) = or_skip(test) else { return };
+    let app = kubegate(plane).await;
+    let ns = plane.namespace("all").await;
+    let client = plane.client().await;
+    let image = plane.image(1);
+    let pod =
+        json!({"spec": {"containers": [{"name": "c", "image": image}], "restartPolicy": "Never"}});
+    let labels = json!({"matchLabels": {"app": "x"}});
+    // A controller's pods restart; a Job's do not.
+    let template = |pod: &Value| {
+        let mut t = pod.clone();
+        t["metadata"] = json!({"labels": {"app": "x"}});
+        t["spec"]["restartPolicy"] = json!("Always");
+        t
+    };
+    // Objects that run nothing (suspended, zero replicas, no node to match), so the list is
+    // the same for both readers.
+    let typed = |api_version: &str, kind: &str, body: Value| {
+        let mut obj = body;
+        obj["apiVersion"] = json!(api_version);
+        obj["kind"] = json!(kind);
+        obj
+    };
+    let sts: StatefulSet = serde_json::from_value(
+        typed("apps/v1", "StatefulSet", json!({"metadata": {"name": "db"}, "spec": {"replicas": 0, "serviceName": "db", "selector": labels, "template": template(&pod)}})),
+    )
+    .unwrap();
+    Api::<StatefulSet>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &sts)
+        .await
+        .unwrap();
+    let mut ds_pod = template(&pod);
+    ds_pod["spec"]["nodeSelector"] = json!({"kubegate.test/none": "true"});
+    let ds: DaemonSet = serde_json::from_value(typed(
+        "apps/v1",
+        "DaemonSet",
+        json!({"metadata": {"name": "agent"}, "spec": {"selector": labels, "template": ds_pod}}),
+    ))
+    .unwrap();
+    Api::<DaemonSet>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &ds)
+        .await
+        .unwrap();
+    let job: Job = serde_json::from_value(typed(
+        "batch/v1",
+        "Job",
+        json!({"metadata": {"name": "migrate"}, "spec": {"suspend": true, "template": pod}}),
+    ))
+    .unwrap();
+    Api::<Job>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &job)
+        .await
+        .unwrap();
+    let cj: CronJob = serde_json::from_value(
+        typed("batch/v1", "CronJob", json!({"metadata": {"name": "backup"}, "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {"spec": {"template": pod}}}})),
+    )
+    .unwrap();
+    Api::<CronJob>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &cj)
+        .await
+        .unwrap();
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(
+        typed("autoscaling/v2", "HorizontalPodAutoscaler", json!({"metadata": {"name": "db"}, "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}, "minReplicas": 1, "maxReplicas": 3}})),
+    )
+    .unwrap();
+    Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &hpa)
+        .await
+        .unwrap();
+
+    let (status, all) = app
+        .get_json(&format!("/v1/clusters/real/namespaces/{ns}/all"))
+        .await;
+    assert_eq!(status, 200, "{all}");
+    let mut ours = BTreeSet::new();
+    for (field, prefix) in [
+        ("statefulSets", "statefulset.apps"),
+        ("daemonSets", "daemonset.apps"),
+        ("jobs", "job.batch"),
+        ("cronJobs", "cronjob.batch"),
+        (
+            "horizontalPodAutoscalers",
+            "horizontalpodautoscaler.autoscaling",
+        ),
+    ] {
+        for item in all[field].as_array().unwrap() {
+            ours.insert(format!("{prefix}/{}", item["name"].as_str().unwrap()));
+        }
+    }
+    for (field, prefix) in [
+        ("pods", "pod"),
+        ("services", "service"),
+        ("deployments", "deployment.apps"),
+        ("replicaSets", "replicaset.apps"),
+    ] {
+        for item in all[field]["items"].as_array().unwrap() {
+            ours.insert(format!("{prefix}/{}", item["name"].as_str().unwrap()));
+        }
+    }
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    assert_eq!(all["jobs"][0]["status"], "Suspended", "{all}");
+    assert_eq!(all["cronJobs"][0]["suspend"], true, "{all}");
+    assert_eq!(all["statefulSets"][0]["desired"], 0, "{all}");
+    if kubectl_installed() {
+        let theirs: BTreeSet<String> = kubectl(plane, &ns, "get all -o name")
+            .await
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(ours, theirs);
+    }
+}

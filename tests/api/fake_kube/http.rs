@@ -1,4 +1,5 @@
-//! The wire protocol: routing of `/api/v1/...` and `/apis/apps/v1/...` paths, discovery, `/version`,
+//! The wire protocol: routing of `/api/v1/...` and `/apis/{apps/v1,batch/v1,autoscaling/v2}/...`
+//! paths, discovery (of core and apps), `/version`,
 //! list/get/create/replace/patch/delete/deletecollection/watch, `/scale`, `/status`, pod `/log`
 //! (with follow), `Status` error bodies, and the test hooks (request log, injected faults).
 
@@ -133,6 +134,8 @@ pub async fn dispatch(
     let (gv, rest) = match segs.as_slice() {
         ["api", "v1", rest @ ..] => ("v1", rest),
         ["apis", "apps", "v1", rest @ ..] => ("apps/v1", rest),
+        ["apis", "batch", "v1", rest @ ..] => ("batch/v1", rest),
+        ["apis", "autoscaling", "v2", rest @ ..] => ("autoscaling/v2", rest),
         _ => {
             return error(&ApiErr::new(
                 404,

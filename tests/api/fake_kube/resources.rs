@@ -15,9 +15,14 @@ pub enum Kind {
     Pod,
     Service,
     Event,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+    HorizontalPodAutoscaler,
 }
 
-pub const ALL: [Kind; 7] = [
+pub const ALL: [Kind; 12] = [
     Kind::Namespace,
     Kind::Node,
     Kind::Deployment,
@@ -25,6 +30,11 @@ pub const ALL: [Kind; 7] = [
     Kind::Pod,
     Kind::Service,
     Kind::Event,
+    Kind::StatefulSet,
+    Kind::DaemonSet,
+    Kind::Job,
+    Kind::CronJob,
+    Kind::HorizontalPodAutoscaler,
 ];
 
 impl Kind {
@@ -37,6 +47,11 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Service => "services",
             Kind::Event => "events",
+            Kind::StatefulSet => "statefulsets",
+            Kind::DaemonSet => "daemonsets",
+            Kind::Job => "jobs",
+            Kind::CronJob => "cronjobs",
+            Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
         }
     }
     pub fn kind(self) -> &'static str {
@@ -48,19 +63,27 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Service => "Service",
             Kind::Event => "Event",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+            Kind::Job => "Job",
+            Kind::CronJob => "CronJob",
+            Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
         }
     }
     pub fn group(self) -> &'static str {
         match self {
-            Kind::Deployment | Kind::ReplicaSet => "apps",
+            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet => "apps",
+            Kind::Job | Kind::CronJob => "batch",
+            Kind::HorizontalPodAutoscaler => "autoscaling",
             _ => "",
         }
     }
     pub fn api_version(self) -> &'static str {
-        if self.group() == "apps" {
-            "apps/v1"
-        } else {
-            "v1"
+        match self.group() {
+            "apps" => "apps/v1",
+            "batch" => "batch/v1",
+            "autoscaling" => "autoscaling/v2",
+            _ => "v1",
         }
     }
     pub fn namespaced(self) -> bool {
@@ -78,6 +101,11 @@ impl Kind {
             Kind::Pod => &["po"],
             Kind::Service => &["svc"],
             Kind::Event => &["ev"],
+            Kind::StatefulSet => &["sts"],
+            Kind::DaemonSet => &["ds"],
+            Kind::Job => &[],
+            Kind::CronJob => &["cj"],
+            Kind::HorizontalPodAutoscaler => &["hpa"],
         }
     }
     /// `deployments.apps`, `pods`: how the API server names the resource in messages.
@@ -106,6 +134,8 @@ impl Kind {
             Kind::Pod => &["status", "log"],
             Kind::Service | Kind::Namespace | Kind::Node => &["status"],
             Kind::Event => &[],
+            Kind::StatefulSet | Kind::DaemonSet | Kind::Job | Kind::CronJob => &["status"],
+            Kind::HorizontalPodAutoscaler => &["status"],
         }
     }
 }
@@ -179,7 +209,12 @@ pub fn default(kind: Kind, obj: &mut Value) {
                 }
             }
         }
-        Kind::Event => {}
+        Kind::Event
+        | Kind::StatefulSet
+        | Kind::DaemonSet
+        | Kind::Job
+        | Kind::CronJob
+        | Kind::HorizontalPodAutoscaler => {}
         Kind::Namespace => {
             set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
             set_default(obj, &["status", "phase"], json!("Active"));
@@ -346,7 +381,7 @@ pub fn validate(kind: Kind, obj: &Value, old: Option<&Value>) -> Causes {
         }
         Kind::Pod => validate_pod_spec(&obj["spec"], "spec", &mut causes),
         Kind::Service => validate_service(obj, old, &mut causes),
-        Kind::Namespace | Kind::Node | Kind::Event => {}
+        _ => {}
     }
     causes
 }
