@@ -20,7 +20,7 @@ use crate::action::Target;
 use crate::auth::Principal;
 use crate::chatops::{self, Command, Parsed, Plan};
 use crate::gateway::session::{self, ExecRequest};
-use crate::gateway::{self, AppState, EventFilter, Read};
+use crate::gateway::{self, AppState, EventFilter};
 
 /// `POST /v1/clusters/{cluster}/commands`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -150,16 +150,17 @@ pub async fn execute(
             let mut result = json(&found);
             // `describe` ends with the object's events, as kubectl's does.
             if let Command::Describe { kind, name } = command {
-                let events = Read::Events {
-                    object: Some((*kind, name.clone())),
-                    filter: EventFilter::default(),
-                };
-                if let FoundView::Events(list) =
-                    FoundView::from(gateway::read(state, principal, &target, events).await?)
-                {
-                    text = format!("{text}\n{}", render::events_section(&list));
-                    result["events"] = json(&list.items);
-                }
+                let object = Some((*kind, name.clone()));
+                let list = super::events::read_events(
+                    state,
+                    principal,
+                    &target,
+                    object,
+                    EventFilter::default(),
+                )
+                .await?;
+                text = format!("{text}\n{}", render::events_section(&list));
+                result["events"] = json(&list.items);
             }
             (text, result)
         }

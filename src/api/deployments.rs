@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::common::{MutationQuery, ObjectPath, run};
+use super::events::read_events;
 use super::problem::{ApiError, Problem};
 use super::results::{Answer, DeploymentResult, RollbackResult};
 use super::views::{
-    DeploymentDescription, DeploymentView, EventView, PodView, ReplicaSetDescription,
-    ReplicaSetView, RevisionDetail, RevisionList, RolloutView, revision_view,
+    DeploymentDescription, DeploymentView, PodView, ReplicaSetDescription, ReplicaSetView,
+    RevisionDetail, RevisionList, RolloutView, revision_view,
 };
 use crate::action::{Action, DeploySpec, Kind, Target};
 use crate::auth::Principal;
@@ -476,15 +477,8 @@ pub async fn describe_deployment(
             "a replicaset read found no replicasets"
         )));
     };
-    let events = Read::Events {
-        object: Some((Kind::Deployment, path.name.clone())),
-        filter: EventFilter::default(),
-    };
-    let Found::Events(events) = read(events).await? else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "an events read found no events"
-        )));
-    };
+    let object = Some((Kind::Deployment, path.name.clone()));
+    let events = read_events(&state, &principal, &target, object, EventFilter::default()).await?;
     let owner = format!("Deployment/{}", deployment.name);
     let (mut new_replica_set, mut old_replica_sets) = (None, Vec::new());
     for rs in rss.iter().map(ReplicaSetView::from) {
@@ -501,7 +495,7 @@ pub async fn describe_deployment(
         deployment,
         new_replica_set,
         old_replica_sets,
-        events: events.iter().map(EventView::from).collect(),
+        events: events.items,
     }))
 }
 
@@ -550,18 +544,11 @@ pub async fn describe_replicaset(
         },
         None => Vec::new(),
     };
-    let events = Read::Events {
-        object: Some((Kind::ReplicaSet, path.name.clone())),
-        filter: EventFilter::default(),
-    };
-    let Found::Events(events) = read(events).await? else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "an events read found no events"
-        )));
-    };
+    let object = Some((Kind::ReplicaSet, path.name.clone()));
+    let events = read_events(&state, &principal, &target, object, EventFilter::default()).await?;
     Ok(web::Json(ReplicaSetDescription {
         replica_set: ReplicaSetView::from(&*rs),
         pods: pods.iter().map(PodView::from).collect(),
-        events: events.iter().map(EventView::from).collect(),
+        events: events.items,
     }))
 }

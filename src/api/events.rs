@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::common::{NamespacePath, ObjectPath};
 use super::problem::{ApiError, Problem};
 use super::views::{EventList, FoundView};
-use crate::action::Kind;
+use crate::action::{Kind, Target};
 use crate::auth::Principal;
 use crate::gateway::{self, AppState, EventFilter, Read};
 
@@ -63,14 +63,18 @@ pub struct ObjectEventsQuery {
     pub since_seconds: Option<i64>,
 }
 
-async fn read(
+/// Events, as `gateway::read` finds them for `object` (or the namespace) and `filter`: what
+/// every door that shows events (the events endpoints, describe, chat) reads them with.
+pub(super) async fn read_events(
     state: &AppState,
     principal: &Principal,
-    target: crate::action::Target,
-    read: Read,
-) -> Result<web::Json<EventList>, ApiError> {
-    match FoundView::from(gateway::read(state, principal, &target, read).await?) {
-        FoundView::Events(list) => Ok(web::Json(list)),
+    target: &Target,
+    object: Option<(Kind, String)>,
+    filter: EventFilter,
+) -> Result<EventList, ApiError> {
+    let read = Read::Events { object, filter };
+    match FoundView::from(gateway::read(state, principal, target, read).await?) {
+        FoundView::Events(list) => Ok(list),
         _ => Err(ApiError::internal(anyhow::anyhow!(
             "an events read found no events"
         ))),
@@ -100,11 +104,8 @@ pub async fn list_events(
         name: q.name,
         since_seconds: q.since_seconds,
     };
-    let events = Read::Events {
-        object: None,
-        filter,
-    };
-    read(&state, &principal, path.target(), events).await
+    let list = read_events(&state, &principal, &path.target(), None, filter).await?;
+    Ok(web::Json(list))
 }
 
 async fn object_events(
@@ -119,11 +120,9 @@ async fn object_events(
         since_seconds: query.since_seconds,
         ..Default::default()
     };
-    let events = Read::Events {
-        object: Some((kind, path.name.clone())),
-        filter,
-    };
-    read(state, principal, path.target(), events).await
+    let object = Some((kind, path.name.clone()));
+    let list = read_events(state, principal, &path.target(), object, filter).await?;
+    Ok(web::Json(list))
 }
 
 macro_rules! object_events_endpoint {

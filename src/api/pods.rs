@@ -9,8 +9,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::common::ObjectPath;
+use super::events::read_events;
 use super::problem::{ApiError, Problem};
-use super::views::{Condition, EventView, ObjectRef, PodDescription, PodView};
+use super::views::{Condition, ObjectRef, PodDescription, PodView};
 use crate::action::Kind;
 use crate::auth::Principal;
 use crate::gateway::{self, AppState, EventFilter, Found, LogOptions, Read};
@@ -135,15 +136,8 @@ pub async fn describe_pod(
             "a pod read found no pod"
         )));
     };
-    let events = Read::Events {
-        object: Some((Kind::Pod, path.name.clone())),
-        filter: EventFilter::default(),
-    };
-    let Found::Events(events) = read(events).await? else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "an events read found no events"
-        )));
-    };
+    let object = Some((Kind::Pod, path.name.clone()));
+    let events = read_events(&state, &principal, &target, object, EventFilter::default()).await?;
     let mut owners = Vec::new();
     if let Some(owner) = controller_of(&pod.metadata) {
         let replica_set = (owner.kind == "ReplicaSet").then(|| owner.name.clone());
@@ -171,6 +165,6 @@ pub async fn describe_pod(
         pod: PodView::from(&*pod),
         conditions,
         owners,
-        events: events.iter().map(EventView::from).collect(),
+        events: events.items,
     }))
 }

@@ -4,9 +4,10 @@
 use actix_web::{HttpResponse, web};
 
 use super::common::{MutationQuery, ObjectPath, run};
+use super::events::read_events;
 use super::problem::{ApiError, Problem};
 use super::results::{Answer, ServiceResult};
-use super::views::{EventView, ServiceDescription, service_view};
+use super::views::{ServiceDescription, service_view};
 use crate::action::{Action, ExposeSpec, Kind, ServiceSpec};
 use crate::auth::Principal;
 use crate::gateway::{self, AppState, EventFilter, Found, Read};
@@ -106,17 +107,10 @@ pub async fn describe_service(
             "a service read found no service"
         )));
     };
-    let events = Read::Events {
-        object: Some((Kind::Service, path.name.clone())),
-        filter: EventFilter::default(),
-    };
-    let Found::Events(events) = read(events).await? else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "an events read found no events"
-        )));
-    };
+    let object = Some((Kind::Service, path.name.clone()));
+    let events = read_events(&state, &principal, &target, object, EventFilter::default()).await?;
     Ok(web::Json(ServiceDescription {
         service: service_view(&service, &pods),
-        events: events.iter().map(EventView::from).collect(),
+        events: events.items,
     }))
 }
