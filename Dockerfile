@@ -15,13 +15,14 @@ ENV CARGO_TERM_COLOR=never
 COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir -p src benches tests/api migrations \
     && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && for b in token_verification audit_append gateway; do echo 'fn main() {}' > "benches/$b.rs"; done \
+    && for b in token_verification audit_append gateway console; do echo 'fn main() {}' > "benches/$b.rs"; done \
     && echo '' > tests/api/main.rs \
     && cargo build --profile production --locked --features otel --bin kubegate \
     && rm -rf src
 # 2. The service itself.
 COPY src src
 COPY migrations migrations
+COPY console console
 ARG KUBEGATE_COMMIT=unknown
 # `otel` compiles OpenTelemetry trace export in; it stays off unless KUBEGATE_OTEL_ENDPOINT is set.
 RUN touch src/main.rs src/lib.rs && cargo build --profile production --locked --features otel --bin kubegate

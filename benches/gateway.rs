@@ -514,6 +514,12 @@ fn main() {
             row("audit query, newest 100", 8, &audit, None);
         }
 
+        // A person's kubectl through kubegate (`/k8s/{cluster}`): what kubectl sends, through
+        // kubegate and straight to the same API server.
+        if wanted("kube api") {
+            kube_api(&http, &base, &token, &fake, pid, seconds).await;
+        }
+
         // kubectl as a subprocess per operation (what chatops bots that shell out pay).
         if wanted("kubectl get (subprocess)") {
             if kubectl {
@@ -571,6 +577,9 @@ fn main() {
             for clients in [1usize, 8, 64].into_iter().filter(|c| clients_wanted(*c)) {
                 scales("real: audited scale", clients, seconds, &http, &real_ns, &token, &real).await;
             }
+        }
+        if let Some(plane) = plane.filter(|_| wanted("real: apply")) {
+            apply_versus_kubectl(plane, &http, &base, &token).await;
         }
         // How kubegate's threads were scheduled: time on a CPU, time runnable but waiting for
         // one (on two shared cores, often longer than the first), and time slices (wake-ups).
@@ -852,4 +861,248 @@ async fn interactive(
         );
         drop(open);
     }
+}
+
+/// A manifest of 100 objects in `ns`: 40 ConfigMaps, 20 Secrets, 20 Services, 10
+/// ServiceAccounts, 10 Deployments (no replicas: the controllers' work is not what is measured);
+/// `mark` labels every object, so a new mark changes each one.
+fn hundred_objects(ns: &str, mark: u32) -> String {
+    let mut docs = Vec::new();
+    let meta = |name: String| {
+        format!("metadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{bench: \"{mark}\"}}\n")
+    };
+    for i in 0..40 {
+        docs.push(format!(
+            "apiVersion: v1\nkind: ConfigMap\n{}data:\n  key: value-{i}\n",
+            meta(format!("config-{i}"))
+        ));
+    }
+    for i in 0..20 {
+        docs.push(format!(
+            "apiVersion: v1\nkind: Secret\n{}stringData:\n  token: t-{i}\n",
+            meta(format!("secret-{i}"))
+        ));
+    }
+    for i in 0..20 {
+        docs.push(format!("apiVersion: v1\nkind: Service\n{}spec:\n  selector: {{app: app-{i}}}\n  ports: [{{port: 80}}]\n", meta(format!("svc-{i}"))));
+    }
+    for i in 0..10 {
+        docs.push(format!(
+            "apiVersion: v1\nkind: ServiceAccount\n{}",
+            meta(format!("sa-{i}"))
+        ));
+    }
+    for i in 0..10 {
+        docs.push(format!(
+            "apiVersion: apps/v1\nkind: Deployment\n{}spec:\n  replicas: 0\n  selector: {{matchLabels: {{app: app-{i}}}}}\n  template:\n    metadata: {{labels: {{app: app-{i}}}}}\n    spec:\n      containers: [{{name: c, image: \"nginx:1\"}}]\n",
+            meta(format!("deploy-{i}"))
+        ));
+    }
+    docs.join("---\n")
+}
+
+/// Apply of 100 objects through kubegate against `kubectl apply --server-side -f` of the same
+/// file (kubectl's discovery cache warm, as on a person's machine): creating them, applying the
+/// same again, and changing every one; the median of five of each, end to end (kubectl: its
+/// process start to its exit; kubegate: the HTTP request to its answer).
+async fn apply_versus_kubectl(
+    plane: &control_plane::ControlPlane,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) {
+    if std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_err()
+    {
+        println!("\napply of 100 objects: skipped, kubectl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubectl = |file: std::path::PathBuf| {
+        let kc = plane.admin_kubeconfig.clone();
+        async move {
+            let started = Instant::now();
+            let out = tokio::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .args(["apply", "--server-side", "-f"])
+                .arg(&file)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            started.elapsed()
+        }
+    };
+    let kubegate = |yaml: String| {
+        let (h, u, t) = (
+            http.clone(),
+            format!("{base}/v1/clusters/real/apply"),
+            token.to_owned(),
+        );
+        async move {
+            let started = Instant::now();
+            let res = h
+                .post(u)
+                .bearer_auth(t)
+                .header("content-type", "application/yaml")
+                .body(yaml)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let body = res.text().await.unwrap();
+            assert!(status.is_success(), "{body}");
+            started.elapsed()
+        }
+    };
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1000.0
+    };
+    // One unmeasured run each: kubectl's discovery cache, kubegate's discovery of the kinds.
+    let f = dir.path().join("warm.yaml");
+    std::fs::write(&f, hundred_objects(&plane.namespace("apply-warm").await, 0)).unwrap();
+    kubectl(f).await;
+    kubegate(hundred_objects(&plane.namespace("apply-warm").await, 0)).await;
+
+    let mut rows = Vec::new();
+    for (what, fresh, changes) in [
+        ("create 100 objects", true, false),
+        ("apply the same again (unchanged)", false, false),
+        ("change all 100", false, true),
+    ] {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (ns_kg, ns_kc) = (
+            plane.namespace("apply-kg").await,
+            plane.namespace("apply-kc").await,
+        );
+        for round in 0..5u32 {
+            let (ns_kg, ns_kc) = if fresh {
+                (
+                    plane.namespace("apply-kg").await,
+                    plane.namespace("apply-kc").await,
+                )
+            } else {
+                (ns_kg.clone(), ns_kc.clone())
+            };
+            let mark = if changes { round + 1 } else { 0 };
+            if !fresh && round == 0 {
+                // The objects exist before the first measured round.
+                kubegate(hundred_objects(
+                    &ns_kg,
+                    mark.saturating_sub(1) * u32::from(changes),
+                ))
+                .await;
+                let f = dir.path().join("setup.yaml");
+                std::fs::write(
+                    &f,
+                    hundred_objects(&ns_kc, mark.saturating_sub(1) * u32::from(changes)),
+                )
+                .unwrap();
+                kubectl(f).await;
+            }
+            ours.push(kubegate(hundred_objects(&ns_kg, mark)).await);
+            let f = dir.path().join(format!("{round}.yaml"));
+            std::fs::write(&f, hundred_objects(&ns_kc, mark)).unwrap();
+            theirs.push(kubectl(f).await);
+        }
+        let (a, b) = (median(ours), median(theirs));
+        rows.push(format!("| {what} | {a:.0} | {b:.0} | {:.1}× |", b / a));
+    }
+    println!(
+        "\n| apply of 100 objects, real control plane (median of 5) | kubegate ms | kubectl apply --server-side ms | kubegate faster by |"
+    );
+    println!("| --- | ---: | ---: | ---: |");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// The Kubernetes API through kubegate against straight to the fake API server: a 1,000-object
+/// list and one object's get (what `kubectl get` sends), and kubegate's memory while 100 watches
+/// are open through it.
+async fn kube_api(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    fake: &fake_kube::FakeKube,
+    pid: u32,
+    seconds: u64,
+) {
+    for i in 0..1000 {
+        fake.create(fake_kube::Kind::ConfigMap, "default", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("config-{i}"), "namespace": "default"}, "data": {"key": format!("value-{i}"), "other": "x".repeat(200)}}));
+    }
+    let list = "/api/v1/namespaces/default/configmaps";
+    let get = "/apis/apps/v1/namespaces/default/deployments/web";
+    for (name, path) in [
+        ("kube api: list 1,000 configmaps", list),
+        ("kube api: get a deployment", get),
+    ] {
+        for clients in [1usize, 8].into_iter().filter(|c| clients_wanted(*c)) {
+            let (h, u, t) = (
+                http.clone(),
+                format!("{base}/k8s/dev{path}"),
+                token.to_owned(),
+            );
+            let via = load(clients, seconds, move |_| {
+                let (h, u, t) = (h.clone(), u.clone(), t.clone());
+                async move {
+                    match h
+                        .get(&u)
+                        .bearer_auth(&t)
+                        .header("accept", "application/json")
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    }
+                }
+            })
+            .await;
+            let (h, u) = (http.clone(), format!("{}{path}", fake.url));
+            let direct = load(clients, seconds, move |_| {
+                let (h, u) = (h.clone(), u.clone());
+                async move {
+                    match h.get(&u).header("accept", "application/json").send().await {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    }
+                }
+            })
+            .await;
+            row(name, clients, &via, Some(&direct));
+        }
+    }
+    // 100 watches held open through kubegate (each a stream from the API server).
+    let idle = rss_kib(pid, "VmRSS:");
+    let mut watches = Vec::new();
+    for _ in 0..100 {
+        let res = http
+            .get(format!(
+                "{base}/k8s/dev/apis/apps/v1/namespaces/default/deployments?watch=true"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success());
+        watches.push(res);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let open = rss_kib(pid, "VmRSS:");
+    drop(watches);
+    println!(
+        "\nkube api: kubegate RSS {:.1} MiB before, {:.1} MiB with 100 watches open (+{:.1} MiB).",
+        idle as f64 / 1024.0,
+        open as f64 / 1024.0,
+        (open as f64 - idle as f64) / 1024.0
+    );
 }

@@ -30,6 +30,18 @@ impl Application {
     /// Connect and migrate the database, load the clusters, bind the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         install_crypto_provider();
+        // Settings that need each other, checked before anything starts.
+        let oidc = match (&config.console_oidc_client_id, &config.auth.oidc_issuer) {
+            (None, _) => None,
+            (Some(client_id), Some(issuer)) => Some(api::console::Oidc::new(
+                issuer,
+                client_id,
+                &config.console_oidc_scopes,
+            )?),
+            (Some(_), None) => anyhow::bail!(
+                "KUBEGATE_CONSOLE_OIDC_CLIENT_ID needs KUBEGATE_OIDC_ISSUER: the issuer the console signs in with"
+            ),
+        };
         // Once, first, on this thread, rather than on each worker that needs it (see `Published`):
         // what is built after it reuses the memory its construction let go of.
         std::sync::LazyLock::force(&api::openapi::PUBLISHED);
@@ -65,6 +77,10 @@ impl Application {
         metrics.register(Box::new(auth.authenticator.verifications.clone()));
         metrics.register(Box::new(auth.policy_reloads.clone()));
         auth.watch_policy(config.auth.policy_reload_interval);
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
         let limits = Limits {
             max_replicas: config.max_replicas,
             max_affected_cap: 1000,
@@ -81,6 +97,14 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
             idempotency_ttl: config.idempotency_ttl,
             max_body_bytes: config.max_body_bytes,
+            impersonate: config.impersonate_clusters.clone(),
+            public_url: config.public_url.clone(),
+            tls_ca: tls.as_ref().map(|t| t.ca_pem.clone()),
+            apply: crate::gateway::ApplySettings {
+                max_body_bytes: config.apply_max_body_bytes,
+                max_objects: config.apply_max_objects,
+                deployer_kinds: config.apply_deployer_kinds.clone(),
+            },
             sessions: crate::gateway::session::SessionLimits {
                 exec_timeout_max: config.sessions.exec_timeout_max,
                 exec_output_max: usize::try_from(config.sessions.exec_output_max_bytes)
@@ -100,15 +124,22 @@ impl Application {
         let max_body = config.max_body_bytes;
         let separate_metrics = config.metrics_listen.is_some();
         let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
+        let console = config
+            .console
+            .then(|| Arc::new(api::console::Console::new(&config.console_path, oidc)));
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(slack.clone())
-                .configure(|cfg| api::configure(cfg, max_body, !separate_metrics))
+                .configure(|cfg| api::configure(cfg, max_body, !separate_metrics, console.clone()))
                 .wrap(from_fn(api::idempotency::idempotency))
                 .wrap(from_fn(api::middleware::request_context))
-        })
-        .listen(listener)?
+                .wrap(from_fn(api::compress::large_json))
+        });
+        let mut server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.server.clone())?,
+            None => server.listen(listener)?,
+        }
         // kubegate handles SIGTERM/SIGINT itself (see `run`): readiness fails first.
         .disable_signals()
         .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
@@ -207,4 +238,49 @@ async fn shutdown_signal() {
 /// the build enables only ring, and reqwest needs it installed before a client is built.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// HTTPS settings from PEM files: the server's rustls configuration (the build's one provider,
+/// ring), and the chain's last certificate, the CA that kubeconfigs handed out trust.
+struct Tls {
+    server: rustls::ServerConfig,
+    ca_pem: String,
+}
+
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Tls> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read(p).with_context(|| format!("{what}: cannot read {}", p.display()))
+    };
+    let certs: Vec<pem::Pem> = pem::parse_many(read(cert, "KUBEGATE_TLS_CERT")?)
+        .context("KUBEGATE_TLS_CERT: not PEM")?
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .collect();
+    let Some(last) = certs.last() else {
+        anyhow::bail!("KUBEGATE_TLS_CERT: no certificate in {}", cert.display());
+    };
+    let ca_pem = pem::encode(last);
+    let chain: Vec<CertificateDer<'static>> = certs
+        .iter()
+        .map(|p| CertificateDer::from(p.contents().to_vec()))
+        .collect();
+    let key_pem =
+        pem::parse(read(key, "KUBEGATE_TLS_KEY")?).context("KUBEGATE_TLS_KEY: not PEM")?;
+    let der = key_pem.contents().to_vec();
+    let key: PrivateKeyDer<'static> = match key_pem.tag() {
+        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(der.into()),
+        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(der.into()),
+        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(der.into()),
+        other => anyhow::bail!("KUBEGATE_TLS_KEY: a {other} is not a private key"),
+    };
+    let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .context("KUBEGATE_TLS_CERT and KUBEGATE_TLS_KEY do not make a usable pair")?;
+    Ok(Tls { server, ca_pem })
 }

@@ -19,6 +19,10 @@ pub const VERSION: &str = concat!(
 );
 
 /// kubegate: a safe, audited REST door to Kubernetes clusters.
+/// What a `deployer` may apply by default: workloads, their config, services, autoscaling,
+/// networking and policy (`KUBEGATE_APPLY_DEPLOYER_KINDS`).
+pub const DEFAULT_APPLY_DEPLOYER_KINDS: &str = "apps/*,batch/*,autoscaling/*,policy/*,networking.k8s.io/*,core/ConfigMap,core/Secret,core/Service,core/ServiceAccount,core/PersistentVolumeClaim,core/Pod";
+
 #[derive(Debug, Parser)]
 #[command(name = "kubegate", version = VERSION, about, long_about = None)]
 pub struct Cli {
@@ -37,6 +41,9 @@ pub enum Command {
     Audit(AuditCommand),
     /// Mint a short-lived HS token signed with KUBEGATE_JWT_HS_SECRET, for local use.
     Token(TokenArgs),
+    /// kubectl's credential plugin for kubeconfigs from `/v1/clusters/{cluster}/kubeconfig`:
+    /// prints an ExecCredential with the token of KUBEGATE_TOKEN (or --token-file).
+    Credential(CredentialArgs),
     /// Forward local ports to a pod through a kubegate server (kubectl port-forward's way).
     PortForward(PortForwardArgs),
     /// Print the OpenAPI document (the API contract) generated from the code.
@@ -137,6 +144,70 @@ pub struct Config {
     /// Largest accepted JSON request body, in bytes; larger bodies get 413.
     #[arg(long, env = "KUBEGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Largest accepted manifest body of `POST .../apply` (YAML or JSON), in bytes; larger
+    /// bodies get 413.
+    #[arg(long, env = "KUBEGATE_APPLY_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub apply_max_body_bytes: usize,
+
+    /// A PEM certificate chain: serve HTTPS on KUBEGATE_LISTEN with it (and KUBEGATE_TLS_KEY).
+    /// kubectl sends credentials only over TLS, so the Kubernetes API endpoint (`/k8s`) needs
+    /// this or a TLS-terminating proxy in front.
+    #[arg(long, env = "KUBEGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KUBEGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// kubegate's URL as clients reach it (`https://kubegate.example.com`), for the server of
+    /// the kubeconfigs it hands out; unset: the scheme and host the request came with.
+    #[arg(long, env = "KUBEGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Clusters (comma-separated globs) on which the Kubernetes API endpoint (`/k8s/{cluster}`,
+    /// a person's kubectl) sends requests as the caller (`Impersonate-User: ISSUER#SUBJECT`,
+    /// `Impersonate-Group` for each group), so the cluster's RBAC applies on top of kubegate's
+    /// roles; kubegate's account then needs the `impersonate` verb on users and groups.
+    #[arg(long, env = "KUBEGATE_IMPERSONATE_CLUSTERS", value_delimiter = ',')]
+    pub impersonate_clusters: Vec<String>,
+
+    /// Serve the web console (`KUBEGATE_CONSOLE_PATH`); false: those paths answer 404.
+    #[arg(long, env = "KUBEGATE_CONSOLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub console: bool,
+
+    /// Where the web console is served (`/ui`: the page at `/ui/`); not under an API path.
+    #[arg(long, env = "KUBEGATE_CONSOLE_PATH", default_value = "/ui", value_parser = parse_console_path)]
+    pub console_path: String,
+
+    /// The web console's OIDC client (a public client: authorization code with PKCE, no
+    /// secret) at KUBEGATE_OIDC_ISSUER; unset: the console signs in with a pasted token only.
+    /// Its ID tokens must carry this client ID in an audience KUBEGATE_JWT_AUDIENCE accepts.
+    #[arg(long, env = "KUBEGATE_CONSOLE_OIDC_CLIENT_ID")]
+    pub console_oidc_client_id: Option<String>,
+
+    /// The scopes the console asks the issuer for.
+    #[arg(
+        long,
+        env = "KUBEGATE_CONSOLE_OIDC_SCOPES",
+        default_value = "openid profile email"
+    )]
+    pub console_oidc_scopes: String,
+
+    /// Most objects one apply may hold (more: 422, nothing applied).
+    #[arg(long, env = "KUBEGATE_APPLY_MAX_OBJECTS", default_value_t = 200)]
+    pub apply_max_objects: usize,
+
+    /// Kinds a `deployer` may apply (namespaced ones only, in the namespaces of its grant), as
+    /// `GROUP/KIND` globs, `core` for the core group; every other kind, and any cluster-scoped
+    /// one, needs `admin`.
+    #[arg(
+        long,
+        env = "KUBEGATE_APPLY_DEPLOYER_KINDS",
+        value_delimiter = ',',
+        default_value = DEFAULT_APPLY_DEPLOYER_KINDS
+    )]
+    pub apply_deployer_kinds: Vec<String>,
 
     /// On SIGTERM, fail /readyz for this long (so load balancers stop sending traffic) before
     /// closing the listener; then in-flight requests get KUBEGATE_SHUTDOWN_TIMEOUT.
@@ -422,6 +493,17 @@ pub struct PortForwardArgs {
     pub ports: Vec<String>,
 }
 
+/// `kubegate credential`.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialArgs {
+    /// The kubegate token (a JWT). Never printed anywhere but to kubectl.
+    #[arg(long, env = "KUBEGATE_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub token: Option<SecretString>,
+    /// A file holding the token instead (read at each call, so a refreshed token is used).
+    #[arg(long, env = "KUBEGATE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
 /// `kubegate token`.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
@@ -481,6 +563,42 @@ fn parse_role_rate(s: &str) -> Result<(crate::role::Role, u32), String> {
         .parse()
         .map_err(|_| format!("{rate:?} is not a number"))?;
     Ok((role, rate))
+}
+
+fn parse_console_path(s: &str) -> Result<String, String> {
+    let path = s.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    if !path.starts_with('/')
+        || segments.is_empty()
+        || segments.iter().any(|seg| {
+            seg.is_empty()
+                || *seg == "."
+                || *seg == ".."
+                || !seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+    {
+        return Err(format!(
+            "{s:?} is not a path like /ui (segments of letters, digits, '-', '_' and '.')"
+        ));
+    }
+    const TAKEN: [&str; 7] = [
+        "v1",
+        "k8s",
+        "docs",
+        "openapi.json",
+        "healthz",
+        "readyz",
+        "metrics",
+    ];
+    if TAKEN.contains(&segments[0]) {
+        return Err(format!(
+            "{path} is under /{}, which kubegate already serves",
+            segments[0]
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, String> {

@@ -51,6 +51,8 @@ pub mod telemetry;
 pub mod action;
 /// Every setting, as one clap struct per subcommand; `kubegate serve --help` is the reference.
 pub mod config;
+/// Manifests for apply: YAML and JSON bodies into checked objects, bounded, in apply order.
+pub mod manifest;
 /// The roles (viewer, deployer, admin, auditor, delegate) and what each includes.
 pub mod role;
 /// Input rules shared by actions: names, labels, selectors, image references, quantities.

@@ -45,6 +45,28 @@ async fn main() -> anyhow::Result<()> {
             println!();
             Ok(())
         }
+        Command::Credential(args) => {
+            use secrecy::ExposeSecret;
+            let token = match (&args.token_file, &args.token) {
+                (Some(file), _) => std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, Some(t)) => t.expose_secret().trim().to_owned(),
+                (None, None) => anyhow::bail!(
+                    "no kubegate token: set KUBEGATE_TOKEN (or KUBEGATE_TOKEN_FILE), e.g. from your identity provider"
+                ),
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "apiVersion": "client.authentication.k8s.io/v1",
+                    "kind": "ExecCredential",
+                    "status": {"token": token},
+                })
+            );
+            Ok(())
+        }
         Command::PortForward(args) => {
             kubegate::install_crypto_provider();
             kubegate::forward::run(args).await

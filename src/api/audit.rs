@@ -17,7 +17,7 @@ use crate::gateway::AppState;
 /// One audit entry.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"seq": 42, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "stage": "outcome", "outcome": "succeeded", "receivedAt": "2026-11-26T09:30:00.123456Z", "completedAt": "2026-11-26T09:30:00.164012Z", "requestId": "bot-7f3a", "subject": "alice", "issuer": "kubegate", "groups": ["sre"], "decision": null, "sourceIp": "10.0.3.7", "userAgent": "shop-bot/1.2", "action": "scale", "method": "PUT", "path": "/v1/clusters/dev/namespaces/shop/deployments/web/replicas", "cluster": "dev", "namespace": "shop", "resourceKind": "deployment", "resourceName": "web", "request": {"replicas": 3}, "httpStatus": 200, "problemType": null, "upstreamError": null, "result": {"replicasBefore": 1, "replicasAfter": 3}, "dryRun": false, "replay": false, "idempotencyKey": null, "prevHash": "5f0c…", "hash": "9a7e…"}))]
+#[schema(example = json!({"seq": 42, "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "stage": "outcome", "outcome": "succeeded", "receivedAt": "2026-11-26T09:30:00.123456Z", "completedAt": "2026-11-26T09:30:00.164012Z", "requestId": "bot-7f3a", "subject": "alice", "issuer": "kubegate", "groups": ["sre"], "decision": null, "sourceIp": "10.0.3.7", "userAgent": "shop-bot/1.2", "action": "scale", "method": "PUT", "path": "/v1/clusters/dev/namespaces/shop/deployments/web/replicas", "cluster": "dev", "namespace": "shop", "resourceKind": "deployment", "resourceName": "web", "request": {"replicas": 3}, "interface": "rest", "httpStatus": 200, "problemType": null, "upstreamError": null, "result": {"replicasBefore": 1, "replicasAfter": 3}, "dryRun": false, "replay": false, "idempotencyKey": null, "prevHash": "5f0c…", "hash": "9a7e…"}))]
 pub struct AuditEntry {
     /// Position in the hash chain.
     pub seq: i64,
@@ -52,6 +52,9 @@ pub struct AuditEntry {
     /// The request, redacted.
     #[schema(value_type = Option<Object>)]
     pub request: Option<serde_json::Value>,
+    /// The door it came through: `rest` (the REST API), `kubernetes` (a kubectl through
+    /// `/k8s/{cluster}`) or `chat` (chat commands).
+    pub interface: String,
     pub http_status: Option<i32>,
     pub problem_type: Option<String>,
     pub upstream_error: Option<String>,
@@ -67,6 +70,15 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// The door of a request, from its path.
+fn interface_of(path: Option<&str>) -> &'static str {
+    match path {
+        Some(p) if p.starts_with("/k8s/") => "kubernetes",
+        Some(p) if p.ends_with("/commands") || p.starts_with("/v1/integrations/") => "chat",
+        _ => "rest",
+    }
+}
+
 fn time(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us)
         .map(|t| t.to_string())
@@ -76,6 +88,7 @@ fn time(us: i64) -> String {
 impl From<Stored> for AuditEntry {
     fn from(s: Stored) -> Self {
         let e = s.entry;
+        let interface = interface_of(e.http_path.as_deref()).to_owned();
         let json = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
         Self {
             seq: s.seq,
@@ -99,6 +112,7 @@ impl From<Stored> for AuditEntry {
             namespace: e.namespace,
             resource_kind: e.resource_kind,
             resource_name: e.resource_name,
+            interface,
             request: json(e.request_summary),
             http_status: e.http_status,
             problem_type: e.problem_type,

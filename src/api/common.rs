@@ -105,8 +105,8 @@ pub use crate::action::DEFAULT_MAX_AFFECTED;
 
 /// Run an action through the gateway with the query's options.
 /// `timeoutSeconds` beyond a day is refused (the schema says so), below it capped by KUBEGATE_MAX_WAIT.
-fn check_timeout(query: &MutationQuery) -> Result<(), ApiError> {
-    match query.timeout_seconds {
+pub(super) fn check_timeout(timeout_seconds: Option<u64>) -> Result<(), ApiError> {
+    match timeout_seconds {
         Some(t) if !(1..=86400).contains(&t) => {
             Err(ApiError::from(crate::gateway::Error::Validation {
                 errors: vec![FieldError {
@@ -119,6 +119,20 @@ fn check_timeout(query: &MutationQuery) -> Result<(), ApiError> {
     }
 }
 
+/// How long `wait=true` may wait: `timeoutSeconds` (default 60), capped by KUBEGATE_MAX_WAIT.
+pub(super) fn wait_bound(
+    state: &AppState,
+    wait: bool,
+    timeout_seconds: Option<u64>,
+) -> Option<Duration> {
+    wait.then(|| {
+        timeout_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_WAIT)
+            .min(state.max_wait)
+    })
+}
+
 pub async fn run(
     state: &AppState,
     principal: &Principal,
@@ -127,14 +141,8 @@ pub async fn run(
     query: &MutationQuery,
     reason: Option<String>,
 ) -> Result<Executed, ApiError> {
-    check_timeout(query)?;
-    let wait = query.wait.then(|| {
-        query
-            .timeout_seconds
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_WAIT)
-            .min(state.max_wait)
-    });
+    check_timeout(query.timeout_seconds)?;
+    let wait = wait_bound(state, query.wait, query.timeout_seconds);
     Ok(gateway::execute(
         state,
         principal,

@@ -211,11 +211,32 @@ pub async fn exec_session(
         &PROTOCOLS,
         "an interactive exec (for a one-shot command, POST a JSON body to this path)",
     )?;
+    exec_over_websocket(
+        state,
+        principal,
+        path.target(),
+        path.name.clone(),
+        req,
+        body,
+    )
+    .await
+}
+
+/// An interactive exec over a WebSocket offering a channel protocol kubegate speaks, from the
+/// REST path or the Kubernetes API's (`kubectl exec`): the same checks, audit and recording.
+pub(super) async fn exec_over_websocket(
+    state: web::Data<AppState>,
+    principal: Principal,
+    target: crate::action::Target,
+    pod: String,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let q = parse_session_query(req.query_string())?;
     let tty = q.tty.unwrap_or(false);
     let exec = ExecRequest {
-        target: path.target(),
-        pod: path.name.clone(),
+        target,
+        pod,
         container: q.container,
         command: q.command,
         stdin: q.stdin.unwrap_or(false),
@@ -298,7 +319,14 @@ pub(super) async fn pump(
             () = outbound => break,
         }
     }
-    let _ = client.close(None).await;
+    // A normal closure (1000): client-go reads a close without a code (1005) on the error
+    // stream as a failure, after the command's output and status.
+    let _ = client
+        .close(Some(actix_ws::CloseReason {
+            code: actix_ws::CloseCode::Normal,
+            description: None,
+        }))
+        .await;
 }
 
 /// The ports of a port-forward: `ports=8080,9090` or repeated, as Kubernetes clients send them.
@@ -391,7 +419,11 @@ pub async fn portforward_session(
 }
 
 /// A WebSocket upgrade offering one of `protocols`, or a 400 saying what is expected.
-fn upgrade_offered(req: &HttpRequest, protocols: &[&str], what: &str) -> Result<(), Error> {
+pub(super) fn upgrade_offered(
+    req: &HttpRequest,
+    protocols: &[&str],
+    what: &str,
+) -> Result<(), Error> {
     let offered: Vec<String> = req
         .headers()
         .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)

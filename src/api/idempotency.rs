@@ -132,15 +132,15 @@ pub async fn idempotency(
     // Read the body (bounded) to fingerprint it, then hand it on unchanged.
     let mut body = web::BytesMut::new();
     let mut payload = req.take_payload();
+    let limit = if req.path().ends_with("/apply") {
+        state.apply.max_body_bytes
+    } else {
+        state.max_body_bytes
+    };
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else { break };
-        if body.len() + chunk.len() > state.max_body_bytes {
-            return refuse(
-                req,
-                ApiError::PayloadTooLarge {
-                    limit: state.max_body_bytes,
-                },
-            );
+        if body.len() + chunk.len() > limit {
+            return refuse(req, ApiError::PayloadTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
 use crate::auth::{Grant, Principal, policy};
-use crate::gateway::AppState;
+use crate::gateway::{AppState, kubeapi};
 
 /// The caller as kubegate sees it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,8 +33,12 @@ pub struct Identity {
 pub struct AccessReviewRequest {
     /// `read`, `delegate`, an action (`deploy`, `create`, `scale`, `set_image`, `restart`, `rollback`, `expose`,
     /// `put_service`, `label`, `delete_deployment`, `delete_service`, `delete_services`,
-    /// `delete_pod`, `delete_pods`), `exec`, `portforward`, `proxy`, or `read_audit`.
-    pub verb: ReviewVerb,
+    /// `delete_pod`, `delete_pods`), `exec`, `portforward`, `proxy`, or `read_audit`. Either
+    /// this or `resourceAttributes`.
+    pub verb: Option<ReviewVerb>,
+    /// A Kubernetes API request instead (what kubectl through kubegate would send), decided by
+    /// the same table as `/k8s/{cluster}`; `namespace` is the request's.
+    pub resource_attributes: Option<KubernetesAttributes>,
     pub cluster: String,
     /// Omitted: cluster scope (nodes, namespaces).
     pub namespace: Option<String>,
@@ -42,6 +46,31 @@ pub struct AccessReviewRequest {
     pub subject: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+/// A Kubernetes API request's attributes (as in a `SelfSubjectAccessReview`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"verb": "patch", "group": "apps", "resource": "deployments", "subresource": "scale"}))]
+pub struct KubernetesAttributes {
+    /// get, list, watch, create, update, patch, delete, deletecollection.
+    #[schema(pattern = "^[a-z]+$", max_length = 32)]
+    pub verb: String,
+    /// The API group (empty: the core group).
+    #[serde(default)]
+    #[schema(max_length = 253)]
+    pub group: String,
+    /// The version (default: the group's usual one).
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    pub version: String,
+    /// The resource (plural): `pods`, `deployments`.
+    #[schema(pattern = "^[a-z0-9.-]+$", min_length = 1, max_length = 253)]
+    pub resource: String,
+    #[serde(default)]
+    #[schema(max_length = 63)]
+    pub subresource: String,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,7 +132,8 @@ pub async fn get_whoami(state: web::Data<AppState>, principal: Principal) -> web
     request_body = AccessReviewRequest,
     responses(
         (status = 200, description = "The decision", body = AccessReview),
-        (status = 422, description = "Unknown verb", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown cluster", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown verb, or neither (or both) of verb and resourceAttributes", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_access_review(
@@ -112,16 +142,42 @@ pub async fn create_access_review(
     body: web::Json<AccessReviewRequest>,
 ) -> Result<web::Json<AccessReview>, ApiError> {
     let r = body.into_inner();
-    let verb = serde_json::to_value(r.verb)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let (verb, role, namespace) = match (&r.verb, r.resource_attributes) {
+        (Some(v), None) => {
+            let verb = serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let role = policy::role_for(&verb);
+            (verb, role, r.namespace.clone())
+        }
+        (None, Some(a)) => {
+            let attrs = kubeapi::Attributes {
+                resource_request: true,
+                verb: a.verb,
+                group: a.group,
+                version: a.version,
+                resource: a.resource,
+                subresource: a.subresource,
+                namespace: r.namespace.clone(),
+                name: a.name,
+            };
+            let need = kubeapi::requirement(&state, &principal, &r.cluster, attrs).await?;
+            (need.verb, need.role, need.namespace)
+        }
+        _ => {
+            return Err(ApiError::validation(vec![crate::validate::FieldError {
+                field: "verb".into(),
+                message: "give either verb or resourceAttributes".into(),
+            }]));
+        }
+    };
     let d = match &r.subject {
         // The caller itself (for a bot acting for a person: both must be allowed).
         None if r.groups.is_empty() => {
             state
                 .auth
-                .decide(&principal, &verb, &r.cluster, r.namespace.as_deref())
+                .decide_role(&principal, &verb, role, &r.cluster, namespace.as_deref())
         }
         _ => {
             // Reviewing someone else reveals their grants: admins of that place only.
@@ -136,7 +192,7 @@ pub async fn create_access_review(
                 .auth
                 .policy()
                 .grants_for(r.subject.as_deref().unwrap_or(""), &groups);
-            policy::decide(&grants, &verb, &r.cluster, r.namespace.as_deref())
+            policy::decide_role(&grants, &verb, role, &r.cluster, namespace.as_deref())
         }
     };
     Ok(web::Json(AccessReview {

@@ -149,7 +149,12 @@ pub async fn request_context(
 
     let outcome = within(ctx.clone(), async {
         let res = next.call(req).await?.map_into_boxed_body();
-        let res = problem_safety_net(res);
+        // The Kubernetes API's answers are the API server's (its Status, in JSON or protobuf).
+        let res = if ctx.path.starts_with("/k8s/") {
+            res
+        } else {
+            problem_safety_net(res)
+        };
         if let Some(state) = &state {
             audit_unrouted(state, &ctx, &res).await;
         }
@@ -240,7 +245,9 @@ async fn audit_unrouted(
     ctx: &RequestContext,
     res: &actix_web::dev::ServiceResponse,
 ) {
-    if ctx.audit_id.lock().expect("audit id").is_some() || !ctx.path.starts_with("/v1/") {
+    if ctx.audit_id.lock().expect("audit id").is_some()
+        || !(ctx.path.starts_with("/v1/") || ctx.path.starts_with("/k8s/"))
+    {
         return;
     }
     // Slack answers every command with 200 (a message); its handler records what it refuses.

@@ -2,10 +2,14 @@
 //! the request middleware. Handlers stay short: they turn HTTP into a call on the domain and back,
 //! and never talk to PostgreSQL or kube-rs directly.
 
+pub mod applied;
+pub mod apply;
 pub mod audit;
 pub mod clusters;
 pub mod commands;
 pub mod common;
+pub mod compress;
+pub mod console;
 pub mod deployments;
 pub mod events;
 pub mod exec;
@@ -13,6 +17,7 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod identity;
+pub mod kubeapi;
 pub mod middleware;
 pub mod objects;
 pub mod openapi;
@@ -32,7 +37,15 @@ use problem::ApiError;
 
 /// Register every route and the extractor configuration.
 /// `with_metrics`: serve `/metrics` here (not when KUBEGATE_METRICS_LISTEN moves it elsewhere).
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metrics: bool) {
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    max_body_bytes: usize,
+    with_metrics: bool,
+    console: Option<std::sync::Arc<console::Console>>,
+) {
+    if let Some(console) = console {
+        console.configure(cfg);
+    }
     if with_metrics {
         cfg.service(resource("/metrics", "GET").route(web::get().to(health::metrics)));
     }
@@ -68,6 +81,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize, with_metri
             .route(web::get().to(audit::get_audit_recording)),
     )
     .service(web::scope("/v1/clusters/{cluster}").configure(cluster_scoped))
+    .service(web::resource(["/k8s/{cluster}", "/k8s/{cluster}/{tail:.*}"]).to(kubeapi::handle))
     .service(resource("/docs", "GET").route(web::get().to(docs_redirect)))
     .service(resource("/openapi.json", "GET").route(web::get().to(openapi::serve)))
     .service(SwaggerUi::new("/docs/{_:.*}").config(Config::from("/openapi.json")))
@@ -84,6 +98,8 @@ fn cluster_scoped(cfg: &mut web::ServiceConfig) {
         .service(resource("/namespaces", "GET").route(web::get().to(clusters::list_namespaces)))
         .service(resource("/nodes", "GET").route(web::get().to(clusters::list_nodes)))
         .service(resource("/commands", "POST").route(web::post().to(commands::run_command)))
+        .service(resource("/apply", "POST").route(web::post().to(apply::apply_manifests)))
+        .service(resource("/kubeconfig", "GET").route(web::get().to(kubeapi::get_kubeconfig)))
         .service(web::scope("/namespaces/{namespace}").configure(namespaced))
         .default_service(web::to(not_found));
 }
@@ -102,6 +118,9 @@ fn namespaced(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(deployments::describe_replicaset)),
         )
         .service(resource("/events", "GET").route(web::get().to(events::list_events)))
+        .service(
+            resource("/apply", "POST").route(web::post().to(apply::apply_namespaced_manifests)),
+        )
         .service(resource("/all", "GET").route(web::get().to(objects::list_all)))
         .service(
             resource("/services", "GET, DELETE")

@@ -9,8 +9,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
 
 use super::{
-    audit, clusters, commands, deployments, events, exec, health, identity, objects, pods, problem,
-    proxy, services, slack,
+    apply, audit, clusters, commands, deployments, events, exec, health, identity, kubeapi,
+    objects, pods, problem, proxy, services, slack,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ use super::{
         clusters::get_cluster,
         clusters::list_namespaces,
         clusters::list_nodes,
+        kubeapi::get_kubeconfig,
         objects::list_deployments,
         objects::get_deployment,
         deployments::deploy_deployment,
@@ -85,6 +86,8 @@ use super::{
         events::list_replicaset_events,
         events::list_service_events,
         events::list_pod_events,
+        apply::apply_manifests,
+        apply::apply_namespaced_manifests,
         commands::run_command,
         slack::slack_command,
     ),
@@ -100,6 +103,7 @@ use super::{
         (name = "pods", description = "Pods, their logs, deletion and labels"),
         (name = "workloads", description = "Everything kubectl get all lists in a namespace"),
         (name = "events", description = "Events of a namespace and of an object (kubectl get events, describe)"),
+        (name = "apply", description = "Apply manifests with server-side apply (kubectl apply --server-side -f), diff and dry run"),
         (name = "commands", description = "kubectl command lines for chatops, run as the REST operations above"),
     )
 )]

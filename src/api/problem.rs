@@ -51,6 +51,10 @@ pub struct Problem {
     /// For an unknown cluster: the names kubegate knows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub known_clusters: Option<Vec<String>>,
+    /// For an apply that failed part way: every object's result, the failed one included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub objects: Option<Vec<super::applied::AppliedObject>>,
 }
 
 pub use crate::validate::FieldError;
@@ -229,6 +233,7 @@ impl ApiError {
             request_id: current_request_id(),
             errors,
             known_clusters,
+            objects: None,
         }
     }
 }

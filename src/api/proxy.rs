@@ -60,27 +60,8 @@ async fn forward(
         .map(|(i, _)| raw[i..].to_owned())
         .unwrap_or_default();
     // The body, up to the request size limit (kube's client takes a whole body).
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::bad_request(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > state.max_body_bytes {
-            return Err(ApiError::PayloadTooLarge {
-                limit: state.max_body_bytes,
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in req.headers() {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(n, v);
-        }
-    }
-    let method = http::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| Error::bad_request("unknown method"))?;
+    let body = read_body(&mut payload, state.max_body_bytes).await?;
+    let (method, headers) = method_and_headers(&req)?;
     let answer = proxy::proxy(
         &state,
         &principal,
@@ -96,6 +77,46 @@ async fn forward(
         },
     )
     .await?;
+    Ok(streamed(answer))
+}
+
+/// A request body, whole, up to `limit` bytes (then 413).
+pub(super) async fn read_body(
+    payload: &mut web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Error::bad_request(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A request's method and headers in the `http` crate's types, for a request made upstream.
+pub(super) fn method_and_headers(
+    req: &HttpRequest,
+) -> Result<(http::Method, http::HeaderMap), ApiError> {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in req.headers() {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    let method = http::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| Error::bad_request("unknown method"))?;
+    Ok((method, headers))
+}
+
+/// An upstream answer streamed back as it comes: its status and headers (not those of one
+/// hop), then its body.
+pub(super) fn streamed(answer: http::Response<kube::client::Body>) -> HttpResponse {
     let (head, body) = answer.into_parts();
     let mut out = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(head.status.as_u16())
@@ -121,7 +142,7 @@ async fn forward(
             }
         }
     });
-    Ok(out.streaming(stream))
+    out.streaming(stream)
 }
 
 /// Documentation of the proxy routes: one operation per method and kind (the route takes any).

@@ -273,11 +273,16 @@ impl From<&RolloutReport> for RolloutView {
 /// One revision of `kubectl rollout history`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"revision": 2, "changeCause": "kubegate set image web web=nginx:1.27 by alice", "images": [{"container": "web", "image": "nginx:1.27"}], "replicaSet": "web-5d8c7b9f4c", "replicas": 3, "current": true, "createdAt": "2026-11-26T09:30:00Z"}))]
+#[schema(example = json!({"revision": 2, "changeCause": "kubegate set image web web=nginx:1.27 by alice", "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "images": [{"container": "web", "image": "nginx:1.27"}], "replicaSet": "web-5d8c7b9f4c", "replicas": 3, "current": true, "createdAt": "2026-11-26T09:30:00Z"}))]
 pub struct RevisionView {
     pub revision: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change_cause: Option<String>,
+    /// The audit entry of the kubegate change that made this template current (the
+    /// `kubegate.io/audit-id` annotation the Deployment controller copies onto its ReplicaSet);
+    /// absent when the change was made elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_id: Option<String>,
     pub images: Vec<ContainerImage>,
     pub replica_set: String,
     pub replicas: i32,
@@ -288,7 +293,7 @@ pub struct RevisionView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"items": [{"revision": 1, "images": [{"container": "web", "image": "nginx:1.26"}], "replicaSet": "web-6b7f9c8d5", "replicas": 0, "current": false}, {"revision": 2, "changeCause": "kubegate set image web web=nginx:1.27 by alice", "images": [{"container": "web", "image": "nginx:1.27"}], "replicaSet": "web-5d8c7b9f4c", "replicas": 3, "current": true}]}))]
+#[schema(example = json!({"items": [{"revision": 1, "images": [{"container": "web", "image": "nginx:1.26"}], "replicaSet": "web-6b7f9c8d5", "replicas": 0, "current": false}, {"revision": 2, "changeCause": "kubegate set image web web=nginx:1.27 by alice", "auditId": "0b9c5a2e-6f0d-4c8e-9a51-2f8d7c1e4b3a", "images": [{"container": "web", "image": "nginx:1.27"}], "replicaSet": "web-5d8c7b9f4c", "replicas": 3, "current": true}]}))]
 pub struct RevisionList {
     pub items: Vec<RevisionView>,
 }
@@ -311,6 +316,12 @@ pub fn revision_view(r: &Revision, current: Option<&str>) -> RevisionView {
     RevisionView {
         revision: r.revision,
         change_cause: r.change_cause.clone(),
+        audit_id: rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::cluster::rollout::AUDIT_ID))
+            .cloned(),
         images: images(rs.spec.as_ref().and_then(|s| s.template.as_ref())),
         current: current == Some(name.as_str()),
         replica_set: name,

@@ -31,11 +31,23 @@ pub struct AuditLog {
 /// or the handler panicked), it queues an `outcome_unknown` entry, so that the intent is closed
 /// at once rather than left open until a later start-up's recovery.
 pub struct Pending<'a> {
-    pub(super) log: &'a AuditLog,
+    pub(super) log: std::borrow::Cow<'a, AuditLog>,
     pub(super) intent: Option<Entry>,
 }
 
 impl Pending<'_> {
+    /// The same pending action, no longer tied to the request's borrow of the log: for an
+    /// action that outlives its handler (a connection spliced through after the answer).
+    pub fn into_owned(mut self) -> Pending<'static> {
+        let log = self.log.clone().into_owned();
+        log.under_way
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Pending {
+            log: std::borrow::Cow::Owned(log),
+            intent: self.intent.take(),
+        }
+    }
+
     /// Record the action's outcome, made from its intent (see `AuditLog::record`). With
     /// synchronous outcomes (the default) this waits for its commit, so the answer that follows
     /// is already in the log; the writer commits it together with whatever else is waiting. If
@@ -169,7 +181,7 @@ impl AuditLog {
         self.under_way
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Pending {
-            log: self,
+            log: std::borrow::Cow::Borrowed(self),
             intent: Some(intent),
         }
     }

@@ -79,7 +79,19 @@ impl Auth {
         cluster: &str,
         namespace: Option<&str>,
     ) -> Decision {
-        let person = policy::decide(&self.grants(p), verb, cluster, namespace);
+        self.decide_role(p, verb, policy::role_for(verb), cluster, namespace)
+    }
+
+    /// Decide what needs the role `needed` (`verb` names it in the reason).
+    pub fn decide_role(
+        &self,
+        p: &Principal,
+        verb: &str,
+        needed: Role,
+        cluster: &str,
+        namespace: Option<&str>,
+    ) -> Decision {
+        let person = policy::decide_role(&self.grants(p), verb, needed, cluster, namespace);
         let Some(bot) = &p.delegated_by else {
             return person;
         };
@@ -96,7 +108,7 @@ impl Auth {
                 bot.subject, may_delegate.reason
             ));
         }
-        let own = policy::decide(&bot_grants, verb, cluster, namespace);
+        let own = policy::decide_role(&bot_grants, verb, needed, cluster, namespace);
         if !own.allowed {
             return deny(format!(
                 "acting for {}, {} is limited to its own grants: {}",
@@ -154,7 +166,19 @@ impl Auth {
         cluster: &str,
         namespace: Option<&str>,
     ) -> Result<Decision, Denied> {
-        let d = self.decide(p, verb, cluster, namespace);
+        self.authorize_role(p, verb, policy::role_for(verb), cluster, namespace)
+    }
+
+    /// Allow what needs the role `needed` (`verb` names it), or say why not.
+    pub fn authorize_role(
+        &self,
+        p: &Principal,
+        verb: &str,
+        needed: Role,
+        cluster: &str,
+        namespace: Option<&str>,
+    ) -> Result<Decision, Denied> {
+        let d = self.decide_role(p, verb, needed, cluster, namespace);
         if d.allowed {
             Ok(d)
         } else {

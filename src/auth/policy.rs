@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 
 pub use crate::role::Role;
 
-/// What a request needs: reads need `viewer`, changes `deployer`, deletes and interactive access
-/// to pods (`exec`, `portforward`, `proxy`) `admin`, the audit log `auditor`.
+/// What a request needs: reads need `viewer`, changes `deployer`, deletes, interactive access
+/// to pods (`exec`, `portforward`, `proxy`) and applying privileged kinds `admin`, the audit log
+/// `auditor`.
 pub fn role_for(verb: &str) -> Role {
     match verb {
         "read" => Role::Viewer,
@@ -19,6 +20,8 @@ pub fn role_for(verb: &str) -> Role {
         "delegate" => Role::Delegate,
         v if v.starts_with("delete") => Role::Admin,
         "exec" | "portforward" | "proxy" => Role::Admin,
+        // Cluster-scoped kinds, and kinds beyond what a deployer may apply (see apply's policy).
+        "apply_privileged" => Role::Admin,
         "review_access_of_others" => Role::Admin,
         _ => Role::Deployer,
     }
@@ -286,7 +289,17 @@ pub struct Decision {
 
 /// Decide `verb` on `cluster`/`namespace` (None: cluster-scoped) given these grants.
 pub fn decide(grants: &[Grant], verb: &str, cluster: &str, namespace: Option<&str>) -> Decision {
-    let needed = role_for(verb);
+    decide_role(grants, verb, role_for(verb), cluster, namespace)
+}
+
+/// Decide what needs the role `needed` (`what` names it in the reason).
+pub fn decide_role(
+    grants: &[Grant],
+    verb: &str,
+    needed: Role,
+    cluster: &str,
+    namespace: Option<&str>,
+) -> Decision {
     let best = grants
         .iter()
         .filter(|g| g.role.includes(needed))

@@ -444,6 +444,7 @@ impl Cluster {
         name: &str,
         to_revision: i64,
         expect_revision: Option<i64>,
+        audit_id: &str,
         dry_run: bool,
     ) -> Result<RollbackOutcome, ActionError> {
         let current: Deployment = self.get(ns, name).await?;
@@ -478,7 +479,19 @@ impl Cluster {
                 to_revision,
                 skipped: true,
             }),
-            RollbackPlan::Patch { to_revision, patch } => {
+            RollbackPlan::Patch {
+                to_revision,
+                mut patch,
+            } => {
+                // kubectl's annotations of the revision rolled back to, but the audit link
+                // names this rollback: the change that makes that template current again.
+                if let Some(ops) = patch.as_array_mut() {
+                    for op in ops {
+                        if op["path"] == "/metadata/annotations" {
+                            op["value"][AUDIT_ID] = json!(audit_id);
+                        }
+                    }
+                }
                 let patch: json_patch::Patch =
                     serde_json::from_value(patch).map_err(|e| ClusterError::BadRequest {
                         message: e.to_string(),

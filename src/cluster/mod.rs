@@ -3,9 +3,11 @@
 //! HTTP layer can map (not found, conflict, unreachable, timeout, ...).
 
 mod actions;
+mod apply;
 pub mod cache;
 mod error;
 mod io;
+mod kinds;
 mod ops;
 mod reads;
 mod registry;
@@ -15,7 +17,9 @@ mod stream;
 pub use actions::{
     ActionError, ChangeNote, DeploymentChange, Progress, RollbackOutcome, RolloutReport, Verdict,
 };
+pub use apply::{AppliedObject, WorkloadRollout};
 pub use error::ClusterError;
+pub use kinds::Kind;
 pub use ops::{FIELD_MANAGER, selector_string};
 pub use registry::{Cluster, ClusterRegistry, ClusterSource, Probe, ServerVersion};
 pub use stream::Upstream;

@@ -62,6 +62,28 @@ pub fn selector_string(sel: &LabelSelector) -> String {
     terms.join(",")
 }
 
+/// Send a request and decode its answer, keeping the status code (which `Api`'s methods keep to
+/// themselves); an error answer becomes `kube::Error::Api` as kube-rs would report it.
+pub(super) async fn send_for_status<T: DeserializeOwned>(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+) -> Result<(T, u16), kube::Error> {
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect_bytes().await?;
+    if status.is_client_error() || status.is_server_error() {
+        // As kube-rs reports an error answer: its Status, or one made of the text.
+        let s = serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(&bytes);
+            kube::core::Status::failure(text.trim(), "Failed to parse error data")
+                .with_code(status.as_u16())
+        });
+        return Err(kube::Error::Api(s.boxed()));
+    }
+    let obj = serde_json::from_slice(&bytes).map_err(kube::Error::SerdeError)?;
+    Ok((obj, status.as_u16()))
+}
+
 impl Cluster {
     fn api<K>(&self, ns: &str) -> Result<Api<K>, ClusterError>
     where
@@ -196,21 +218,8 @@ impl Cluster {
             .map_err(kube::Error::BuildRequest);
         let (obj, created): (K, bool) = self
             .call("apply", async move {
-                let response = client.send(request?.map(kube::client::Body::from)).await?;
-                let status = response.status();
-                let bytes = response.into_body().collect_bytes().await?;
-                if status.is_client_error() || status.is_server_error() {
-                    // As kube-rs reports an error answer: its Status, or one made of the text.
-                    let s =
-                        serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
-                            let text = String::from_utf8_lossy(&bytes);
-                            kube::core::Status::failure(text.trim(), "Failed to parse error data")
-                                .with_code(status.as_u16())
-                        });
-                    return Err(kube::Error::Api(s.boxed()));
-                }
-                let obj = serde_json::from_slice(&bytes).map_err(kube::Error::SerdeError)?;
-                Ok((obj, status.as_u16() == 201))
+                let (obj, status) = send_for_status(&client, request?).await?;
+                Ok((obj, status == 201))
             })
             .await?;
         if !dry_run {
@@ -528,5 +537,39 @@ impl Cluster {
         let client = self.client()?;
         self.call("proxy", client.send(request.map(kube::client::Body::from)))
             .await
+    }
+
+    /// Send a request that asks to switch protocols (`Connection: Upgrade`), as it is: the
+    /// upgraded connection with the answer's head, or the API server's answer when it did not
+    /// switch.
+    #[allow(clippy::type_complexity)]
+    pub async fn upgrade(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<
+        Result<
+            (http::response::Parts, hyper::upgrade::Upgraded),
+            http::Response<kube::client::Body>,
+        >,
+        ClusterError,
+    > {
+        let client = self.client()?;
+        let res = self
+            .call(
+                "upgrade",
+                client.send(request.map(kube::client::Body::from)),
+            )
+            .await?;
+        if res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(Err(res));
+        }
+        let (head, body) = res.into_parts();
+        let res = http::Response::from_parts(head.clone(), body);
+        let io = hyper::upgrade::on(res)
+            .await
+            .map_err(|e| ClusterError::Unavailable {
+                message: format!("the protocol switch failed: {e}"),
+            })?;
+        Ok(Ok((head, io)))
     }
 }

@@ -33,6 +33,8 @@ pub struct Cluster {
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Watch caches for reads (KUBEGATE_WATCH_CACHE).
     pub(crate) cache: Option<std::sync::Arc<super::cache::WatchCache>>,
+    /// Kinds resolved through discovery, for apply.
+    pub(crate) kinds: std::sync::Arc<super::kinds::Kinds>,
 }
 
 /// The result of asking a cluster for its version.
@@ -314,6 +316,7 @@ fn build(
         probe_timeout,
         metrics: None,
         cache: None,
+        kinds: Default::default(),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use serde_json::{Value, json};
 
@@ -305,6 +305,116 @@ pub fn rollout_state(d: &Deployment) -> RolloutState {
         failed: false,
         message: format!("deployment {name:?} successfully rolled out"),
     }
+}
+
+/// rollout_status.go `StatefulSetStatusViewer.Status`, in its order of checks.
+pub fn statefulset_state(s: &StatefulSet) -> RolloutState {
+    let spec = s.spec.clone().unwrap_or_default();
+    let status = s.status.clone().unwrap_or_default();
+    let waiting = |message: String| RolloutState {
+        done: false,
+        failed: false,
+        message,
+    };
+    let done = |message: String| RolloutState {
+        done: true,
+        failed: false,
+        message,
+    };
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    if strategy
+        .type_
+        .as_deref()
+        .is_some_and(|t| t != "RollingUpdate")
+    {
+        return done("rollout status is only available for RollingUpdate strategy type".into());
+    }
+    let observed = status.observed_generation.unwrap_or(0);
+    if observed == 0 || s.metadata.generation.unwrap_or(0) > observed {
+        return waiting("Waiting for statefulset spec update to be observed...".into());
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    if let Some(replicas) = spec.replicas
+        && ready < replicas
+    {
+        return waiting(format!(
+            "Waiting for {} pods to be ready...",
+            replicas - ready
+        ));
+    }
+    if let Some(partition) = strategy.rolling_update.and_then(|r| r.partition) {
+        let replicas = spec.replicas.unwrap_or(1);
+        let updated = status.updated_replicas.unwrap_or(0);
+        if updated < replicas - partition {
+            return waiting(format!(
+                "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                replicas - partition
+            ));
+        }
+        return done(format!(
+            "partitioned roll out complete: {updated} new pods have been updated..."
+        ));
+    }
+    let update = status.update_revision.clone().unwrap_or_default();
+    if update != status.current_revision.clone().unwrap_or_default() {
+        return waiting(format!(
+            "waiting for statefulset rolling update to complete {} pods at revision {update}...",
+            status.updated_replicas.unwrap_or(0)
+        ));
+    }
+    done(format!(
+        "statefulset rolling update complete {} pods at revision {}...",
+        status.current_replicas.unwrap_or(0),
+        status.current_revision.unwrap_or_default()
+    ))
+}
+
+/// rollout_status.go `DaemonSetStatusViewer.Status`, in its order of checks.
+pub fn daemonset_state(d: &DaemonSet) -> RolloutState {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let status = d.status.clone().unwrap_or_default();
+    let strategy = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.type_.clone());
+    let state = |done: bool, message: String| RolloutState {
+        done,
+        failed: false,
+        message,
+    };
+    if strategy.is_some_and(|t| t != "RollingUpdate") {
+        return state(
+            true,
+            "rollout status is only available for RollingUpdate strategy type".into(),
+        );
+    }
+    if d.metadata.generation.unwrap_or(0) > status.observed_generation.unwrap_or(0) {
+        return state(
+            false,
+            "Waiting for daemon set spec update to be observed...".into(),
+        );
+    }
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < desired {
+        return state(
+            false,
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated..."
+            ),
+        );
+    }
+    if available < desired {
+        return state(
+            false,
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available..."
+            ),
+        );
+    }
+    state(true, format!("daemon set {name:?} successfully rolled out"))
 }
 
 /// A pod problem that kubectl's status does not notice (kubernetes/kubectl#738), reported early.

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 
+pub mod apply;
 mod error;
+pub mod kubeapi;
 pub mod proxy;
 mod reads;
 pub mod session;
@@ -21,7 +23,7 @@ pub use reads::{
     ClusterFound, ClusterRead, EventFilter, Found, LogOptions, Read, follow_logs, last_seen, read,
     read_cluster, watch_rollout,
 };
-pub use state::AppState;
+pub use state::{AppState, ApplySettings};
 
 use crate::action::{Action, Target};
 use crate::audit::{Entry, now_us};
@@ -128,15 +130,7 @@ pub async fn execute(
             result: Some(result_summary(outcome, rollout.as_ref()).to_string()),
             ..intent
         },
-        Err(e) => finished(
-            Entry {
-                stage: "outcome".into(),
-                outcome: "failed".into(),
-                upstream_error: Some(e.to_string()),
-                ..intent
-            },
-            e,
-        ),
+        Err(e) => failed_outcome(intent, e),
     };
     pending.finish(outcome_of).await;
     let (outcome, rollout) = result?;
@@ -160,11 +154,7 @@ async fn commit_intent(
     let decision = match admitted {
         Ok(d) => d,
         Err(e) => {
-            let outcome = if matches!(e, Error::Forbidden { .. }) {
-                "denied"
-            } else {
-                "invalid"
-            };
+            let outcome = outcome_of(e.status());
             let entry = finished(
                 Entry {
                     stage: "rejected".into(),
@@ -276,7 +266,14 @@ async fn act(
             expect_revision,
         } => Outcome::Rollback(
             cluster
-                .rollback(ns, name, *to_revision, *expect_revision, dry)
+                .rollback(
+                    ns,
+                    name,
+                    *to_revision,
+                    *expect_revision,
+                    &note.audit_id,
+                    dry,
+                )
                 .await?,
         ),
         Action::Expose { deployment, spec } => Outcome::Service {
@@ -362,6 +359,19 @@ fn entry_for(
         idempotency_key: ctx.and_then(|c| c.idempotency_key.clone()),
         ..Entry::default()
     }
+}
+
+/// The outcome entry of an action that failed with `err`.
+fn failed_outcome(intent: Entry, err: &Error) -> Entry {
+    finished(
+        Entry {
+            stage: "outcome".into(),
+            outcome: "failed".into(),
+            upstream_error: Some(err.to_string()),
+            ..intent
+        },
+        err,
+    )
 }
 
 /// Status and problem type of an error answer.

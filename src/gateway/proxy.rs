@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{Error, finished};
+use super::Error;
 use crate::action::Target;
 use crate::audit::{Entry, now_us};
 use crate::auth::Principal;
@@ -178,15 +178,7 @@ pub async fn proxy(
                 result: Some(json!({"status": res.status().as_u16()}).to_string()),
                 ..intent
             },
-            Err(e) => finished(
-                Entry {
-                    stage: "outcome".into(),
-                    outcome: "failed".into(),
-                    upstream_error: Some(e.to_string()),
-                    ..intent
-                },
-                e,
-            ),
+            Err(e) => super::failed_outcome(intent, e),
         })
         .await;
     result

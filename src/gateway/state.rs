@@ -26,6 +26,13 @@ pub struct AppState {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub idempotency_ttl: Duration,
     pub max_body_bytes: usize,
+    pub apply: ApplySettings,
+    /// Clusters (globs) the Kubernetes API endpoint impersonates callers on.
+    pub impersonate: Vec<String>,
+    /// kubegate's URL as clients reach it (for kubeconfigs); else the request's own.
+    pub public_url: Option<String>,
+    /// When kubegate serves HTTPS itself: the CA (PEM) kubeconfigs it hands out trust.
+    pub tls_ca: Option<String>,
     pub sessions: SessionLimits,
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: /readyz fails while in-flight requests finish.
@@ -62,4 +69,13 @@ pub struct SessionLimits {
     pub max_duration: Duration,
     /// Record what is typed (off: only its size is recorded).
     pub record_input: bool,
+}
+
+/// Apply settings.
+#[derive(Debug, Clone)]
+pub struct ApplySettings {
+    pub max_body_bytes: usize,
+    pub max_objects: usize,
+    /// `GROUP/KIND` globs a `deployer` may apply (`core` is the core group).
+    pub deployer_kinds: Vec<String>,
 }

@@ -785,7 +785,7 @@ async fn signed_checkpoints_are_verified_with_the_chain() {
 
 /// kubegate reaching PostgreSQL through a proxy the test can cut, with `web` deployed and the
 /// fake's request log cleared.
-async fn deployed_behind_a_cuttable_proxy(
+pub async fn deployed_behind_a_cuttable_proxy(
     database_timeout: Duration,
 ) -> (crate::helpers::Cuttable, TestApp) {
     let proxy = crate::helpers::Cuttable::to_postgres().await;

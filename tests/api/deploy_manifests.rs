@@ -1,6 +1,6 @@
 //! The Kubernetes manifests: the ClusterRole grants exactly the calls kubegate makes (derived from
 //! the fake API server's request log while kubegate runs every operation, not listed by hand),
-//! and the kustomization renders.
+//! apply's ClusterRole the kinds a deployer may apply, and the kustomization renders.
 
 use std::collections::BTreeSet;
 
@@ -73,12 +73,9 @@ fn rbac_one(
     Some((group.to_owned(), resource, verb.to_owned()))
 }
 
-#[tokio::test]
-async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
-    let role: Role =
-        serde_saphyr::from_str(include_str!("../../deploy/kubernetes/clusterrole.yaml")).unwrap();
-    let granted: BTreeSet<(String, String, String)> = role
-        .rules
+fn grants(yaml: &str) -> BTreeSet<(String, String, String)> {
+    let role: Role = serde_saphyr::from_str(yaml).unwrap();
+    role.rules
         .iter()
         .flat_map(|r| {
             r.api_groups.iter().flat_map(move |g| {
@@ -89,7 +86,27 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
                 })
             })
         })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
+    let granted = grants(include_str!("../../deploy/kubernetes/clusterrole.yaml"));
+    // Apply's own role: the kinds a deployer may apply by default, whatever one run applies.
+    let for_apply = grants(include_str!(
+        "../../deploy/kubernetes/clusterrole-apply.yaml"
+    ));
+    let deployer_groups: BTreeSet<&str> = kubegate::config::DEFAULT_APPLY_DEPLOYER_KINDS
+        .split(',')
+        .map(|p| p.split('/').next().unwrap())
+        .map(|g| if g == "core" { "" } else { g })
         .collect();
+    for (group, resource, verb) in &for_apply {
+        assert!(
+            deployer_groups.contains(group.as_str()),
+            "{group}/{resource} {verb}: not a kind a deployer may apply"
+        );
+    }
 
     // Every operation kubegate offers, once.
     let app = spawn_app().await;
@@ -213,6 +230,17 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
         .get(&ns("/deployments/web/rollout?watch=true&timeoutSeconds=1"))
         .await;
     let _ = res.bytes().await;
+    let manifest = json!([
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"}, "spec": {
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "nginx:1"}]}},
+        }},
+    ]);
+    ok(app
+        .post(&ns("/apply?wait=true&timeoutSeconds=10"), manifest)
+        .await);
     ok(app.delete(&ns(&format!("/pods/{pod}"))).await);
     ok(app.delete(&ns("/pods?labelSelector=app%3Dweb")).await);
     ok(app.delete(&ns("/services?labelSelector=tier%3Ddb")).await);
@@ -221,7 +249,8 @@ async fn the_cluster_role_grants_exactly_the_calls_kubegate_makes() {
 
     let used: BTreeSet<(String, String, String)> =
         fake.requests().iter().flat_map(rbac_of).collect();
-    let missing: Vec<_> = used.difference(&granted).collect();
+    let both: BTreeSet<_> = granted.union(&for_apply).cloned().collect();
+    let missing: Vec<_> = used.difference(&both).collect();
     assert!(
         missing.is_empty(),
         "kubegate makes calls the ClusterRole does not grant: {missing:?}"

@@ -107,11 +107,17 @@ async fn changing_only_the_image_adds_one_revision_with_its_change_cause() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["templateChanged"], true);
     assert_eq!(body["revisionBefore"], 1);
+    let changed_by = body["auditId"].clone();
     fake.settle().await;
 
     let (_, history) = app.get_json(&ns("/deployments/web/revisions")).await;
     assert_eq!(revisions(&history), [1, 2]);
     let latest = &history["items"][1];
+    assert_eq!(
+        latest["auditId"], changed_by,
+        "the audit entry behind the revision"
+    );
+    assert_ne!(history["items"][0]["auditId"], changed_by);
     assert_eq!(latest["images"][0]["image"], "nginx:2");
     assert_eq!(latest["current"], true);
     let cause = latest["changeCause"].as_str().unwrap();
@@ -954,4 +960,82 @@ async fn a_change_that_loses_a_race_with_a_controller_is_made_again() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn large_answers_are_gzipped_for_clients_that_take_it_and_streams_are_not() {
+    use std::io::Read as _;
+    let app = spawn_app().await;
+    for i in 0..40 {
+        app.fake("dev").create(
+            Kind::Deployment,
+            "default",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": format!("app-{i}"), "namespace": "default"},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": format!("app-{i}")}},
+                            "template": {"metadata": {"labels": {"app": format!("app-{i}")}},
+                                         "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}}),
+        );
+    }
+    app.fake("dev").settle().await;
+    let list = |encoding: Option<&'static str>, path: String| {
+        let mut req = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&app.token);
+        if let Some(e) = encoding {
+            req = req.header("accept-encoding", e);
+        }
+        req.send()
+    };
+    let plain = list(None, ns("/deployments")).await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain: Value = plain.json().await.unwrap();
+    assert_eq!(plain["items"].as_array().unwrap().len(), 40);
+
+    let zipped = list(Some("br, gzip;q=0.8"), ns("/deployments"))
+        .await
+        .unwrap();
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert!(
+        zipped.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .contains("Accept-Encoding")
+    );
+    assert!(zipped.headers().contains_key("x-request-id"));
+    let bytes = zipped.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(
+        bytes.len() * 4 < text.len(),
+        "{} -> {}",
+        text.len(),
+        bytes.len()
+    );
+    let unzipped: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(unzipped, plain);
+
+    // Refused, small, or a stream: as it is.
+    let refused = list(Some("gzip;q=0, identity"), ns("/deployments"))
+        .await
+        .unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+    let small = list(Some("gzip"), ns("/deployments/app-1")).await.unwrap();
+    assert_eq!(small.status(), 200);
+    assert!(small.headers().get("content-encoding").is_none());
+    let k8s = list(
+        Some("gzip"),
+        "/k8s/dev/apis/apps/v1/namespaces/default/deployments".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(k8s.status(), 200);
+    assert!(
+        k8s.headers().get("content-encoding").is_none(),
+        "the Kubernetes API's answers pass through as the API server sent them"
+    );
 }

@@ -16,7 +16,7 @@ use crate::helpers::{
 };
 
 /// Deploy `name` with `image` and return its pod's name once it is running.
-async fn pod_of(app: &TestApp, name: &str, image: &str) -> String {
+pub async fn pod_of(app: &TestApp, name: &str, image: &str) -> String {
     let (status, body) = app
         .put(
             &ns(&format!("/deployments/{name}")),
@@ -31,7 +31,7 @@ async fn pod_of(app: &TestApp, name: &str, image: &str) -> String {
     pods["items"][0]["name"].as_str().expect("a pod").to_owned()
 }
 
-async fn exec(app: &TestApp, pod: &str, body: Value) -> (u16, Value) {
+pub async fn exec(app: &TestApp, pod: &str, body: Value) -> (u16, Value) {
     app.post(&ns(&format!("/pods/{pod}/exec")), body).await
 }
 

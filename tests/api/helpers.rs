@@ -219,6 +219,20 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         shutdown_timeout: Duration::from_secs(1),
         workers: Some(1),
         max_body_bytes: 64 * 1024,
+        apply_max_body_bytes: 4 * 1024 * 1024,
+        apply_max_objects: 200,
+        console: true,
+        console_path: "/ui".into(),
+        console_oidc_client_id: None,
+        console_oidc_scopes: "openid profile email".into(),
+        impersonate_clusters: Vec::new(),
+        public_url: None,
+        tls_cert: None,
+        tls_key: None,
+        apply_deployer_kinds: kubegate::config::DEFAULT_APPLY_DEPLOYER_KINDS
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
         max_replicas: 50,
         max_wait: Duration::from_secs(20),
         audit_recovery_after: None,
@@ -245,16 +259,26 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     };
     let mut config = config;
     (options.config)(&mut config);
+    // Serving HTTPS (KUBEGATE_TLS_CERT): the tests' client trusts that certificate.
+    let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(cert) = &config.tls_cert {
+        let pem = std::fs::read(cert).expect("the TLS certificate");
+        for c in reqwest::Certificate::from_pem_bundle(&pem).expect("PEM") {
+            client = client.add_root_certificate(c);
+        }
+    }
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = Application::build(config).await.expect("kubegate starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    let address = format!("{scheme}://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
     TestApp {
         address,
         token: hs_token(&claims("root", &["admin"])),
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
+        client: client.build().expect("client"),
         clusters,
         database_url,
         _database: database,
@@ -545,4 +569,85 @@ pub async fn entries_written_twice(pool: &sqlx::PgPool) -> i64 {
     .fetch_one(pool)
     .await
     .unwrap()
+}
+
+/// A certificate for 127.0.0.1 from a CA made here (openssl), for kubegate to serve HTTPS with:
+/// (the chain, leaf then CA, and the leaf's key) in `dir`.
+pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kubegate-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.csr",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "leaf.crt",
+    ]);
+    let chain = [
+        std::fs::read_to_string(dir.join("leaf.crt")).unwrap(),
+        std::fs::read_to_string(dir.join("ca.crt")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.join("tls.crt"), chain).unwrap();
+    (dir.join("tls.crt"), dir.join("tls.key"))
 }

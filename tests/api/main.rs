@@ -1,12 +1,15 @@
 //! kubegate's integration tests: one binary, the real server over HTTP, a fresh PostgreSQL database
 //! per test and fake Kubernetes API servers.
 
+mod apply;
 mod audit;
 mod auth;
 mod bots;
+mod browser;
 mod cli;
 mod clusters;
 mod commands;
+mod console;
 mod contract;
 mod control_plane;
 mod deploy_manifests;
@@ -19,6 +22,7 @@ mod fake_kube_behaviour;
 mod health;
 mod helpers;
 mod image;
+mod kubeapi;
 mod kubectl_crosscheck;
 mod metrics;
 mod openapi;

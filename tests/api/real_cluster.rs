@@ -340,6 +340,8 @@ async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation(
         "serviceaccount.yaml",
         "clusterrole.yaml",
         "clusterrolebinding.yaml",
+        "clusterrole-apply.yaml",
+        "clusterrolebinding-apply.yaml",
     ]
     .map(|f| format!("-f {manifests}/{f}"))
     .join(" ");
@@ -423,6 +425,18 @@ async fn the_manifests_apply_and_the_cluster_role_is_enough_for_every_operation(
             Some(json!({"type": "ExternalName", "externalName": "db.example.com"})),
         ),
         (reqwest::Method::DELETE, format!("{base}/services/db"), None),
+        (
+            reqwest::Method::POST,
+            format!("{base}/apply?wait=true&timeoutSeconds=60"),
+            Some(json!([
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "b"}},
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"k": "v"}},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"}, "spec": {
+                    "selector": {"matchLabels": {"app": "api"}},
+                    "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": plane.image(1)}]}},
+                }},
+            ])),
+        ),
         (
             reqwest::Method::DELETE,
             format!("{base}/pods?labelSelector=app%3Dweb&maxAffected=10"),
@@ -1140,5 +1154,517 @@ async fn get_all_names_what_kubectl_get_all_names() {
             .map(str::to_owned)
             .collect();
         assert_eq!(ours, theirs);
+    }
+}
+
+/// POST a manifest (YAML) to kubegate: (status, body).
+async fn apply_yaml(app: &TestApp, path: &str, yaml: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/yaml")
+        .body(yaml.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_manifest_with_a_crd_and_its_object_applies_as_kubectl_apply_server_side_does() {
+    let test = "a_manifest_with_a_crd_and_its_object_applies_as_kubectl_apply_server_side_does";
+    let Some(plane) = or_skip(test) else { return };
+    let app = kubegate(plane).await;
+    let ns = format!("apply-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let image = plane.image(1);
+    // The CRD's object comes first in the file: kubegate orders namespaces, CRDs, config, then
+    // the rest, and waits for the CRD to be served before its object.
+    let manifest = format!(
+        r#"apiVersion: kubegate.test/v1
+kind: Widget
+metadata: {{name: gear, namespace: {ns}}}
+spec: {{size: 3}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds, namespace: {ns}}}
+stringData: {{token: hunter2-never-shown}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: {ns}}}
+data: {{mode: fast}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: widgets.kubegate.test}}
+spec:
+  group: kubegate.test
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {{type: integer}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+"#
+    );
+    let (status, body) = apply_yaml(
+        &app,
+        "/v1/clusters/real/apply?wait=true&timeoutSeconds=120",
+        &manifest,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["counts"]["created"], 7, "{body}");
+    assert_eq!(body["objects"][1]["rollout"]["done"], true, "{body}");
+    assert!(!body.to_string().contains("hunter2"));
+
+    // kubectl sees what kubegate said, applied by kubegate's field manager.
+    if kubectl_installed() {
+        let names = kubectl(
+            plane,
+            &ns,
+            "get widgets.kubegate.test,deployments,services,secrets,configmaps -o name",
+        )
+        .await;
+        for name in [
+            "widget.kubegate.test/gear",
+            "deployment.apps/web",
+            "service/web",
+            "secret/creds",
+            "configmap/settings",
+        ] {
+            assert!(names.lines().any(|l| l == name), "{name} in {names}");
+        }
+        let size = kubectl(plane, &ns, "get widget gear -o jsonpath={.spec.size}").await;
+        assert_eq!(size, "3");
+        let managers = kubectl(
+            plane,
+            &ns,
+            "get deployment web -o jsonpath={.metadata.managedFields[*].manager}",
+        )
+        .await;
+        assert!(managers.split(' ').any(|m| m == "kubegate"), "{managers}");
+    }
+
+    // Again: unchanged, the API server's own verdict (no new resourceVersion).
+    let (status, body) = apply_yaml(&app, "/v1/clusters/real/apply", &manifest).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["counts"]["unchanged"], 7, "{body}");
+
+    // A diff of a new image: a dry run, the API server's would-be object against the live one.
+    let changed = manifest.replace(
+        &format!("image: {image}"),
+        &format!("image: {}", plane.image(2)),
+    );
+    let (status, body) = apply_yaml(&app, "/v1/clusters/real/apply?diff=true", &changed).await;
+    assert_eq!(status, 200, "{body}");
+    let deployment = body["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(deployment["result"], "configured", "{body}");
+    let diff = deployment["diff"].as_str().unwrap();
+    assert!(diff.contains(&format!("-      - image: {image}")), "{diff}");
+    assert!(
+        diff.contains(&format!("+      - image: {}", plane.image(2))),
+        "{diff}"
+    );
+    assert!(!diff.contains("managedFields"), "{diff}");
+    let client = plane.client().await;
+    let live: Deployment = Api::namespaced(client.clone(), &ns)
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(live.metadata.generation, Some(1), "a diff changes nothing");
+
+    // Replicas another manager took (kubectl scale): a conflict naming them, unless forced.
+    if kubectl_installed() {
+        kubectl(plane, &ns, "scale deployment web --replicas=2").await;
+        let more = manifest.replace("replicas: 1", "replicas: 3");
+        let (status, body) = apply_yaml(&app, "/v1/clusters/real/apply", &more).await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["type"], "urn:kubegate:problem:conflict", "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(".spec.replicas"),
+            "{body}"
+        );
+        let (status, body) = apply_yaml(&app, "/v1/clusters/real/apply?force=true", &more).await;
+        assert_eq!(status, 200, "{body}");
+        let live: Deployment = Api::namespaced(client.clone(), &ns)
+            .get("web")
+            .await
+            .unwrap();
+        assert_eq!(live.spec.unwrap().replicas, Some(3));
+    }
+}
+
+/// Run the system's kubectl with this kubeconfig: (success, stdout, stderr).
+async fn kubectl_with(
+    kubeconfig: &std::path::Path,
+    cache: &std::path::Path,
+    args: &[&str],
+) -> (bool, String, String) {
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn your_own_kubectl_works_through_kubegate_as_your_role_says() {
+    let test = "your_own_kubectl_works_through_kubegate_as_your_role_says";
+    let Some(plane) = or_skip(test) else { return };
+    if !kubectl_installed() {
+        eprintln!("SKIPPED {test}: kubectl is not installed");
+        return;
+    }
+    // kubectl sends credentials only over TLS: kubegate serves HTTPS.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = crate::helpers::self_signed_cert(dir.path());
+    let app = spawn_app_with(Options {
+        kubeconfig: Some(plane.kubeconfig()),
+        cluster_timeout: Duration::from_secs(20),
+        config: Box::new(move |c| {
+            c.tls_cert = Some(cert);
+            c.tls_key = Some(key);
+        }),
+        ..Default::default()
+    })
+    .await;
+    let ns = plane.namespace("kubectl").await;
+    let deployer = crate::helpers::hs_token(&crate::helpers::claims(
+        "dana",
+        &[&format!("deployer@real/{ns}")],
+    ));
+    let res = app
+        .client
+        .get(format!(
+            "{}/v1/clusters/real/kubeconfig?embedToken=true&namespace={ns}",
+            app.address
+        ))
+        .bearer_auth(&deployer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let kubeconfig = dir.path().join("kubegate.yaml");
+    std::fs::write(&kubeconfig, res.text().await.unwrap()).unwrap();
+    let cache = dir.path().join("cache");
+    let kc = |args: &'static [&'static str]| {
+        let (k, c) = (kubeconfig.clone(), cache.clone());
+        async move { kubectl_with(&k, &c, args).await }
+    };
+    let ok = |r: (bool, String, String), what: &str| {
+        assert!(r.0, "kubectl {what}: {}{}", r.1, r.2);
+        r.1
+    };
+
+    let version = ok(kc(&["version", "-o", "json"]).await, "version");
+    assert!(version.contains("\"gitVersion\": \"v1.36"), "{version}");
+    let image = plane.image(1);
+    let (k, c) = (kubeconfig.clone(), cache.clone());
+    ok(
+        kubectl_with(
+            &k,
+            &c,
+            &["create", "deployment", "web", &format!("--image={image}")],
+        )
+        .await,
+        "create deployment",
+    );
+    ok(
+        kc(&["rollout", "status", "deployment/web", "--timeout=120s"]).await,
+        "rollout status",
+    );
+    ok(
+        kc(&["scale", "deployment/web", "--replicas=2"]).await,
+        "scale",
+    );
+    ok(kc(&["label", "deployment/web", "tier=web"]).await, "label");
+    let container = plane.container();
+    let image2 = plane.image(2);
+    ok(
+        kubectl_with(
+            &k,
+            &c,
+            &[
+                "set",
+                "image",
+                "deployment/web",
+                &format!("{container}={image2}"),
+            ],
+        )
+        .await,
+        "set image",
+    );
+    ok(
+        kc(&["rollout", "status", "deployment/web", "--timeout=120s"]).await,
+        "rollout status",
+    );
+    let history = ok(
+        kc(&["rollout", "history", "deployment/web"]).await,
+        "rollout history",
+    );
+    assert!(
+        history.contains("1 ") && history.contains("2 "),
+        "{history}"
+    );
+    ok(
+        kc(&["rollout", "undo", "deployment/web", "--to-revision=1"]).await,
+        "rollout undo",
+    );
+    let pods = ok(kc(&["get", "pods", "-o", "name"]).await, "get pods");
+    assert!(pods.lines().any(|l| l.starts_with("pod/web-")), "{pods}");
+    let all = ok(kc(&["get", "all"]).await, "get all");
+    assert!(all.contains("deployment.apps/web"), "{all}");
+
+    // Apply, both ways, and diff.
+    let manifest = dir.path().join("config.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n",
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap().to_owned();
+    ok(
+        kubectl_with(&k, &c, &["apply", "--server-side", "-f", &m]).await,
+        "apply --server-side",
+    );
+    let client_side = dir.path().join("other.yaml");
+    std::fs::write(
+        &client_side,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    let cs = client_side.to_str().unwrap().to_owned();
+    ok(
+        kubectl_with(&k, &c, &["apply", "-f", &cs]).await,
+        "apply (client-side)",
+    );
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: slow\n",
+    )
+    .unwrap();
+    let (found, diff, err) = kubectl_with(&k, &c, &["diff", "--server-side", "-f", &m]).await;
+    assert!(
+        !found && diff.contains("-  mode: fast") && diff.contains("+  mode: slow"),
+        "{diff}{err}"
+    );
+
+    // What the role does not allow, refused in kubectl's words.
+    let (allowed, _, err) = kc(&["delete", "pods", "-l", "app=web"]).await;
+    assert!(
+        !allowed
+            && err.contains("Error from server (Forbidden)")
+            && err.contains("needs the admin role"),
+        "{err}"
+    );
+    let (allowed, _, err) = kc(&["get", "secrets"]).await;
+    assert!(!allowed && err.contains("Forbidden"), "{err}");
+    let (_, answer, _) = kc(&["auth", "can-i", "delete", "pods"]).await;
+    assert!(
+        answer.starts_with("no - delete pods (delete) needs the admin role"),
+        "{answer}"
+    );
+    let (_, answer, _) = kc(&["auth", "can-i", "patch", "deployments.apps"]).await;
+    assert_eq!(answer.trim(), "yes");
+    let whoami = ok(kc(&["auth", "whoami"]).await, "auth whoami");
+    assert!(whoami.contains("dana"), "{whoami}");
+
+    // Every change in the audit log as kubectl made it; the chain intact.
+    let (_, log) = app.get_json("/v1/audit?subject=dana&limit=200").await;
+    let actions: std::collections::BTreeSet<String> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["stage"] == "intent")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["resourceKind"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "kubectl create deployments.apps",
+        "kubectl patch deployments.apps/scale",
+        "kubectl patch configmaps",
+    ] {
+        assert!(actions.contains(expected), "{expected} in {actions:?}");
+    }
+    let (_, verify) = app.get_json("/v1/audit/verify").await;
+    assert_eq!(verify["intact"], true, "{verify}");
+
+    // On a real node, an admin's exec is kubegate's recorded session.
+    if plane.real_node {
+        let res = app
+            .client
+            .get(format!(
+                "{}/v1/clusters/real/kubeconfig?embedToken=true&namespace={ns}",
+                app.address
+            ))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        let admin = dir.path().join("admin.yaml");
+        std::fs::write(&admin, res.text().await.unwrap()).unwrap();
+        let (done, out, err) = kubectl_with(
+            &admin,
+            &c,
+            &["exec", "deploy/web", "--", "echo", "through kubegate"],
+        )
+        .await;
+        assert!(done, "kubectl exec: {out}{err}");
+        assert_eq!(out, "through kubegate\n");
+        let (_, log) = app.get_json("/v1/audit?action=exec&limit=1").await;
+        let id = log["items"][0]["auditId"].as_str().unwrap().to_owned();
+        let res = app.get(&format!("/v1/audit/{id}/recording")).await;
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("through kubegate"));
+        let (done, out, err) = kubectl_with(&admin, &c, &["logs", "deploy/web", "--tail=5"]).await;
+        assert!(done, "kubectl logs: {out}{err}");
+        // exec -i: what kubectl reads from its stdin reaches the command.
+        let mut cat = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&admin)
+            .arg("--cache-dir")
+            .arg(&c)
+            .args(["exec", "-i", "deploy/web", "--", "cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = cat.stdin.take().unwrap();
+            stdin.write_all(b"typed through kubegate\n").await.unwrap();
+        }
+        let out = tokio::time::timeout(Duration::from_secs(30), cat.wait_with_output())
+            .await
+            .expect("kubectl exec -i ends when its input does")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "typed through kubegate\n"
+        );
+        // logs -f follows until kubectl is stopped.
+        let mut follow = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&admin)
+            .arg("--cache-dir")
+            .arg(&c)
+            .args(["logs", "-f", "deploy/web", "--tail=1"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+            let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("a line arrives");
+            assert!(first.unwrap().is_some());
+            assert!(
+                follow.try_wait().unwrap().is_none(),
+                "logs -f keeps following"
+            );
+        }
+        follow.kill().await.unwrap();
+
+        // kubectl port-forward: its upgrade passed through to the API server, audited.
+        use tokio::io::AsyncBufReadExt;
+        let mut forward = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&admin)
+            .arg("--cache-dir")
+            .arg(&c)
+            .args(["port-forward", "deploy/web", ":8080"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(forward.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("kubectl port-forward starts")
+            .unwrap()
+            .unwrap_or_default();
+        // "Forwarding from 127.0.0.1:PORT -> 8080"
+        let port: u16 = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        let answer = crate::portforward::http_get(port, "/etc/hostname").await;
+        assert!(answer.contains(" 200 "), "{answer}");
+        forward.kill().await.unwrap();
+        // What a deployer may not do, an admin may.
+        let (done, out, err) = kubectl_with(&admin, &c, &["delete", "pods", "-l", "app=web"]).await;
+        assert!(
+            done && out.contains("deleted"),
+            "kubectl delete -l: {out}{err}"
+        );
+        let (_, log) = app.get_json("/v1/audit?subject=root&limit=50").await;
+        assert!(
+            log["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["resourceKind"] == "pods/portforward"),
+            "{log}"
+        );
     }
 }

@@ -8,6 +8,7 @@ import os
 import sys
 
 from kubegate_client import AuthenticatedClient
+from kubegate_client.api.apply import apply_namespaced_manifests
 from kubegate_client.api.audit import list_audit_entries
 from kubegate_client.api.deployments import (
     deploy_deployment,
@@ -19,11 +20,13 @@ from kubegate_client.api.deployments import (
 )
 from kubegate_client.api.identity import get_whoami
 from kubegate_client.models import (
+    ApplyResult,
     AuditPage,
     ContainerSpec,
     DeploymentResult,
     DeploySpec,
     Identity,
+    ManifestJsonType1Item,
     Problem,
     RevisionList,
     RollbackRequest,
@@ -66,6 +69,12 @@ assert [r.revision for r in revisions.items][-1] >= 2, revisions
 
 bad = scale_deployment.sync_detailed(**where, client=client, body=ScaleRequest(replicas=-1))
 assert bad.status_code == 422 and isinstance(bad.parsed, Problem) and bad.parsed.type_ == "urn:kubegate:problem:validation-failed", bad.content
+
+config = ManifestJsonType1Item.from_dict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sdk-config"}, "data": {"k": "v"}})
+applied = expect(apply_namespaced_manifests.sync_detailed(cluster="dev", namespace="default", client=client, body=[config]), ApplyResult, 200)
+assert applied.counts.created == 1 and applied.objects[0].result.value == "created", applied
+again = expect(apply_namespaced_manifests.sync_detailed(cluster="dev", namespace="default", client=client, body=[config], diff=True), ApplyResult, 200)
+assert again.dry_run and again.objects[0].result.value == "unchanged", again
 
 audit = expect(list_audit_entries.sync_detailed(client=client, resource="shop", limit=100), AuditPage, 200)
 actions = sorted({e.action for e in audit.items if e.action})

@@ -55,6 +55,7 @@ pub async fn exec(
             query: query.clone(),
             content_type: String::new(),
             body: String::new(),
+            headers: Vec::new(),
         });
     }
     let pod = { shared.state.lock().unwrap().get(Kind::Pod, &ns, &name) };
@@ -382,6 +383,7 @@ pub async fn portforward(
             query: HashMap::from([("ports".to_owned(), format!("{ports:?}"))]),
             content_type: String::new(),
             body: String::new(),
+            headers: Vec::new(),
         });
     }
     let pod = { shared.state.lock().unwrap().get(Kind::Pod, &ns, &name) };
@@ -527,6 +529,7 @@ pub async fn proxy(
             query: HashMap::new(),
             content_type: String::new(),
             body: String::from_utf8_lossy(&body).into_owned(),
+            headers: Vec::new(),
         });
     }
     let kind = if plural == "pods" {

@@ -48,6 +48,16 @@ pub async fn dispatch(
             query: query.clone(),
             content_type: content_type.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
         });
     }
 
@@ -118,7 +128,10 @@ pub async fn dispatch(
         ["apis"] => {
             return respond(
                 200,
-                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}], "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]}),
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": (["apps/v1", "batch/v1", "autoscaling/v2"].map(|gv| {
+                    let (group, version) = gv.split_once('/').unwrap();
+                    json!({"name": group, "versions": [{"groupVersion": gv, "version": version}], "preferredVersion": {"groupVersion": gv, "version": version}})
+                }))}),
             );
         }
         ["api", "v1"] => return respond(200, &discovery("v1")),
@@ -129,6 +142,8 @@ pub async fn dispatch(
             );
         }
         ["apis", "apps", "v1"] => return respond(200, &discovery("apps/v1")),
+        ["apis", "batch", "v1"] => return respond(200, &discovery("batch/v1")),
+        ["apis", "autoscaling", "v2"] => return respond(200, &discovery("autoscaling/v2")),
         _ => {}
     }
     let (gv, rest) = match segs.as_slice() {

@@ -37,6 +37,8 @@ pub struct Recorded {
     pub query: HashMap<String, String>,
     pub content_type: String,
     pub body: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 /// An injected failure: the next `times` requests (whose path contains `path_contains`, if set)

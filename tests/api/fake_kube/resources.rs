@@ -20,9 +20,11 @@ pub enum Kind {
     Job,
     CronJob,
     HorizontalPodAutoscaler,
+    ConfigMap,
+    Secret,
 }
 
-pub const ALL: [Kind; 12] = [
+pub const ALL: [Kind; 14] = [
     Kind::Namespace,
     Kind::Node,
     Kind::Deployment,
@@ -35,6 +37,8 @@ pub const ALL: [Kind; 12] = [
     Kind::Job,
     Kind::CronJob,
     Kind::HorizontalPodAutoscaler,
+    Kind::ConfigMap,
+    Kind::Secret,
 ];
 
 impl Kind {
@@ -52,6 +56,8 @@ impl Kind {
             Kind::Job => "jobs",
             Kind::CronJob => "cronjobs",
             Kind::HorizontalPodAutoscaler => "horizontalpodautoscalers",
+            Kind::ConfigMap => "configmaps",
+            Kind::Secret => "secrets",
         }
     }
     pub fn kind(self) -> &'static str {
@@ -68,6 +74,8 @@ impl Kind {
             Kind::Job => "Job",
             Kind::CronJob => "CronJob",
             Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
         }
     }
     pub fn group(self) -> &'static str {
@@ -106,6 +114,8 @@ impl Kind {
             Kind::Job => &[],
             Kind::CronJob => &["cj"],
             Kind::HorizontalPodAutoscaler => &["hpa"],
+            Kind::ConfigMap => &["cm"],
+            Kind::Secret => &[],
         }
     }
     /// `deployments.apps`, `pods`: how the API server names the resource in messages.
@@ -133,7 +143,7 @@ impl Kind {
             Kind::Deployment | Kind::ReplicaSet => &["status", "scale"],
             Kind::Pod => &["status", "log"],
             Kind::Service | Kind::Namespace | Kind::Node => &["status"],
-            Kind::Event => &[],
+            Kind::Event | Kind::ConfigMap | Kind::Secret => &[],
             Kind::StatefulSet | Kind::DaemonSet | Kind::Job | Kind::CronJob => &["status"],
             Kind::HorizontalPodAutoscaler => &["status"],
         }
@@ -214,7 +224,21 @@ pub fn default(kind: Kind, obj: &mut Value) {
         | Kind::DaemonSet
         | Kind::Job
         | Kind::CronJob
-        | Kind::HorizontalPodAutoscaler => {}
+        | Kind::HorizontalPodAutoscaler
+        | Kind::ConfigMap => {}
+        Kind::Secret => {
+            // pkg/apis/core/v1/conversion.go: stringData is merged into data, base64, and gone.
+            set_default(obj, &["type"], json!("Opaque"));
+            if let Some(Value::Object(plain)) =
+                obj.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
+                use base64::Engine as _;
+                for (k, v) in plain {
+                    let text = v.as_str().unwrap_or_default().to_owned();
+                    obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+                }
+            }
+        }
         Kind::Namespace => {
             set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
             set_default(obj, &["status", "phase"], json!("Active"));

@@ -588,8 +588,16 @@ impl State {
                 _ => {}
             }
         }
+        // Writes of the object keep its status (kinds without one have none).
         if subresource != "status" {
-            new["status"] = old_value["status"].clone();
+            match old_value.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
         }
         resources::default(kind, &mut new);
         if kind == Kind::Service {
