@@ -578,6 +578,8 @@ async function deploymentPage(cluster, ns, name) {
       status.className = s.done ? "ok" : verdict === "failed" ? "bad" : "busy";
       document.getElementById("replicas-now").textContent =
         `${s.replicas.ready} ready, ${s.replicas.updated} up to date, ${s.replicas.available} available of ${s.replicas.desired}`;
+      // The controller numbers a change's revision a moment after the change itself.
+      if (s.revision != null) document.getElementById("revision").textContent = s.revision;
     }
   } catch (e) {
     if (e.name !== "AbortError") status.textContent = `rollout state unavailable: ${e.message}`;

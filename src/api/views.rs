@@ -222,7 +222,7 @@ impl From<&PodIssue> for PodIssueView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = RolloutStatus)]
-#[schema(example = json!({"message": "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available...", "done": false, "failed": false, "timedOut": false, "generation": 5, "observedGeneration": 5, "replicas": {"desired": 3, "updated": 3, "ready": 2, "available": 2, "unavailable": 1}, "issues": []}))]
+#[schema(example = json!({"message": "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available...", "done": false, "failed": false, "timedOut": false, "generation": 5, "observedGeneration": 5, "revision": 4, "replicas": {"desired": 3, "updated": 3, "ready": 2, "available": 2, "unavailable": 1}, "issues": []}))]
 pub struct RolloutView {
     /// kubectl's message, e.g. `deployment "web" successfully rolled out`.
     pub message: String,
@@ -244,6 +244,10 @@ pub struct RolloutView {
     pub reason: Option<String>,
     pub generation: i64,
     pub observed_generation: i64,
+    /// The Deployment's revision (`deployment.kubernetes.io/revision`) as the controller has
+    /// numbered it so far: a change's new revision shows once the controller has seen it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
     pub replicas: ReplicaCounts,
     pub issues: Vec<PodIssueView>,
 }
@@ -264,6 +268,7 @@ impl From<&RolloutReport> for RolloutView {
             reason,
             generation: d.generation,
             observed_generation: d.observed_generation,
+            revision: d.revision,
             replicas: d.replicas,
             issues: r.issues.iter().map(PodIssueView::from).collect(),
         }

@@ -392,6 +392,7 @@ async fn rollout_status_reports_kubectls_message_and_wait_returns_when_done() {
     fake.settle().await;
     let (_, status) = app.get_json(&ns("/deployments/web/rollout")).await;
     assert_eq!(status["done"], true);
+    assert_eq!(status["revision"], 1, "{status}");
     assert_eq!(
         status["message"],
         "deployment \"web\" successfully rolled out"
@@ -416,6 +417,10 @@ async fn rollout_status_reports_kubectls_message_and_wait_returns_when_done() {
     )
     .await;
     assert_eq!(status["done"], false, "{status}");
+    assert_eq!(
+        status["revision"], 2,
+        "the new template's revision: {status}"
+    );
     assert!(
         status["message"]
             .as_str()
