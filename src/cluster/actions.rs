@@ -115,8 +115,9 @@ impl Verdict {
 fn progress_key(r: &RolloutReport) -> String {
     let s = r.deployment.status.clone().unwrap_or_default();
     format!(
-        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
         r.state.message,
+        rollout::deployment_revision(&r.deployment),
         s.observed_generation,
         s.replicas,
         s.updated_replicas,
