@@ -498,7 +498,6 @@ async function deploymentPage(cluster, ns, name) {
     }, "Restart"));
   }
 
-  const byRevision = new Map(revisions.items.map((r) => [r.revision, r]));
   const diffArea = h("div#diff");
   const compare = async (a, b) => {
     try {
@@ -522,16 +521,19 @@ async function deploymentPage(cluster, ns, name) {
     }, () => {});
     return cell;
   };
+  // The Deployment's revision as the page last heard it (the rollout stream moves it on): what a
+  // rollback expects to replace, and what a diff compares with.
+  let shownRevision = d.revision;
   const revisionRows = [...revisions.items].reverse().map((r) => [
     r.revision, r.current ? h("strong", {}, "current") : "",
     r.images.map((i) => i.image).join(", "), r.changeCause || "", changedBy(r),
     h("span.row", {},
-      !r.current && byRevision.has(d.revision)
-        ? h("button", { type: "button", onclick: () => compare(r.revision, d.revision) }, `Diff with ${d.revision}`) : null,
+      !r.current
+        ? h("button", { type: "button", onclick: () => compare(r.revision, shownRevision) }, "Diff with current") : null,
       !r.current && mayRollback ? h("button", {
         type: "button", dataset: { rollback: r.revision },
         onclick: () => act(`Roll ${name} back to revision ${r.revision}`, "/rollback",
-          { toRevision: r.revision, expectRevision: d.revision, reason: reason.value || undefined },
+          { toRevision: r.revision, expectRevision: shownRevision, reason: reason.value || undefined },
           (x) => h("p", {}, `Dry run: revision ${r.revision}'s template (${r.images.map((i) => i.image).join(", ")}) becomes the current one. ${x.message || ""}`)),
       }, `Roll back to ${r.revision}`) : null),
   ]);
@@ -579,7 +581,10 @@ async function deploymentPage(cluster, ns, name) {
       document.getElementById("replicas-now").textContent =
         `${s.replicas.ready} ready, ${s.replicas.updated} up to date, ${s.replicas.available} available of ${s.replicas.desired}`;
       // The controller numbers a change's revision a moment after the change itself.
-      if (s.revision != null) document.getElementById("revision").textContent = s.revision;
+      if (s.revision != null) {
+        shownRevision = s.revision;
+        document.getElementById("revision").textContent = s.revision;
+      }
     }
   } catch (e) {
     if (e.name !== "AbortError") status.textContent = `rollout state unavailable: ${e.message}`;
