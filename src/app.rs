@@ -128,6 +128,8 @@ impl Application {
             .console
             .then(|| Arc::new(api::console::Console::new(&config.console_path, oidc)));
         let server = HttpServer::new(move || {
+            // Called on each worker's own thread: its requests use that worker's cluster clients.
+            crate::cluster::mark_http_worker();
             App::new()
                 .app_data(app_state.clone())
                 .app_data(slack.clone())

@@ -1,10 +1,17 @@
 //! Where cluster connections live. actix-web runs each worker on its own single-threaded runtime,
 //! and a socket belongs to the runtime that opened it: a pooled connection opened by one worker
 //! and used by another broke when the first worker stopped (at shutdown an idle worker stops at
-//! once, and a change in flight on a busy one failed with "SendRequest"). Every request to an
-//! API server is therefore run on one runtime of kubegate's own, which lives as long as the
-//! process; answers and streams are read from any worker as before.
+//! once, and a change in flight on a busy one failed with "SendRequest").
+//!
+//! So each HTTP worker has kube-rs clients of its own, built on first use from the cluster's
+//! settings: a request's calls open, pool and read their connections on the thread that serves
+//! it, with no hand-off to another thread and back (a quarter of the context switches of an
+//! audited change). Everything else (watch caches, background tasks, code not on a worker) uses
+//! the cluster's shared client, whose requests run on one runtime of kubegate's own that lives
+//! as long as the process.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -64,4 +71,46 @@ where
             }
         })
     }
+}
+
+thread_local! {
+    /// Set on the HTTP workers' threads (see [`mark_http_worker`]).
+    static ON_HTTP_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// This worker's own clients, by [`ClientId`].
+    static WORKER_CLIENTS: RefCell<HashMap<ClientId, kube::Client>> = RefCell::default();
+}
+
+/// Names one cluster entry's settings, to find its clients on each worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ClientId(u64);
+
+impl ClientId {
+    pub(crate) fn next() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Called on each HTTP worker's thread as it builds its application: that thread's runtime
+/// lives as long as the thread, and serves every request the worker takes.
+pub fn mark_http_worker() {
+    ON_HTTP_WORKER.with(|w| w.set(true));
+}
+
+/// On an HTTP worker, its own client for these settings (built on first use); elsewhere `None`.
+pub(crate) fn worker_client(id: ClientId, config: &kube::Config) -> Option<kube::Client> {
+    if !ON_HTTP_WORKER.with(Cell::get) {
+        return None;
+    }
+    WORKER_CLIENTS.with(|clients| {
+        let mut clients = clients.borrow_mut();
+        if let Some(client) = clients.get(&id) {
+            return Some(client.clone());
+        }
+        let client = kube::client::ClientBuilder::try_from(config.clone())
+            .ok()?
+            .build();
+        clients.insert(id, client.clone());
+        Some(client)
+    })
 }

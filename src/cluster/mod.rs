@@ -19,6 +19,7 @@ pub use actions::{
 };
 pub use apply::{AppliedObject, WorkloadRollout};
 pub use error::ClusterError;
+pub use io::mark_http_worker;
 pub use kinds::Kind;
 pub use ops::{FIELD_MANAGER, selector_string};
 pub use registry::{Cluster, ClusterRegistry, ClusterSource, Probe, ServerVersion};

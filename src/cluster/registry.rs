@@ -28,6 +28,8 @@ pub struct Cluster {
     /// The context's namespace (kubectl's default for this cluster).
     pub default_namespace: String,
     client: Result<kube::Client, String>,
+    /// The settings the shared client was built from: each HTTP worker builds its own from them.
+    settings: Option<(super::io::ClientId, kube::Config)>,
     timeout: Duration,
     probe_timeout: Duration,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
@@ -54,10 +56,20 @@ impl Cluster {
         }
     }
 
+    /// The client for a call made here: on an HTTP worker, that worker's own; elsewhere the
+    /// shared one (see `io`).
     pub(crate) fn client(&self) -> Result<kube::Client, ClusterError> {
-        self.client
-            .clone()
-            .map_err(|message| ClusterError::NotUsable { message })
+        let shared = self
+            .client
+            .as_ref()
+            .map_err(|message| ClusterError::NotUsable {
+                message: message.clone(),
+            })?;
+        Ok(self
+            .settings
+            .as_ref()
+            .and_then(|(id, config)| super::io::worker_client(*id, config))
+            .unwrap_or_else(|| shared.clone()))
     }
 
     /// Run one non-streaming call under the cluster deadline.
@@ -291,7 +303,7 @@ fn build(
     kube_config: Result<kube::Config, String>,
     (timeout, probe_timeout): (Duration, Duration),
 ) -> Cluster {
-    let (server, default_namespace, client) = match kube_config {
+    let (server, default_namespace, client, settings) = match kube_config {
         Ok(mut c) => {
             // kube-rs' default retry policy retries 429/503/504 up to 15 times with growing
             // back-off: a caller would wait minutes. kubegate answers fast and lets callers retry.
@@ -299,12 +311,16 @@ fn build(
             c.connect_timeout = Some(timeout.min(Duration::from_secs(5)));
             let server = c.cluster_url.to_string();
             let ns = c.default_namespace.clone();
+            let settings = c.clone();
             let client = kube::client::ClientBuilder::try_from(c)
                 .map(|b| b.with_layer(&super::io::OnClusterRuntime).build())
                 .map_err(|e| format!("building a client: {e}"));
-            (server, ns, client)
+            let settings = client
+                .is_ok()
+                .then(|| (super::io::ClientId::next(), settings));
+            (server, ns, client, settings)
         }
-        Err(e) => (String::new(), "default".to_owned(), Err(e)),
+        Err(e) => (String::new(), "default".to_owned(), Err(e), None),
     };
     Cluster {
         name,
@@ -312,6 +328,7 @@ fn build(
         source,
         default_namespace,
         client,
+        settings,
         timeout,
         probe_timeout,
         metrics: None,
