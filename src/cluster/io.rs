@@ -5,8 +5,8 @@
 //!
 //! So each HTTP worker has kube-rs clients of its own, built on first use from the cluster's
 //! settings: a request's calls open, pool and read their connections on the thread that serves
-//! it, with no hand-off to another thread and back (a quarter of the context switches of an
-//! audited change). Everything else (watch caches, background tasks, code not on a worker) uses
+//! it, with no hand-off to another thread and back (that hand-off was about 40 % of the time
+//! slices of an audited change, see BENCHMARKS.md). Everything else (watch caches, background tasks, code not on a worker) uses
 //! the cluster's shared client, whose requests run on one runtime of kubegate's own that lives
 //! as long as the process.
 
