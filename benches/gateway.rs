@@ -538,7 +538,11 @@ fn main() {
         }
         // The same calls against a real kube-apiserver (its controllers and the simulated node
         // doing their work on these cores too), against direct kube-rs calls to it.
-        if let Some(plane) = plane.filter(|_| wanted("real:")) {
+        // BENCH_ONLY names scenarios by substrings of their names ("real:", "real: audited").
+        const REAL_CACHED: &str = "real: read rollout status (watch cache)";
+        const REAL_UNCACHED: &str = "real: list nodes (not cached)";
+        const REAL_SCALE: &str = "real: audited scale";
+        if let Some(plane) = plane.filter(|_| [REAL_CACHED, REAL_UNCACHED, REAL_SCALE].iter().any(|n| wanted(n))) {
             let bench_ns = plane.namespace("bench").await;
             let real_ns = format!("{base}/v1/clusters/real/namespaces/{bench_ns}");
             let res = http.put(format!("{real_ns}/deployments/web?wait=true&timeoutSeconds=60")).bearer_auth(&token).json(&json!({"containers": [{"name": "web", "image": plane.image(1)}], "replicas": 1})).send().await.unwrap();
@@ -546,7 +550,7 @@ fn main() {
             let client = plane.client().await;
             let real: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &bench_ns);
             let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
-            for clients in [1usize, 64].into_iter().filter(|c| clients_wanted(*c)) {
+            for clients in [1usize, 64].into_iter().filter(|c| clients_wanted(*c) && (wanted(REAL_CACHED) || wanted(REAL_UNCACHED))) {
                 let (h, n, t) = (http.clone(), real_ns.clone(), token.clone());
                 let via = load(clients, seconds, move |_| {
                     let (h, n, t) = (h.clone(), n.clone(), t.clone());
@@ -559,7 +563,7 @@ fn main() {
                     async move { d.get("web").await.is_ok() }
                 })
                 .await;
-                row("real: read rollout status (watch cache)", clients, &via, Some(&base_line));
+                row(REAL_CACHED, clients, &via, Some(&base_line));
                 let (h, b, t) = (http.clone(), base.clone(), token.clone());
                 let via = load(clients, seconds, move |_| {
                     let (h, b, t) = (h.clone(), b.clone(), t.clone());
@@ -572,10 +576,10 @@ fn main() {
                     async move { d.list(&Default::default()).await.is_ok() }
                 })
                 .await;
-                row("real: list nodes (not cached)", clients, &via, Some(&base_line));
+                row(REAL_UNCACHED, clients, &via, Some(&base_line));
             }
-            for clients in [1usize, 8, 64].into_iter().filter(|c| clients_wanted(*c)) {
-                scales("real: audited scale", clients, seconds, &http, &real_ns, &token, &real).await;
+            for clients in [1usize, 8, 64].into_iter().filter(|c| clients_wanted(*c) && wanted(REAL_SCALE)) {
+                scales(REAL_SCALE, clients, seconds, &http, &real_ns, &token, &real).await;
             }
         }
         if let Some(plane) = plane.filter(|_| wanted("real: apply")) {
