@@ -59,10 +59,10 @@ impl Pending<'_> {
         let audit_id = intent.audit_id;
         // Dropped while waiting for room in a full queue, the outcome is lost and the intent left
         // open, for recovery (`keep_recovering`) to close.
-        self.log.record(vec![outcome_of(intent)]).await;
-        if self.log.sync_outcomes
-            && let Err(e) = self.log.flush().await
-        {
+        let outcome = vec![outcome_of(intent)];
+        if !self.log.sync_outcomes {
+            self.log.record(outcome).await;
+        } else if let Err(e) = self.log.record_and_wait(outcome).await {
             tracing::warn!(error = %e.0, %audit_id, "the outcome's commit is not confirmed (it stays queued until written); answering anyway");
         }
     }
@@ -134,11 +134,33 @@ impl AuditLog {
     /// logged as lost, and recovery, `close_orphaned_intents` and `keep_recovering`, closes their
     /// intents as `outcome_unknown`); a refused entry never holds up the entries queued after it.
     /// `flush` waits for what was queued.
-    pub async fn record(&self, mut entries: Vec<Entry>) {
+    pub async fn record(&self, entries: Vec<Entry>) {
+        self.queue(entries, None).await;
+    }
+
+    /// `record`, and wait for the entries' commit (Ok), or for the write they went with to fail
+    /// (Err: they stay queued, as with `record`). One hand-over to the writer, where `record`
+    /// and then `flush` would take two.
+    async fn record_and_wait(&self, entries: Vec<Entry>) -> Result<(), AuditError> {
+        let (reply, rx) = oneshot::channel();
+        if !self.queue(entries, Some(reply)).await {
+            return Err(AuditError("the audit writer stopped".into()));
+        }
+        wait_for(rx).await.map(|_| ())
+    }
+
+    /// Hand `entries` to the writer as a record (kept and tried again when their write fails);
+    /// false when the writer has stopped (they are logged as lost).
+    async fn queue(
+        &self,
+        mut entries: Vec<Entry>,
+        reply: Option<oneshot::Sender<Result<Vec<i64>, String>>>,
+    ) -> bool {
         entries.iter_mut().for_each(Entry::scrub);
         let batch = Batch {
             entries,
-            reply: None,
+            reply,
+            kept: true,
             queued: std::time::Instant::now(),
         };
         if let Err(mpsc::error::SendError(lost)) = self.tx.send(batch).await {
@@ -150,7 +172,9 @@ impl AuditLog {
             if let Some(m) = &self.metrics {
                 m.audit_append_failures.inc();
             }
+            return false;
         }
+        true
     }
 
     /// `record` without waiting for room in the queue (for `Pending`'s drop, which cannot wait): an
@@ -160,6 +184,7 @@ impl AuditLog {
         let batch = Batch {
             entries: vec![entry],
             reply: None,
+            kept: true,
             queued: std::time::Instant::now(),
         };
         if let Err(e) = self.tx.try_send(batch) {
@@ -231,19 +256,25 @@ impl AuditLog {
             .send(Batch {
                 entries,
                 reply: Some(reply),
+                kept: false,
                 queued: std::time::Instant::now(),
             })
             .await
             .map_err(|_| AuditError("the audit writer stopped".into()))?;
-        match tokio::time::timeout(Duration::from_secs(10), rx).await {
-            Ok(Ok(Ok(seqs))) => Ok(seqs),
-            Ok(Ok(Err(e))) => Err(AuditError(e)),
-            Ok(Err(_)) => Err(AuditError("the audit writer stopped".into())),
-            Err(_) => Err(AuditError("timed out".into())),
-        }
+        wait_for(rx).await
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// The writer's answer for a batch (at most 10 s).
+async fn wait_for(rx: oneshot::Receiver<Result<Vec<i64>, String>>) -> Result<Vec<i64>, AuditError> {
+    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        Ok(Ok(Ok(seqs))) => Ok(seqs),
+        Ok(Ok(Err(e))) => Err(AuditError(e)),
+        Ok(Err(_)) => Err(AuditError("the audit writer stopped".into())),
+        Err(_) => Err(AuditError("timed out".into())),
     }
 }

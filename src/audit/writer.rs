@@ -15,9 +15,12 @@ use crate::metrics::Metrics;
 
 pub(super) struct Batch {
     pub(super) entries: Vec<Entry>,
-    /// The caller waiting for the commit (`append`, `flush`), or nobody (`record`): the writer
-    /// then logs and counts a failure itself.
+    /// The caller waiting for the commit (`append`, `flush`, `record_and_wait`), or nobody
+    /// (`record`). The writer logs and counts the failures of kept entries itself.
     pub(super) reply: Option<oneshot::Sender<Result<Vec<i64>, String>>>,
+    /// The entries are a record of what has happened (`record`, `record_and_wait`): when their
+    /// write fails they are kept and tried again, and the writer times them itself.
+    pub(super) kept: bool,
     /// When it was handed over: the writer times `record`ed entries itself.
     pub(super) queued: std::time::Instant,
 }
@@ -136,6 +139,7 @@ pub(super) async fn write_batches(
                 () = tokio::time::sleep_until(retry_at) => Some(Batch {
                     entries: Vec::new(),
                     reply: None,
+                    kept: false,
                     queued: std::time::Instant::now(),
                 }),
             }
@@ -193,10 +197,7 @@ pub(super) async fn write_batches(
             Err(e) => (Err(e.clone()), Err(e)),
         };
         if let Some(m) = &counts {
-            for b in batches
-                .iter()
-                .filter(|b| b.reply.is_none() && !b.entries.is_empty())
-            {
+            for b in batches.iter().filter(|b| b.kept && !b.entries.is_empty()) {
                 m.audit_appends.observe(b.queued.elapsed().as_secs_f64());
             }
         }
@@ -237,16 +238,18 @@ pub(super) async fn write_batches(
                     let _ = reply.send(Ok(seqs[at..at + n].to_vec()));
                 }
                 (Ok(_), None) => {}
-                (Err(e), Some(reply)) => {
-                    let _ = reply.send(Err(e.message.clone()));
-                }
-                (Err(e), None) => {
-                    failed_fresh = true;
-                    let refused_since = e.refused.then(std::time::Instant::now);
-                    unwritten.extend(b.entries.into_iter().map(|entry| Unwritten {
-                        entry,
-                        refused_since,
-                    }));
+                (Err(e), reply) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(e.message.clone()));
+                    }
+                    if b.kept {
+                        failed_fresh = true;
+                        let refused_since = e.refused.then(std::time::Instant::now);
+                        unwritten.extend(b.entries.into_iter().map(|entry| Unwritten {
+                            entry,
+                            refused_since,
+                        }));
+                    }
                 }
             }
             at += n;
