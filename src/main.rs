@@ -2,9 +2,6 @@ use anyhow::Context;
 use clap::Parser;
 use kubegate::{Application, Cli, Command};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
