@@ -181,6 +181,7 @@ impl Application {
     /// listeners close, in-flight requests get KUBEGATE_SHUTDOWN_TIMEOUT to finish, the audit
     /// outcomes still queued are written, and the process exits.
     pub async fn run(self) -> std::io::Result<()> {
+        release_freed_memory();
         let handles: Vec<_> = self.servers.iter().map(|s| s.handle()).collect();
         let state = self.state.clone();
         let delay = self.shutdown_delay;
@@ -218,6 +219,19 @@ impl Application {
             tracing::error!(error = %e, "audit entries queued at shutdown were not written");
         }
         served
+    }
+}
+
+/// Hand back to the system what starting up allocated and let go of (the OpenAPI document's
+/// construction, the workers' routers, the migrations): glibc's malloc keeps freed memory in its
+/// arenas for reuse, about 7 MiB of the idle process's 30 MiB. Under load the arenas grow again to
+/// what the load needs.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the kernel; it takes the
+    // allocator's locks like any malloc call and may run at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
