@@ -56,10 +56,8 @@ pub fn reconcile(state: &mut State) -> Vec<(String, Duration)> {
 
 fn keys(state: &State, kind: Kind) -> Vec<(String, String)> {
     state
-        .objects
-        .keys()
-        .filter(|k| k.0 == kind)
-        .map(|k| (k.1.clone(), k.2.clone()))
+        .of_kind(kind, None)
+        .map(|(k, _)| (k.1.clone(), k.2.clone()))
         .collect()
 }
 
@@ -1050,13 +1048,11 @@ fn sync_due_pods(state: &mut State) -> bool {
     let due: Vec<String> = state.ready_due.drain().collect();
     let mut changed = false;
     let pods: Vec<(String, String, Value)> = state
-        .objects
-        .iter()
-        .filter(|(k, s)| {
-            k.0 == Kind::Pod
-                && s.value["metadata"]["uid"]
-                    .as_str()
-                    .is_some_and(|u| due.iter().any(|d| d == u))
+        .of_kind(Kind::Pod, None)
+        .filter(|(_, s)| {
+            s.value["metadata"]["uid"]
+                .as_str()
+                .is_some_and(|u| due.iter().any(|d| d == u))
         })
         .map(|(k, s)| (k.1.clone(), k.2.clone(), s.value.clone()))
         .collect();
@@ -1073,23 +1069,26 @@ fn sync_due_pods(state: &mut State) -> bool {
 }
 
 fn collect_orphans(state: &mut State) -> bool {
-    let uids: std::collections::HashSet<String> = state
+    // Events own nothing and are owned by nothing (and are most of the objects in a long run).
+    let uids: std::collections::HashSet<&str> = state
         .objects
-        .values()
-        .filter_map(|s| s.value["metadata"]["uid"].as_str().map(str::to_owned))
+        .iter()
+        .filter(|((k, _, _), _)| *k != Kind::Event)
+        .filter_map(|(_, s)| s.value["metadata"]["uid"].as_str())
         .collect();
     let orphans: Vec<_> = state
         .objects
         .iter()
-        .filter(|(_, s)| {
-            s.value["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| {
-                    !refs.is_empty()
-                        && refs
-                            .iter()
-                            .all(|r| r["uid"].as_str().is_none_or(|u| !uids.contains(u)))
-                })
+        .filter(|((k, _, _), s)| {
+            *k != Kind::Event
+                && s.value["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| {
+                        !refs.is_empty()
+                            && refs
+                                .iter()
+                                .all(|r| r["uid"].as_str().is_none_or(|u| !uids.contains(u)))
+                    })
         })
         .map(|(k, _)| k.clone())
         .collect();

@@ -306,11 +306,23 @@ impl State {
             .map(|s| s.value.clone())
     }
 
+    /// The objects of one kind (in one namespace, when given), in key order: a range of the map,
+    /// not a pass over everything (Events pile up by the thousand in a long run).
+    pub fn of_kind<'a>(
+        &'a self,
+        kind: Kind,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Stored)> + 'a {
+        let from = (kind, ns.unwrap_or_default().to_owned(), String::new());
+        self.objects
+            .range(from..)
+            .take_while(move |((k, n, _), _)| *k == kind && ns.is_none_or(|ns| ns == n))
+    }
+
     /// Objects of a kind in a namespace matching a label selector, as stored (see `peek`).
     pub fn select(&self, kind: Kind, ns: &str, labels: &Selector) -> Vec<Value> {
-        self.objects
-            .iter()
-            .filter(|((k, n, _), s)| *k == kind && n == ns && labels.matches(&labels_of(&s.value)))
+        self.of_kind(kind, Some(ns))
+            .filter(|(_, s)| labels.matches(&labels_of(&s.value)))
             .map(|(_, s)| s.value.clone())
             .collect()
     }
@@ -341,14 +353,8 @@ impl State {
     ) -> Vec<Value> {
         // Selectors see the stored object (labels and the selectable fields are all in it);
         // only matches are rendered.
-        self.objects
-            .iter()
-            .filter(|((k, n, _), s)| {
-                *k == kind
-                    && ns.is_none_or(|ns| ns == n)
-                    && labels.matches(&labels_of(&s.value))
-                    && field_match(&s.value, fields)
-            })
+        self.of_kind(kind, ns)
+            .filter(|(_, s)| labels.matches(&labels_of(&s.value)) && field_match(&s.value, fields))
             .map(|(_, s)| self.render(kind, s))
             .collect()
     }
@@ -857,12 +863,14 @@ impl State {
     }
 
     fn dependents(&self, owner_uid: &str) -> Vec<Key> {
+        // Events are owned by nothing.
         self.objects
             .iter()
-            .filter(|(_, s)| {
-                s.value["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
+            .filter(|((k, _, _), s)| {
+                *k != Kind::Event
+                    && s.value["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
             })
             .map(|(k, _)| k.clone())
             .collect()
