@@ -1069,26 +1069,21 @@ fn sync_due_pods(state: &mut State) -> bool {
 }
 
 fn collect_orphans(state: &mut State) -> bool {
-    // Events own nothing and are owned by nothing (and are most of the objects in a long run).
     let uids: std::collections::HashSet<&str> = state
-        .objects
-        .iter()
-        .filter(|((k, _, _), _)| *k != Kind::Event)
+        .ownable()
         .filter_map(|(_, s)| s.value["metadata"]["uid"].as_str())
         .collect();
     let orphans: Vec<_> = state
-        .objects
-        .iter()
-        .filter(|((k, _, _), s)| {
-            *k != Kind::Event
-                && s.value["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| {
-                        !refs.is_empty()
-                            && refs
-                                .iter()
-                                .all(|r| r["uid"].as_str().is_none_or(|u| !uids.contains(u)))
-                    })
+        .ownable()
+        .filter(|(_, s)| {
+            s.value["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| {
+                    !refs.is_empty()
+                        && refs
+                            .iter()
+                            .all(|r| r["uid"].as_str().is_none_or(|u| !uids.contains(u)))
+                })
         })
         .map(|(k, _)| k.clone())
         .collect();

@@ -319,6 +319,14 @@ impl State {
             .take_while(move |((k, n, _), _)| *k == kind && ns.is_none_or(|ns| ns == n))
     }
 
+    /// Every object but the Events, which neither own nor are owned by anything (and are most of
+    /// the objects in a long run): what owner references are looked for in.
+    pub fn ownable(&self) -> impl Iterator<Item = (&Key, &Stored)> {
+        self.objects
+            .iter()
+            .filter(|((k, _, _), _)| *k != Kind::Event)
+    }
+
     /// Objects of a kind in a namespace matching a label selector, as stored (see `peek`).
     pub fn select(&self, kind: Kind, ns: &str, labels: &Selector) -> Vec<Value> {
         self.of_kind(kind, Some(ns))
@@ -863,14 +871,11 @@ impl State {
     }
 
     fn dependents(&self, owner_uid: &str) -> Vec<Key> {
-        // Events are owned by nothing.
-        self.objects
-            .iter()
-            .filter(|((k, _, _), s)| {
-                *k != Kind::Event
-                    && s.value["metadata"]["ownerReferences"]
-                        .as_array()
-                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
+        self.ownable()
+            .filter(|(_, s)| {
+                s.value["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
             })
             .map(|(k, _)| k.clone())
             .collect()
