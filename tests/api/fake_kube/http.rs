@@ -477,9 +477,7 @@ fn watch(
                 .map(|e| (e.event_type.to_owned(), e.object.clone()))
                 .collect(),
             _ => st
-                .objects
-                .iter()
-                .filter(|(k, _)| k.0 == kind)
+                .of_kind(kind, None)
                 .map(|(k, s)| (k.1.clone(), st.render(kind, s)))
                 .filter(|(n, o)| matches(kind, n, o))
                 .map(|(_, o)| ("ADDED".to_owned(), o))

@@ -995,9 +995,8 @@ impl State {
             .unwrap_or("")
             .to_owned();
         let used: HashSet<i64> = self
-            .objects
-            .iter()
-            .filter(|((k, n, nm), _)| *k == Kind::Service && !(n == &ns && nm == &name))
+            .of_kind(Kind::Service, None)
+            .filter(|((_, n, nm), _)| !(n == &ns && nm == &name))
             .flat_map(|(_, s)| {
                 s.value["spec"]["ports"]
                     .as_array()
