@@ -2,21 +2,26 @@ use anyhow::Context;
 use clap::Parser;
 use kubegate::{Application, Cli, Command};
 
-#[tokio::main]
+/// One thread for the main runtime: it runs the audit writer and kubegate's background tasks
+/// (HTTP requests are served on actix-web's worker threads, cluster connections on
+/// `cluster::io`'s runtime). A request's hand-offs to the writer and back then wake that one
+/// thread; a multi-threaded runtime also woke its idle workers to look for work.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => {
             kubegate::install_crypto_provider();
-            let _telemetry = kubegate::telemetry::init(
+            let telemetry = kubegate::telemetry::init(
                 config.log_format,
                 &config.log_filter,
                 config.otel_endpoint.as_deref(),
             )?;
-            let app = Application::build(config).await.inspect_err(|e| {
-                tracing::error!(error = ?e, "kubegate failed to start");
-            })?;
-            app.run().await.context("HTTP server failed")
+            let served = serve(config).await;
+            // Flushing the traces waits for their export, which runs on this runtime's one
+            // thread: it waits on another.
+            let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
+            served
         }
         Command::Audit(kubegate::config::AuditCommand::Verify {
             database_url,
@@ -83,4 +88,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn serve(config: kubegate::config::Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await.inspect_err(|e| {
+        tracing::error!(error = ?e, "kubegate failed to start");
+    })?;
+    app.run().await.context("HTTP server failed")
 }

@@ -19,12 +19,14 @@ use std::task::{Context, Poll};
 
 use tower::{BoxError, Layer, Service};
 
-/// The runtime that owns every connection to an API server.
+/// The runtime that owns every connection to an API server but the workers' own. One thread:
+/// its work is mostly reading watch events, and a second thread mostly added wake-ups
+/// (BENCHMARKS.md, "Where the time goes").
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("kubegate-cluster-io")
             .enable_all()
             .build()
