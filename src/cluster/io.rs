@@ -21,7 +21,7 @@ use tower::{BoxError, Layer, Service};
 
 /// The runtime that owns every connection to an API server but the workers' own. One thread:
 /// its work is mostly reading watch events, and a second thread mostly added wake-ups
-/// (BENCHMARKS.md, "Where the time goes").
+/// (BENCHMARKS.md, "One thread for the audit writer, one for the watches").
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
