@@ -3,7 +3,7 @@ use clap::Parser;
 use kubegate::{Application, Cli, Command};
 
 /// One thread for the main runtime: it runs the audit writer and kubegate's background tasks
-/// (HTTP requests are served on actix-web's worker threads, cluster connections on
+/// (HTTP requests and their cluster calls run on actix-web's worker threads, the watches on
 /// `cluster::io`'s runtime). A request's hand-offs to the writer and back then wake that one
 /// thread; a multi-threaded runtime also woke its idle workers to look for work.
 #[tokio::main(flavor = "current_thread")]
