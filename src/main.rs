@@ -18,9 +18,7 @@ async fn main() -> anyhow::Result<()> {
                 config.otel_endpoint.as_deref(),
             )?;
             let served = serve(config).await;
-            // Flushing the traces waits for their export, which runs on this runtime's one
-            // thread: it waits on another.
-            let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
+            telemetry.shutdown().await;
             served
         }
         Command::Audit(kubegate::config::AuditCommand::Verify {

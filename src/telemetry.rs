@@ -10,21 +10,42 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
-/// Keeps trace export running; dropping it flushes what is batched.
+/// Keeps trace export running; `shutdown` (or, off a runtime, dropping it) flushes what is
+/// batched.
 #[derive(Default)]
 pub struct Telemetry {
     #[cfg(feature = "otel")]
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
+impl Telemetry {
+    /// Flush what is batched and stop exporting. The flush blocks until the export is sent, and
+    /// the export runs on the runtime that was current at start-up (one thread in `main`): it
+    /// blocks on another thread, so that this runtime goes on running the export.
+    pub async fn shutdown(self) {
+        #[cfg(feature = "otel")]
+        {
+            let mut this = self;
+            if let Some(p) = this.provider.take() {
+                let _ = tokio::task::spawn_blocking(move || flush(p)).await;
+            }
+        }
+    }
+}
+
 impl Drop for Telemetry {
     fn drop(&mut self) {
         #[cfg(feature = "otel")]
-        if let Some(p) = self.provider.take()
-            && let Err(e) = p.shutdown()
-        {
-            eprintln!("kubegate: flushing traces failed: {e}");
+        if let Some(p) = self.provider.take() {
+            flush(p);
         }
+    }
+}
+
+#[cfg(feature = "otel")]
+fn flush(provider: opentelemetry_sdk::trace::SdkTracerProvider) {
+    if let Err(e) = provider.shutdown() {
+        eprintln!("kubegate: flushing traces failed: {e}");
     }
 }
 
