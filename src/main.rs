@@ -2,6 +2,11 @@ use anyhow::Context;
 use clap::Parser;
 use kubegate::{Application, Cli, Command};
 
+/// mimalloc rather than glibc's malloc: malloc and free were a tenth to a quarter of kubegate's
+/// CPU per audited request (BENCHMARKS.md). The library and its tests keep the system's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One thread for the main runtime: it runs the audit writer and kubegate's background tasks
 /// (HTTP requests and their cluster calls run on actix-web's worker threads, the watches on
 /// `cluster::io`'s runtime). A request's hand-offs to the writer and back then wake that one
