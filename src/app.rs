@@ -223,15 +223,10 @@ impl Application {
 }
 
 /// Hand back to the system what starting up allocated and let go of (the OpenAPI document's
-/// construction, the workers' routers, the migrations): an allocator keeps freed memory for reuse,
-/// about 7 MiB of the idle process's 30 MiB. Under load it grows again to what the load needs.
-/// Both allocators are asked: mimalloc, the binary's, and glibc's malloc (the library's and its
-/// tests'); the one not in use has nothing to give back.
+/// construction, the workers' routers, the migrations): glibc's malloc keeps freed memory in its
+/// arenas for reuse, about 7 MiB of the idle process's 30 MiB. Under load the arenas grow again to
+/// what the load needs.
 fn release_freed_memory() {
-    // SAFETY: mi_collect frees what mimalloc's heaps hold unused; it may be called at any time.
-    unsafe {
-        libmimalloc_sys::mi_collect(true);
-    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the kernel; it takes the
     // allocator's locks like any malloc call and may run at any time.
