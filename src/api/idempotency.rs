@@ -247,7 +247,7 @@ async fn replay_audit(
     key: &str,
     stored: &StoredResponse,
 ) {
-    let audit_id = uuid::Uuid::new_v4();
+    let audit_id = crate::audit::new_id();
     let entry = Entry {
         audit_id,
         stage: "replay".into(),

@@ -101,7 +101,7 @@ pub async fn request_context(
         .headers()
         .get(&REQUEST_ID)
         .and_then(accepted_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| crate::audit::new_id().to_string());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -275,7 +275,7 @@ async fn audit_unrouted(
         }
     }
     let outcome = crate::gateway::outcome_of(status);
-    let audit_id = uuid::Uuid::new_v4();
+    let audit_id = crate::audit::new_id();
     let entry = Entry {
         audit_id,
         stage: if read { "read" } else { "rejected" }.into(),

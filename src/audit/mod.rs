@@ -24,7 +24,7 @@ pub use chain::{chain_hash, hex};
 pub use checkpoint::{
     Checkpoint, CheckpointKey, checkpoint_message, checkpoints, public_key_from_pem,
 };
-pub use entry::{AuditError, Entry, Stored, now_us, scrub};
+pub use entry::{AuditError, Entry, Stored, new_id, now_us, scrub};
 pub use log::{AuditLog, Pending};
 pub use query::{Filter, query, stream};
 pub use recording::{Recorder, asciicast, stored_digest};

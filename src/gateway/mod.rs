@@ -68,7 +68,7 @@ pub async fn execute(
     principal: &Principal,
     req: ActionRequest,
 ) -> Result<Executed, Error> {
-    let audit_id = uuid::Uuid::new_v4();
+    let audit_id = crate::audit::new_id();
     let ctx = context::current();
     if let Some(c) = &ctx {
         *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
@@ -437,7 +437,7 @@ pub async fn audit_refused(
 ) {
     let ctx = context::current();
     let status = refusal.status;
-    let audit_id = uuid::Uuid::new_v4();
+    let audit_id = crate::audit::new_id();
     let entry = Entry {
         audit_id,
         stage: "rejected".into(),

@@ -105,7 +105,7 @@ pub async fn proxy(
     principal: &Principal,
     req: ProxyRequest,
 ) -> Result<http::Response<kube::client::Body>, Error> {
-    let audit_id = uuid::Uuid::new_v4();
+    let audit_id = crate::audit::new_id();
     let ctx = context::current();
     if let Some(c) = &ctx {
         *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());

@@ -126,7 +126,7 @@ pub async fn open_exec(
     principal: &Principal,
     req: &ExecRequest,
 ) -> Result<Option<Opened>, Error> {
-    let audit_id = uuid::Uuid::new_v4();
+    let audit_id = crate::audit::new_id();
     let ctx = context::current();
     if let Some(c) = &ctx {
         *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
@@ -578,7 +578,7 @@ pub async fn open_portforward(
     principal: &Principal,
     req: &PortForwardRequest,
 ) -> Result<OpenedForward, Error> {
-    let audit_id = uuid::Uuid::new_v4();
+    let audit_id = crate::audit::new_id();
     let ctx = context::current();
     if let Some(c) = &ctx {
         *c.audit_id.lock().expect("audit id") = Some(audit_id.to_string());
