@@ -445,6 +445,20 @@ async fn edits_deletions_and_reorderings_are_found_at_the_right_entry() {
             .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{stmt}: {err}");
     }
+    // The head only moves forward (its trigger's WHEN condition) and is never deleted.
+    for stmt in [
+        "UPDATE audit_head SET seq = seq - 1 WHERE id = 1",
+        "DELETE FROM audit_head",
+    ] {
+        let err = sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut su)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("only moves forward"),
+            "{stmt}: {err}"
+        );
+    }
 
     // A superuser can bypass them; verification still notices.
     sqlx::query("SET session_replication_role = replica")
