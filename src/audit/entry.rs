@@ -103,8 +103,8 @@ pub fn now_us() -> i64 {
 /// first 48 bits are the time in milliseconds, so that new ids land at the end of the indexes
 /// that hold them (`audit_event`'s `audit_id` and `request_id`, `session_chunk`'s key) rather than
 /// on a random page of each. On a log of three million rows, random ids made PostgreSQL write
-/// nine times the WAL per append after a checkpoint (a full image of every index page they
-/// touched first) and read index pages back from outside its buffers (BENCHMARKS.md).
+/// five to seven times the WAL per append after a checkpoint (a full image of every index page
+/// they touched first) and append fewer entries per second (BENCHMARKS.md).
 pub fn new_id() -> Uuid {
     Uuid::now_v7()
 }
