@@ -532,6 +532,52 @@ async fn edits_deletions_and_reorderings_are_found_at_the_right_entry() {
 }
 
 #[tokio::test]
+async fn a_batch_of_more_rows_than_one_statement_carries_is_appended_in_order_and_chained() {
+    let app = spawn_app().await;
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let log = kubegate::audit::AuditLog::start(pool.clone(), None);
+    // One statement carries at most 32 rows: 70 take three statements in one transaction, and
+    // a single row one statement of its own; both chained after what the server wrote.
+    app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
+        .await;
+    for count in [70, 1] {
+        let batch: Vec<kubegate::audit::Entry> = (0..count)
+            .map(|i| kubegate::audit::Entry {
+                audit_id: kubegate::audit::new_id(),
+                stage: "outcome".into(),
+                outcome: "succeeded".into(),
+                received_at_us: kubegate::audit::now_us(),
+                subject: Some(format!("batch-{count}-{i}")),
+                action: Some("scale".into()),
+                ..Default::default()
+            })
+            .collect();
+        let seqs = log.append(batch).await.unwrap();
+        assert_eq!(seqs.len(), count);
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        let written: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, subject FROM audit_event WHERE subject LIKE $1 ORDER BY seq",
+        )
+        .bind(format!("batch-{count}-%"))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let expected: Vec<(i64, String)> = seqs
+            .iter()
+            .enumerate()
+            .map(|(i, seq)| (*seq, format!("batch-{count}-{i}")))
+            .collect();
+        assert_eq!(
+            written, expected,
+            "rows in the order given, at the numbers returned"
+        );
+    }
+    let v = verify(&app).await;
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(v["checked"], 2 + 70 + 1, "{v}");
+}
+
+#[tokio::test]
 async fn intents_left_by_a_crash_are_closed_as_outcome_unknown_at_start() {
     let app = spawn_app().await;
     // What a kubegate that died between intent and outcome leaves behind.
