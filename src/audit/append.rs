@@ -12,7 +12,7 @@ use sqlx::{PgPool, Postgres};
 /// The most rows one statement carries. A batch of more goes as several statements in one
 /// transaction. 32 covers what a busy replica batches (more than 8 entries per commit at 64
 /// clients); against 8 rows per statement, PostgreSQL's CPU per change at 64 clients fell by
-/// a tenth and throughput held (BENCHMARKS.md). Each size is prepared once per connection, when
+/// up to a tenth and throughput held (BENCHMARKS.md). Each size is prepared once per connection, when
 /// first used.
 const ROWS_PER_STATEMENT: usize = 32;
 
