@@ -536,8 +536,9 @@ async fn a_batch_of_more_rows_than_one_statement_carries_is_appended_in_order_an
     let app = spawn_app().await;
     let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
     let log = kubegate::audit::AuditLog::start(pool.clone(), None);
-    // One statement carries at most 32 rows: 70 take three statements in one transaction, and
-    // a single row one statement of its own; both chained after what the server wrote.
+    // One statement carries at most 32 rows: 70 take three statements in one transaction (the
+    // last padded from 6 rows to 8), and a single row one statement of its own; both chained
+    // after what the server wrote.
     app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
         .await;
     for count in [70, 1] {
