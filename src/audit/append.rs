@@ -346,15 +346,18 @@ async fn insert_rows(conn: &mut sqlx::PgConnection, rows: &[Row<'_>]) -> Result<
     Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
+/// An append statement with (some of) its values bound.
+type Append<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
 /// Bind one row's values in COLUMNS' order, as borrowed fields of the entry: nothing is copied
 /// but into the statement's buffer. A row without `seq` is padding.
 fn bind_row<'q>(
-    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    query: Append<'q>,
     seq: Option<i64>,
     e: &'q Entry,
     prev_hash: &'q [u8],
     hash: &'q [u8],
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+) -> Append<'q> {
     query
         .bind(seq)
         .bind(e.audit_id)
