@@ -18,6 +18,8 @@
 //!   the watch delivers them: the cache lags the API server by the watch's delay (milliseconds on
 //!   a healthy cluster), like kubectl's own informers.
 //!
+//! Objects are kept without `metadata.managedFields` (reads never show them; see `slim`).
+//!
 //! resourceVersions are compared as integers (etcd revisions); a cluster whose versions are not
 //! integers is never served from the cache.
 
@@ -34,6 +36,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+
+use super::slim::Slim;
 
 /// How long a read waits for the watch to deliver kubegate's own latest write.
 pub const CATCH_UP: Duration = Duration::from_secs(2);
@@ -233,16 +237,16 @@ impl WatchCache {
             last_used: AtomicI64::new(now_secs()),
         });
         stores.insert(key.clone(), store.clone());
-        let api: Api<K> = Api::namespaced(self.client.clone(), &key.1);
+        let api: Api<Slim<K>> = Api::namespaced(self.client.clone(), &key.1);
         tokio::spawn(run(api, store.clone(), self.idle));
         store
     }
 }
 
 /// Feed one store from its watcher until it has been idle too long.
-async fn run<K>(api: Api<K>, store: Arc<Store<K>>, idle: Duration)
+async fn run<K>(api: Api<Slim<K>>, store: Arc<Store<K>>, idle: Duration)
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
@@ -268,9 +272,9 @@ where
                 buffer.clear();
                 buffer_rv = 0;
             }
-            Ok(Event::InitApply(o)) => {
+            Ok(Event::InitApply(Slim(o))) => {
                 buffer_rv = buffer_rv.max(rv_of(&o).unwrap_or(0));
-                buffer.insert(o.name_any(), Arc::new(slim(o)));
+                buffer.insert(o.name_any(), Arc::new(o));
             }
             Ok(Event::InitDone) => {
                 store
@@ -282,7 +286,7 @@ where
                 store.rv.fetch_max(buffer_rv, Ordering::AcqRel);
                 store.ready.store(true, Ordering::Release);
             }
-            Ok(Event::Apply(o)) => {
+            Ok(Event::Apply(Slim(o))) => {
                 bump(&store, &o);
                 {
                     // A new incarnation under a deleted name is shown.
@@ -297,10 +301,10 @@ where
                     .objects
                     .write()
                     .expect("cache lock")
-                    .insert(o.name_any(), Arc::new(slim(o)));
+                    .insert(o.name_any(), Arc::new(o));
                 store.ready.store(true, Ordering::Release);
             }
-            Ok(Event::Delete(o)) => {
+            Ok(Event::Delete(Slim(o))) => {
                 bump(&store, &o);
                 store
                     .tombstones
@@ -325,13 +329,6 @@ where
     store.alive.store(false, Ordering::Release);
     store.ready.store(false, Ordering::Release);
     store.changed.notify_waiters();
-}
-
-/// What reads never show is not kept: managedFields are most of an object's size, and every
-/// cached read copies the object.
-fn slim<K: Resource>(mut o: K) -> K {
-    o.meta_mut().managed_fields = None;
-    o
 }
 
 fn bump<K: Resource>(store: &Store<K>, o: &K) {

@@ -12,6 +12,7 @@ mod ops;
 mod reads;
 mod registry;
 pub mod rollout;
+mod slim;
 mod stream;
 
 pub use actions::{
