@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use kube::Resource;
 use kube::core::ObjectMeta;
-use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -53,7 +53,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Slim<K> {
                 f.write_str("a Kubernetes object")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<K, A::Error> {
-                K::deserialize(MapAccessDeserializer::new(ObjectFields {
+                K::deserialize(AsMap(ObjectFields {
                     map,
                     metadata: false,
                 }))
@@ -154,23 +154,23 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Metadata<S> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<S::Value, A::Error> {
-        self.0.deserialize(MetadataDeserializer(map))
+        self.0.deserialize(AsMap(MetadataFields(map)))
     }
 }
 
-/// Metadata as a map of [`MetadataFields`], also to a field read as an `Option` (as k8s-openapi
-/// reads every field before it checks the required ones), which serde's `MapAccessDeserializer`
-/// refuses.
-struct MetadataDeserializer<A>(A);
+/// Filtered fields as a map to deserialize from, also where it is read as an `Option` (as
+/// k8s-openapi reads every field before it checks the required ones), which serde's
+/// `MapAccessDeserializer` refuses.
+struct AsMap<M>(M);
 
-impl<'de, A: MapAccess<'de>> Deserializer<'de> for MetadataDeserializer<A> {
-    type Error = A::Error;
+impl<'de, M: MapAccess<'de>> Deserializer<'de> for AsMap<M> {
+    type Error = M::Error;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
-        visitor.visit_map(MetadataFields(self.0))
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, M::Error> {
+        visitor.visit_map(self.0)
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, M::Error> {
         visitor.visit_some(self)
     }
 
