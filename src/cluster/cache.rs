@@ -69,6 +69,8 @@ impl<K> Cacheable for K where
 
 /// The watch caches of one cluster.
 pub struct WatchCache {
+    /// The cluster's name, for the log.
+    cluster: Arc<str>,
     client: kube::Client,
     idle: Duration,
     stores: Mutex<HashMap<Key, Arc<dyn Any + Send + Sync>>>,
@@ -134,8 +136,9 @@ impl<K: Clone + Resource> Store<K> {
 }
 
 impl WatchCache {
-    pub fn new(client: kube::Client, idle: Duration) -> Self {
+    pub fn new(cluster: &str, client: kube::Client, idle: Duration) -> Self {
         Self {
+            cluster: cluster.into(),
             client,
             idle,
             stores: Mutex::new(HashMap::new()),
@@ -238,13 +241,15 @@ impl WatchCache {
         });
         stores.insert(key.clone(), store.clone());
         let api: Api<Slim<K>> = Api::namespaced(self.client.clone(), &key.1);
-        tokio::spawn(run(api, store.clone(), self.idle));
+        let place = format!("{} in {}/{}", K::plural(&()), self.cluster, key.1);
+        tokio::spawn(run(api, store.clone(), self.idle, place));
         store
     }
 }
 
-/// Feed one store from its watcher until it has been idle too long.
-async fn run<K>(api: Api<Slim<K>>, store: Arc<Store<K>>, idle: Duration)
+/// Feed one store from its watcher until it has been idle too long. `place`: what it watches
+/// where ("deployments in dev/default"), for the log.
+async fn run<K>(api: Api<Slim<K>>, store: Arc<Store<K>>, idle: Duration, place: String)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -255,6 +260,8 @@ where
     // The highest version of a relist, applied with its objects at InitDone.
     let mut buffer_rv = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(5).min(idle));
+    // The watch failed and has not delivered since: a failure is logged once, and its end.
+    let mut failing = false;
     loop {
         let event = tokio::select! {
             e = events.next() => e,
@@ -267,6 +274,9 @@ where
             }
         };
         let Some(event) = event else { break };
+        if event.is_ok() && std::mem::take(&mut failing) {
+            tracing::info!(watch = %place, "watch cache: the watch delivers again");
+        }
         match event {
             Ok(Event::Init) => {
                 buffer.clear();
@@ -319,9 +329,17 @@ where
                 store.ready.store(true, Ordering::Release);
             }
             Err(e) => {
-                // Until the watch delivers again, reads go to the API server.
+                // Until the watch delivers again, reads go to the API server (the watcher tries
+                // again with a backoff; each retry that fails is one more error here).
                 store.ready.store(false, Ordering::Release);
-                tracing::debug!(error = %e, "watch cache: watch failed; reads bypass it");
+                // 410 Gone: the watch's version was compacted away; the watcher lists again, as
+                // informers do, and that is routine.
+                let gone = matches!(&e, watcher::Error::WatchError(s) if s.code == 410);
+                if gone || std::mem::replace(&mut failing, true) {
+                    tracing::debug!(watch = %place, error = %e, "watch cache: the watch failed");
+                } else {
+                    tracing::warn!(watch = %place, error = %e, "watch cache: the watch failed; reads of it go to the API server until it delivers again");
+                }
             }
         }
         store.changed.notify_waiters();

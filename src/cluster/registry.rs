@@ -50,6 +50,7 @@ impl Cluster {
     fn enable_cache(&mut self, config: &Config) {
         if let (true, Ok(client)) = (config.watch_cache, &self.client) {
             self.cache = Some(std::sync::Arc::new(super::cache::WatchCache::new(
+                &self.name,
                 client.clone(),
                 config.watch_cache_idle,
             )));
