@@ -274,7 +274,13 @@ where
             }
         };
         let Some(event) = event else { break };
-        if event.is_ok() && std::mem::take(&mut failing) {
+        // Init begins a list that may fail again: the watch is back once a list is complete or
+        // an event arrives.
+        let delivered = matches!(
+            &event,
+            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_))
+        );
+        if delivered && std::mem::take(&mut failing) {
             tracing::info!(watch = %place, "watch cache: the watch delivers again");
         }
         match event {
