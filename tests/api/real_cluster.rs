@@ -712,20 +712,36 @@ async fn on_the_real_node_exec_runs_in_the_container_as_kubectl_exec_does() {
         .await
         .unwrap();
     ws.send(frame(0, b"stty size\r")).await.unwrap();
+    // The kubelet applies a resize beside the input, not in order with it (as for kubectl): a
+    // `stty size` that ran first answers no size or the old one, and is asked again.
     let mut seen = Vec::new();
     let mut status = None;
     let mut asked_to_exit = false;
+    let mut sizes_answered = 0;
     while let Some(message) = tokio::time::timeout(Duration::from_secs(60), ws.next())
         .await
-        .expect("the session answers")
+        .unwrap_or_else(|_| {
+            panic!(
+                "the session answers; it printed {:?}",
+                String::from_utf8_lossy(&seen)
+            )
+        })
     {
         match message.unwrap() {
             Message::Binary(data) => match data.split_first() {
                 Some((1, out)) => {
                     seen.extend_from_slice(out);
-                    if !asked_to_exit && String::from_utf8_lossy(&seen).contains("40 100") {
+                    let text = String::from_utf8_lossy(&seen);
+                    if !asked_to_exit && text.contains("40 100") {
                         asked_to_exit = true;
                         ws.send(frame(0, b"exit 0\r")).await.unwrap();
+                    } else if !asked_to_exit {
+                        let answers = text.lines().filter(|line| answers_stty(line)).count();
+                        if answers > sizes_answered {
+                            assert!(answers < 50, "the resize never arrives: {text:?}");
+                            sizes_answered = answers;
+                            ws.send(frame(0, b"stty size\r")).await.unwrap();
+                        }
                     }
                 }
                 Some((3, s)) => status = Some(serde_json::from_slice::<Value>(s).unwrap()),
@@ -1667,4 +1683,12 @@ async fn your_own_kubectl_works_through_kubegate_as_your_role_says() {
             "{log}"
         );
     }
+}
+
+/// Whether a line of a terminal's output is what `stty size` answers: rows and columns, or
+/// `stty: standard input` where the terminal has no size yet.
+fn answers_stty(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    line.starts_with("stty:")
+        || (words.len() == 2 && words.iter().all(|w| w.parse::<u16>().is_ok()))
 }
