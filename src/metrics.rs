@@ -1,8 +1,9 @@
 //! Prometheus metrics: HTTP requests by route pattern, method and status with latency; cluster
 //! calls by cluster, verb and outcome with latency; audit appends (latency, failures), entries
-//! lost and intents closed as outcome_unknown; idempotent replays; rate-limit rejections; token verifications (from memory or by signature). Served at
-//! `/metrics` without a token, on the main port or on KUBEGATE_METRICS_LISTEN. One registry per
-//! application (tests run several side by side).
+//! lost and intents closed as outcome_unknown; idempotent replays; rate-limit rejections; token
+//! verifications (from memory or by signature); reads by how the watch cache answered them.
+//! Served at `/metrics` without a token, on the main port or on KUBEGATE_METRICS_LISTEN. One
+//! registry per application (tests run several side by side).
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
@@ -22,6 +23,8 @@ pub struct Metrics {
     pub idempotent_replays: IntCounter,
     pub rate_limited: IntCounter,
     pub rate_limit_syncs: IntCounter,
+    /// Reads a watch cache was asked for, by cluster, resource and answer (`Ready::answer`).
+    pub watch_cache_reads: IntCounterVec,
 }
 
 const LATENCY: &[f64] = &[
@@ -89,6 +92,16 @@ impl Metrics {
             "Exchanges of rate-limit usage with the other replicas",
         )
         .expect("metric");
+        let watch_cache_reads = IntCounterVec::new(
+            Opts::new(
+                "watch_cache_reads_total",
+                "Reads by how the watch cache answered: hit, caught_up (after waiting for the \
+                 watch to bring kubegate's own write), not_ready or behind (both read from the API \
+                 server instead)",
+            ),
+            &["cluster", "resource", "answer"],
+        )
+        .expect("metric");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(cluster_calls.clone()),
@@ -99,6 +112,7 @@ impl Metrics {
             Box::new(idempotent_replays.clone()),
             Box::new(rate_limited.clone()),
             Box::new(rate_limit_syncs.clone()),
+            Box::new(watch_cache_reads.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
@@ -113,6 +127,7 @@ impl Metrics {
             idempotent_replays,
             rate_limited,
             rate_limit_syncs,
+            watch_cache_reads,
         }
     }
 

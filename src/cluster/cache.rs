@@ -67,6 +67,39 @@ impl<K> Cacheable for K where
 {
 }
 
+/// Whether a cache may answer a read, and how it came to (counted by `answer`).
+pub enum Ready<K> {
+    /// At once.
+    Now(Arc<Store<K>>),
+    /// After waiting for the watch to bring kubegate's own latest write.
+    CaughtUp(Arc<Store<K>>),
+    /// No: its list is not complete, or its watch failed and has not delivered since.
+    NotReady,
+    /// No: the watch did not bring kubegate's own latest write within [`CATCH_UP`] (or that
+    /// write's version cannot be compared).
+    Behind,
+}
+
+impl<K> Ready<K> {
+    pub fn store(self) -> Option<Arc<Store<K>>> {
+        match self {
+            Ready::Now(s) | Ready::CaughtUp(s) => Some(s),
+            Ready::NotReady | Ready::Behind => None,
+        }
+    }
+
+    /// The metric's label: `hit`, `caught_up` (both answered from the cache), `not_ready` or
+    /// `behind` (both asked the API server).
+    pub fn answer(&self) -> &'static str {
+        match self {
+            Ready::Now(_) => "hit",
+            Ready::CaughtUp(_) => "caught_up",
+            Ready::NotReady => "not_ready",
+            Ready::Behind => "behind",
+        }
+    }
+}
+
 /// The watch caches of one cluster.
 pub struct WatchCache {
     /// The cluster's name, for the log.
@@ -185,9 +218,9 @@ impl WatchCache {
         }
     }
 
-    /// The cache of K in `ns` if it may answer now (started on first use; `None`: read from the
-    /// API server).
-    pub async fn ready<K: Cacheable>(&self, ns: &str) -> Option<Arc<Store<K>>> {
+    /// The cache of K in `ns` if it may answer now (started on first use; otherwise why not: read
+    /// from the API server).
+    pub async fn ready<K: Cacheable>(&self, ns: &str) -> Ready<K> {
         let key = (TypeId::of::<K>(), ns.to_owned());
         let store = self.store::<K>(&key);
         store.last_used.store(now_secs(), Ordering::Relaxed);
@@ -202,10 +235,13 @@ impl WatchCache {
             s.ready.load(Ordering::Acquire) && s.rv.load(Ordering::Acquire) >= needed
         };
         if fresh(&store) {
-            return Some(store);
+            return Ready::Now(store);
         }
-        if !store.ready.load(Ordering::Acquire) || needed == u64::MAX {
-            return None;
+        if !store.ready.load(Ordering::Acquire) {
+            return Ready::NotReady;
+        }
+        if needed == u64::MAX {
+            return Ready::Behind;
         }
         // Behind kubegate's own write: wait (bounded) for the watch to bring it.
         let deadline = tokio::time::Instant::now() + CATCH_UP;
@@ -213,10 +249,10 @@ impl WatchCache {
             let waiter = store.clone();
             let notified = waiter.changed.notified();
             if fresh(&store) {
-                return Some(store);
+                return Ready::CaughtUp(store);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return None;
+                return Ready::Behind;
             }
         }
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::cache::Cacheable;
+use super::cache::{Cacheable, Store};
 use super::error::ClusterError;
 use super::registry::Cluster;
 
@@ -117,9 +117,7 @@ impl Cluster {
     /// A read for a read endpoint: from the watch cache when it may answer (see `cache`), else
     /// from the API server. Changes decide on `get`/`list`, which always ask the API server.
     pub async fn read<K: Cacheable>(&self, ns: &str, name: &str) -> Result<K, ClusterError> {
-        if let Some(cache) = &self.cache
-            && let Some(store) = cache.ready::<K>(ns).await
-        {
+        if let Some(store) = self.cached::<K>(ns).await {
             return store.get(name).ok_or_else(|| not_found::<K>(name));
         }
         self.get(ns, name).await
@@ -131,9 +129,7 @@ impl Cluster {
         ns: &str,
         selector: Option<&str>,
     ) -> Result<Vec<K>, ClusterError> {
-        if let Some(cache) = &self.cache
-            && let Some(store) = cache.ready::<K>(ns).await
-        {
+        if let Some(store) = self.cached::<K>(ns).await {
             let all = store.list();
             return Ok(match selector {
                 None => all,
@@ -149,6 +145,17 @@ impl Cluster {
             });
         }
         self.list(ns, selector).await
+    }
+
+    /// The watch cache of K in `ns` if it may answer this read; each answer is counted.
+    async fn cached<K: Cacheable>(&self, ns: &str) -> Option<std::sync::Arc<Store<K>>> {
+        let ready = self.cache.as_ref()?.ready::<K>(ns).await;
+        if let Some(m) = &self.metrics {
+            m.watch_cache_reads
+                .with_label_values(&[self.name.as_str(), &K::plural(&()), ready.answer()])
+                .inc();
+        }
+        ready.store()
     }
 
     /// Record the resourceVersion of an object kubegate wrote or read from the API server, so that

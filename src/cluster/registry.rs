@@ -32,7 +32,7 @@ pub struct Cluster {
     settings: Option<(super::io::ClientId, kube::Config)>,
     timeout: Duration,
     probe_timeout: Duration,
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    pub(crate) metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Watch caches for reads (KUBEGATE_WATCH_CACHE).
     pub(crate) cache: Option<std::sync::Arc<super::cache::WatchCache>>,
     /// Kinds resolved through discovery, for apply.

@@ -2,7 +2,16 @@
 
 use serde_json::json;
 
-use crate::helpers::{Options, deploy_body, ns, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, deploy_body, ns, spawn_app, spawn_app_with};
+
+/// The sum of a metric's samples whose labels include all of `labels`, as `/metrics` serves it.
+pub async fn scraped(app: &TestApp, metric: &str, labels: &[&str]) -> f64 {
+    let res = app
+        .send_as(None, reqwest::Method::GET, "/metrics", None)
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    value(&res.text().await.unwrap(), metric, labels)
+}
 
 fn value(text: &str, metric: &str, labels: &[&str]) -> f64 {
     text.lines()

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::fake_kube::Kind;
 use crate::helpers::{Options, TestApp, deploy_body, eventually, ns, spawn_app, spawn_app_with};
+use crate::metrics::scraped;
 
 /// Calls that read `plural` (GET and list, not watches) the fake has received.
 fn reads_of(app: &TestApp, plural: &str) -> usize {
@@ -19,6 +20,17 @@ fn reads_of(app: &TestApp, plural: &str) -> usize {
                 && r.query.get("watch").is_none_or(|w| w != "true")
         })
         .count()
+}
+
+/// How many reads of deployments in cluster dev the watch cache answered so (its metric).
+async fn answered(app: &TestApp, answer: &str) -> f64 {
+    let answer = format!("answer=\"{answer}\"");
+    let labels = [
+        "cluster=\"dev\"",
+        "resource=\"deployments\"",
+        answer.as_str(),
+    ];
+    scraped(app, "kubegate_watch_cache_reads_total", &labels).await
 }
 
 /// Read until the cache answers without calling the API server.
@@ -40,9 +52,13 @@ async fn warm_reads_make_no_api_call_and_always_show_kubegates_own_writes() {
     app.put(&ns("/deployments/web"), deploy_body("nginx:1", Some(1)))
         .await;
     fake.settle().await;
+    // The first read starts the cache: it has not listed yet, so the API server answers.
+    app.get_json(&ns("/deployments/web")).await;
+    assert!(answered(&app, "not_ready").await >= 1.0);
     warm(&app, &ns("/deployments/web"), "deployments").await;
 
     fake.clear_requests();
+    let hits = answered(&app, "hit").await;
     for _ in 0..5 {
         let (_, d) = app.get_json(&ns("/deployments/web")).await;
         assert_eq!(d["name"], "web");
@@ -52,6 +68,9 @@ async fn warm_reads_make_no_api_call_and_always_show_kubegates_own_writes() {
         assert_eq!(r["done"], true, "{r}");
     }
     assert_eq!(reads_of(&app, "deployments"), 0, "{:?}", fake.requests());
+    assert!(answered(&app, "hit").await >= hits + 10.0);
+    assert_eq!(answered(&app, "caught_up").await, 0.0);
+    assert_eq!(answered(&app, "behind").await, 0.0);
 
     // Each change is in the very next read, without waiting on the caller's side, even when the
     // watch is slow to bring it (the read waits for the cache to catch up with the write).
@@ -67,6 +86,10 @@ async fn warm_reads_make_no_api_call_and_always_show_kubegates_own_writes() {
         let (_, d) = app.get_json(&ns("/deployments/web")).await;
         assert_eq!(d["replicas"]["desired"], replicas, "{d}");
     }
+    assert!(
+        answered(&app, "caught_up").await >= 3.0,
+        "each scale waited for its own write"
+    );
     for image in ["nginx:2", "nginx:3"] {
         app.put(&ns("/deployments/web/image"), json!({"image": image}))
             .await;
@@ -95,6 +118,7 @@ async fn warm_reads_make_no_api_call_and_always_show_kubegates_own_writes() {
         .await;
     let (_, d) = app.get_json(&ns("/deployments/web")).await;
     assert_eq!(d["replicas"]["desired"], 4, "{d}");
+    assert!(answered(&app, "behind").await >= 1.0);
     fake.set_watch_delay(Duration::ZERO);
 
     // A delete is gone from the next read too, with the API server's 404.
@@ -173,6 +197,10 @@ async fn without_the_cache_every_read_asks_the_api_server() {
         app.get_json(&ns("/deployments/web")).await;
     }
     assert_eq!(reads_of(&app, "deployments"), 3);
+    assert_eq!(
+        scraped(&app, "kubegate_watch_cache_reads_total", &[]).await,
+        0.0
+    );
     assert!(
         !app.fake("dev")
             .requests()
