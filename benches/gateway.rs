@@ -596,7 +596,7 @@ fn main() {
             // Where kubegate's time went: the sums and counts of its histograms, and how many
             // took up to 50 and 100 ms.
             let m = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-            for l in m.lines().filter(|l| (l.contains("_sum") || l.contains("_count") || l.contains("le=\"0.05\"") || l.contains("le=\"0.1\"")) && !l.starts_with('#')) {
+            for l in m.lines().filter(|l| (l.contains("_sum") || l.contains("_count") || l.contains("_total{") || l.contains("le=\"0.05\"") || l.contains("le=\"0.1\"")) && !l.starts_with('#')) {
                 println!("    {l}");
             }
         }
