@@ -278,7 +278,9 @@ impl WatchCache {
         stores.insert(key.clone(), store.clone());
         let api: Api<Slim<K>> = Api::namespaced(self.client.clone(), &key.1);
         let place = format!("{} in {}/{}", K::plural(&()), self.cluster, key.1);
-        tokio::spawn(run(api, store.clone(), self.idle, place));
+        // On the runtime that owns the watch's connection: each event is read and applied on one
+        // thread, and an HTTP worker wakes only for a read that waits for it.
+        super::io::runtime().spawn(run(api, store.clone(), self.idle, place));
         store
     }
 }
