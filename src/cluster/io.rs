@@ -19,8 +19,9 @@ use std::task::{Context, Poll};
 
 use tower::{BoxError, Layer, Service};
 
-/// The runtime that owns every connection to an API server but the workers' own. One thread:
-/// its work is mostly reading watch events, and a second thread mostly added wake-ups
+/// The runtime that owns every connection to an API server but the workers' own, and runs the
+/// watch caches' tasks, so that a watch event is read and applied on one thread. One thread: its
+/// work is mostly watch events, and a second thread mostly added wake-ups
 /// (BENCHMARKS.md, "One thread for the audit writer, one for the watches").
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
