@@ -115,7 +115,7 @@ impl Answer {
         let rollout = e.rollout.as_ref().map(RolloutView::from);
         match e.outcome {
             Outcome::Deployment(c) => Self::Deployment(Box::new(DeploymentResult {
-                deployment: DeploymentView::from(&c.deployment),
+                deployment: DeploymentView::from(&*c.deployment),
                 created: c.created,
                 template_changed: c.template_changed,
                 revision_before: c.revision_before,
@@ -124,7 +124,7 @@ impl Answer {
                 action,
             })),
             Outcome::Rollback(r) => Self::Rollback(Box::new(RollbackResult {
-                deployment: DeploymentView::from(&r.deployment),
+                deployment: DeploymentView::from(&*r.deployment),
                 message: r.message,
                 skipped: r.skipped,
                 from_revision: r.from_revision,

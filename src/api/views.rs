@@ -254,7 +254,7 @@ pub struct RolloutView {
 
 impl From<&RolloutReport> for RolloutView {
     fn from(r: &RolloutReport) -> Self {
-        let d = DeploymentView::from(&r.deployment);
+        let d = DeploymentView::from(&*r.deployment);
         let reason = match &r.verdict {
             Some(Verdict::Failed(reason)) => Some(reason.clone()),
             _ => None,

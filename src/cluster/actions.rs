@@ -5,6 +5,7 @@
 //! with kubectl's overwrite rule, delete by selector within a bound.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -49,7 +50,7 @@ pub enum ActionError {
 /// The Deployment after a change, and what changed.
 #[derive(Debug, Clone)]
 pub struct DeploymentChange {
-    pub deployment: Deployment,
+    pub deployment: Arc<Deployment>,
     pub created: bool,
     pub template_changed: bool,
     pub revision_before: Option<i64>,
@@ -58,7 +59,7 @@ pub struct DeploymentChange {
 
 #[derive(Debug, Clone)]
 pub struct RollbackOutcome {
-    pub deployment: Deployment,
+    pub deployment: Arc<Deployment>,
     pub from_revision: Option<i64>,
     pub to_revision: i64,
     pub skipped: bool,
@@ -69,7 +70,7 @@ pub struct RollbackOutcome {
 /// The rollout as `kubectl rollout status` sees it, plus early pod issues.
 #[derive(Debug, Clone)]
 pub struct RolloutReport {
-    pub deployment: Deployment,
+    pub deployment: Arc<Deployment>,
     pub state: RolloutState,
     pub issues: Vec<PodIssue>,
     pub timed_out: bool,
@@ -136,7 +137,7 @@ fn gone_report(ns: &str, name: &str) -> RolloutReport {
     d.metadata.name = Some(name.to_owned());
     d.metadata.namespace = Some(ns.to_owned());
     RolloutReport {
-        deployment: d,
+        deployment: Arc::new(d),
         state: RolloutState {
             done: false,
             failed: true,
@@ -242,7 +243,7 @@ impl Cluster {
         }
         let (deployment, created): (Deployment, _) = self.apply(ns, name, &body, dry_run).await?;
         Ok(DeploymentChange {
-            deployment,
+            deployment: Arc::new(deployment),
             // A dry run creates nothing: it reports what a real apply would have done.
             created: if dry_run { current.is_none() } else { created },
             template_changed,
@@ -280,16 +281,16 @@ impl Cluster {
         // What it was (for the audit's replicasBefore/revisionBefore): as reads see it. A GET
         // here would race a concurrent change just the same; the cache is never older than what
         // kubegate last wrote or read.
-        let before: Deployment = self.read(ns, name).await?;
+        let before: Arc<Deployment> = self.read(ns, name).await?;
         self.scale_deployment(ns, name, replicas, dry_run).await?;
         // The Deployment as the scale left it: from the watch cache, which is made to hold at least
         // that version (read-your-writes), or from the API server.
-        let mut deployment: Deployment = if dry_run {
+        let mut deployment: Arc<Deployment> = if dry_run {
             before.clone()
         } else {
             self.read(ns, name).await?
         };
-        if dry_run && let Some(s) = deployment.spec.as_mut() {
+        if dry_run && let Some(s) = Arc::make_mut(&mut deployment).spec.as_mut() {
             s.replicas = Some(replicas);
         }
         Ok(DeploymentChange {
@@ -363,7 +364,7 @@ impl Cluster {
             return Ok(DeploymentChange {
                 revision_before: rollout::deployment_revision(&current),
                 replicas_before: current.spec.as_ref().and_then(|s| s.replicas),
-                deployment: current,
+                deployment: Arc::new(current),
                 created: false,
                 template_changed: false,
             });
@@ -381,7 +382,7 @@ impl Cluster {
         Ok(DeploymentChange {
             revision_before: rollout::deployment_revision(&current),
             replicas_before: current.spec.as_ref().and_then(|s| s.replicas),
-            deployment,
+            deployment: Arc::new(deployment),
             created: false,
             template_changed: true,
         })
@@ -432,7 +433,7 @@ impl Cluster {
         Ok(DeploymentChange {
             revision_before: rollout::deployment_revision(&current),
             replicas_before: current.spec.as_ref().and_then(|s| s.replicas),
-            deployment,
+            deployment: Arc::new(deployment),
             created: false,
             template_changed: true,
         })
@@ -475,7 +476,7 @@ impl Cluster {
                 message: format!(
                     "deployment.apps/{name} skipped rollback (current template already matches revision {to_revision})"
                 ),
-                deployment: current,
+                deployment: Arc::new(current),
                 from_revision,
                 to_revision,
                 skipped: true,
@@ -512,7 +513,7 @@ impl Cluster {
                 };
                 Ok(RollbackOutcome {
                     message: format!("deployment.apps/{name} rolled back"),
-                    deployment,
+                    deployment: Arc::new(deployment),
                     from_revision,
                     to_revision,
                     skipped: false,
@@ -705,8 +706,8 @@ impl Cluster {
         name: &str,
         fresh: bool,
     ) -> Result<RolloutReport, ActionError> {
-        let deployment: Deployment = if fresh {
-            self.get(ns, name).await?
+        let deployment: Arc<Deployment> = if fresh {
+            Arc::new(self.get(ns, name).await?)
         } else {
             self.read(ns, name).await?
         };

@@ -147,13 +147,14 @@ impl<K: Clone + Resource> Store<K> {
             .is_some_and(|uid| uid.is_none() || *uid == o.meta().uid)
     }
 
-    pub fn get(&self, name: &str) -> Option<K> {
+    /// The object as the cache holds it, shared: a read answers from it without copying it.
+    pub fn get(&self, name: &str) -> Option<Arc<K>> {
         self.objects
             .read()
             .expect("cache lock")
             .get(name)
             .filter(|o| !self.buried(o))
-            .map(|o| (**o).clone())
+            .cloned()
     }
 
     /// Every object, in name order (as the API server lists them).

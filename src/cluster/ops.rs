@@ -114,13 +114,18 @@ impl Cluster {
         Ok(items)
     }
 
-    /// A read for a read endpoint: from the watch cache when it may answer (see `cache`), else
-    /// from the API server. Changes decide on `get`/`list`, which always ask the API server.
-    pub async fn read<K: Cacheable>(&self, ns: &str, name: &str) -> Result<K, ClusterError> {
+    /// A read for a read endpoint: from the watch cache when it may answer (see `cache`), shared
+    /// with it rather than copied, else from the API server. Changes decide on `get`/`list`,
+    /// which always ask the API server.
+    pub async fn read<K: Cacheable>(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<std::sync::Arc<K>, ClusterError> {
         if let Some(store) = self.cached::<K>(ns).await {
             return store.get(name).ok_or_else(|| not_found::<K>(name));
         }
-        self.get(ns, name).await
+        self.get(ns, name).await.map(std::sync::Arc::new)
     }
 
     /// A list for a read endpoint (see `read`); selector as `validate::label_selector` gives it.

@@ -49,7 +49,10 @@ pub struct ActionRequest {
 pub enum Outcome {
     Deployment(DeploymentChange),
     Rollback(RollbackOutcome),
-    Service { service: Service, created: bool },
+    Service {
+        service: Box<Service>,
+        created: bool,
+    },
     Deleted(Vec<String>),
     Labels(BTreeMap<String, String>),
 }
@@ -199,11 +202,11 @@ fn at_the_verdict(outcome: Outcome, rollout: Option<&RolloutReport>) -> Outcome 
     };
     match outcome {
         Outcome::Deployment(d) => Outcome::Deployment(DeploymentChange {
-            deployment: report.deployment.clone(),
+            deployment: std::sync::Arc::clone(&report.deployment),
             ..d
         }),
         Outcome::Rollback(r) => Outcome::Rollback(RollbackOutcome {
-            deployment: report.deployment.clone(),
+            deployment: std::sync::Arc::clone(&report.deployment),
             ..r
         }),
         other => other,
@@ -277,12 +280,15 @@ async fn act(
                 .await?,
         ),
         Action::Expose { deployment, spec } => Outcome::Service {
-            service: cluster.expose(ns, deployment, spec, dry).await?,
+            service: Box::new(cluster.expose(ns, deployment, spec, dry).await?),
             created: true,
         },
         Action::PutService { name, spec } => {
             let (service, created) = cluster.put_service(ns, name, spec, dry).await?;
-            Outcome::Service { service, created }
+            Outcome::Service {
+                service: Box::new(service),
+                created,
+            }
         }
         Action::Delete { kind, name } => {
             cluster.delete_named(ns, *kind, name, dry).await?;

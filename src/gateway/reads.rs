@@ -4,6 +4,7 @@
 //! edge records it in the audit log when read auditing is on.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -83,12 +84,12 @@ pub enum Found {
         services: Vec<Service>,
         pods: Vec<Pod>,
     },
-    Deployment(Box<Deployment>),
-    ReplicaSet(Box<ReplicaSet>),
-    Pod(Box<Pod>),
+    Deployment(Arc<Deployment>),
+    ReplicaSet(Arc<ReplicaSet>),
+    Pod(Arc<Pod>),
     /// A Service with the pods its selector matches.
     Service {
-        service: Box<Service>,
+        service: Arc<Service>,
         pods: Vec<Pod>,
     },
     All {
@@ -443,11 +444,11 @@ async fn list(c: &Cluster, ns: &str, kind: Kind, selector: Option<&str>) -> Resu
 
 async fn get(c: &Cluster, ns: &str, kind: Kind, name: &str) -> Result<Found, Error> {
     Ok(match kind {
-        Kind::Deployment => Found::Deployment(Box::new(c.read(ns, name).await?)),
-        Kind::ReplicaSet => Found::ReplicaSet(Box::new(c.read(ns, name).await?)),
-        Kind::Pod => Found::Pod(Box::new(c.read(ns, name).await?)),
+        Kind::Deployment => Found::Deployment(c.read(ns, name).await?),
+        Kind::ReplicaSet => Found::ReplicaSet(c.read(ns, name).await?),
+        Kind::Pod => Found::Pod(c.read(ns, name).await?),
         Kind::Service => {
-            let service: Service = c.read(ns, name).await?;
+            let service: Arc<Service> = c.read(ns, name).await?;
             let selector = service
                 .spec
                 .as_ref()
@@ -459,10 +460,7 @@ async fn get(c: &Cluster, ns: &str, kind: Kind, name: &str) -> Result<Found, Err
                 let sel: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 c.read_list(ns, Some(&sel.join(","))).await?
             };
-            Found::Service {
-                service: Box::new(service),
-                pods,
-            }
+            Found::Service { service, pods }
         }
     })
 }
