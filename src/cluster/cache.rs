@@ -343,34 +343,28 @@ where
             }
             Ok(Event::Apply(Slim(o))) => {
                 bump(&store, &o);
+                let name = o.name_any();
                 {
                     // A new incarnation under a deleted name is shown.
                     let mut t = store.tombstones.lock().expect("cache lock");
-                    if let Some(Some(uid)) = t.get(&o.name_any())
+                    if let Some(Some(uid)) = t.get(&name)
                         && Some(uid) != o.meta().uid.as_ref()
                     {
-                        t.remove(&o.name_any());
+                        t.remove(&name);
                     }
                 }
                 store
                     .objects
                     .write()
                     .expect("cache lock")
-                    .insert(o.name_any(), Arc::new(o));
+                    .insert(name, Arc::new(o));
                 store.ready.store(true, Ordering::Release);
             }
             Ok(Event::Delete(Slim(o))) => {
                 bump(&store, &o);
-                store
-                    .tombstones
-                    .lock()
-                    .expect("cache lock")
-                    .remove(&o.name_any());
-                store
-                    .objects
-                    .write()
-                    .expect("cache lock")
-                    .remove(&o.name_any());
+                let name = o.name_any();
+                store.tombstones.lock().expect("cache lock").remove(&name);
+                store.objects.write().expect("cache lock").remove(&name);
                 store.ready.store(true, Ordering::Release);
             }
             Err(e) => {
